@@ -1,0 +1,138 @@
+"""The Flask application: ``create_app(config=None)`` is the one place that wires everything."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from typing import Any
+
+from flask import Flask, g, request
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from app.config import Config
+
+log = logging.getLogger("app.request")
+
+
+def create_app(config: Config | None = None) -> Flask:
+    cfg = config or Config.from_env()
+    if config is not None:
+        cfg.validate()
+    app = Flask(__name__)
+    app.config["BI"] = cfg
+    app.config.update(
+        SECRET_KEY=cfg.SECRET_KEY,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=cfg.is_production,
+        SESSION_COOKIE_NAME="__Host-bi_session" if cfg.is_production else "bi_session",
+        REMEMBER_COOKIE_HTTPONLY=True,
+        REMEMBER_COOKIE_SECURE=cfg.is_production,
+        PREFERRED_URL_SCHEME="https" if cfg.is_production else "http",
+        MAX_CONTENT_LENGTH=2 * 1024 * 1024,
+        TESTING=cfg.APP_ENV == "test",
+    )
+    if cfg.TRUSTED_PROXY_COUNT > 0:
+        n = cfg.TRUSTED_PROXY_COUNT
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n, x_port=n)  # type: ignore[method-assign]
+
+    from app.observability.logs import configure_logging
+
+    configure_logging(cfg.LOG_LEVEL, cfg.LOG_FORMAT)
+    _init_services(app, cfg)
+    _init_request_context(app)
+
+    from app.auth.sessions import init_login
+    from app.security.csrf import init_csrf
+    from app.security.headers import init_headers
+    from app.views.errors import init_error_pages
+
+    init_login(app)
+    init_csrf(app)
+    init_headers(app)
+    init_error_pages(app)
+    _register_blueprints(app, cfg)
+    _register_cli(app)
+
+    from app.observability.tracing import init_tracing
+
+    init_tracing(app, app.extensions["engine"], cfg.OTEL_EXPORTER, cfg.OTEL_EXPORTER_OTLP_ENDPOINT,
+                 cfg.OTEL_SERVICE_NAME)
+    return app
+
+
+def _init_services(app: Flask, cfg: Config) -> None:
+    from app.db import make_engine, make_session_factory
+    from app.jobs.queue import redis_connection
+    from app.observability.errors import ErrorReporter
+    from app.security.crypto import Keyring
+    from app.tenancy import close_db_session
+
+    if not cfg.DATABASE_URL:
+        from app.config import ConfigError
+
+        raise ConfigError("DATABASE_URL: required (the app role's connection, not the owner's)")
+    engine = make_engine(cfg.DATABASE_URL)
+    app.extensions["engine"] = engine
+    app.extensions["session_factory"] = make_session_factory(engine)
+    app.extensions["redis"] = redis_connection(cfg.REDIS_URL)
+    app.extensions["keyring"] = Keyring.from_config(cfg.ENCRYPTION_KEYS)
+    app.extensions["errors"] = ErrorReporter(cfg)
+    app.teardown_appcontext(close_db_session)
+
+
+def _init_request_context(app: Flask) -> None:
+    from app.observability.logs import new_request_id, request_id_var, tenant_id_var
+
+    @app.before_request
+    def _start() -> None:
+        g.request_id = new_request_id(request.headers.get("X-Request-ID"))
+        g.request_started = time.perf_counter()
+        g.tenant_id = None
+        g.tokens = (request_id_var.set(g.request_id), tenant_id_var.set(None))
+
+    @app.after_request
+    def _finish(response: Any) -> Any:
+        response.headers["X-Request-ID"] = g.get("request_id", "")
+        if request.endpoint != "static":
+            log.info("%s %s %s", request.method, request.path, response.status_code, extra={
+                "event": "request", "method": request.method, "path": request.path,
+                "status": response.status_code,
+                "duration_ms": round((time.perf_counter() - g.get("request_started", time.perf_counter())) * 1000, 1),
+            })
+        return response
+
+    @app.teardown_request
+    def _reset(_exc: BaseException | None) -> None:
+        tokens = g.pop("tokens", None)
+        if tokens:
+            request_id_var.reset(tokens[0])
+            tenant_id_var.reset(tokens[1])
+
+    @app.context_processor
+    def _globals() -> dict[str, Any]:
+        return {"request_id": g.get("request_id"), "app_env": app.config["BI"].APP_ENV}
+
+    app.jinja_env.globals["uuid4"] = uuid.uuid4
+
+
+def _register_blueprints(app: Flask, cfg: Config) -> None:
+    from app.audit.views import bp as audit_bp
+    from app.auth.views import bp as auth_bp
+    from app.connectwise.views import bp as connectwise_bp
+    from app.views.health import bp as health_bp
+    from app.views.main import bp as main_bp
+
+    for bp in (health_bp, main_bp, auth_bp, audit_bp, connectwise_bp):
+        app.register_blueprint(bp)
+    if cfg.is_development:
+        from app.auth.dev import bp as dev_bp
+
+        app.register_blueprint(dev_bp)
+
+
+def _register_cli(app: Flask) -> None:
+    from app.cli import register
+
+    register(app)

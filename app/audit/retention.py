@@ -1,0 +1,29 @@
+"""Audit retention: rows older than 90 days go, through the one database function allowed to delete them."""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from app.jobs.runtime import session_factory
+
+log = logging.getLogger(__name__)
+
+
+def purge_expired_rows(session: Session) -> int:
+    removed = session.execute(text("select bi_audit_purge_expired()")).scalar_one()
+    return int(removed)
+
+
+def purge_expired() -> int:
+    """The daily job (runs with no tenant: the function is one of the listed pre-tenant paths)."""
+    session = session_factory()()
+    try:
+        removed = purge_expired_rows(session)
+        session.commit()
+    finally:
+        session.close()
+    log.info("audit retention removed %d rows", removed, extra={"event": "audit.retention", "count": removed})
+    return removed

@@ -1,0 +1,1 @@
+"""Sign-in and access: sessions, the current user and tenant, roles."""

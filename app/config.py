@@ -1,0 +1,119 @@
+"""One Config, read from the environment; production refuses to start without its secrets."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+from dataclasses import dataclass, field
+from typing import Mapping
+
+ENVIRONMENTS = ("development", "test", "production")
+
+
+class ConfigError(RuntimeError):
+    """A setting is missing or malformed; the message names the variable."""
+
+
+def parse_encryption_keys(raw: str) -> list[tuple[str, bytes]]:
+    """Parse ``ENCRYPTION_KEYS``: ``kid:base64key[,kid:base64key...]``, first one encrypts."""
+    keys: list[tuple[str, bytes]] = []
+    for part in (p.strip() for p in raw.split(",")):
+        if not part:
+            continue
+        kid, sep, b64 = part.partition(":")
+        if not sep or not kid or len(kid) > 32 or not kid.isascii() or not kid.replace("-", "").isalnum():
+            raise ConfigError("ENCRYPTION_KEYS: each entry must be 'keyid:base64key' (key id: letters, digits, '-')")
+        try:
+            key = base64.b64decode(b64, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise ConfigError(f"ENCRYPTION_KEYS: key '{kid}' is not valid base64") from exc
+        if len(key) != 32:
+            raise ConfigError(f"ENCRYPTION_KEYS: key '{kid}' must be 32 bytes (AES-256), got {len(key)}")
+        if any(k == kid for k, _ in keys):
+            raise ConfigError(f"ENCRYPTION_KEYS: key id '{kid}' appears twice")
+        keys.append((kid, key))
+    if not keys:
+        raise ConfigError("ENCRYPTION_KEYS: no key given")
+    return keys
+
+
+# Development/test defaults: never valid in production (the checks below refuse them there).
+_DEV_SECRET_KEY = "dev-only-secret-key-change-me-0123456789abcdef"
+_DEV_ENCRYPTION_KEYS = "dev1:" + base64.b64encode(b"\x01" * 32).decode()
+
+
+@dataclass
+class Config:
+    """Every setting of the app. ``Config.from_env()`` reads them; tests pass overrides."""
+
+    APP_ENV: str = "development"
+    SECRET_KEY: str = _DEV_SECRET_KEY
+    DATABASE_URL: str = ""
+    REDIS_URL: str = "redis://127.0.0.1:6379/0"
+    ENCRYPTION_KEYS: str = _DEV_ENCRYPTION_KEYS
+    BASE_URL: str = "http://127.0.0.1:5000"
+    TRUSTED_PROXY_COUNT: int = 0
+    LOG_LEVEL: str = "INFO"
+    LOG_FORMAT: str = "json"
+    OTEL_EXPORTER: str = "none"
+    OTEL_EXPORTER_OTLP_ENDPOINT: str = ""
+    OTEL_SERVICE_NAME: str = "better-invoice"
+    POSTHOG_API_KEY: str = ""
+    POSTHOG_HOST: str = "https://us.i.posthog.com"
+    CONNECTWISE_CLIENT_ID: str = ""
+    CONNECTWISE_TIMEOUT_SECONDS: float = 10.0
+    CONNECTWISE_CACHE_TTL_SECONDS: int = 60
+    CONNECTWISE_MAX_REQUESTS_PER_MINUTE: int = 900
+    MEMBER_SYNC_INTERVAL_MINUTES: int = 360
+    extra: dict = field(default_factory=dict)
+
+    # Variables that production must set, with their check.
+    REQUIRED_IN_PRODUCTION = ("SECRET_KEY", "DATABASE_URL", "REDIS_URL", "ENCRYPTION_KEYS", "BASE_URL",
+                              "CONNECTWISE_CLIENT_ID")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> "Config":
+        """Build the config from environment variables and validate it."""
+        env = os.environ if environ is None else environ
+        cfg = cls()
+        for name, default in cls.__dataclass_fields__.items():
+            if name == "extra" or name not in env:
+                continue
+            raw = env[name]
+            current = getattr(cfg, name)
+            try:
+                value = type(current)(raw) if not isinstance(current, str) else raw
+            except ValueError as exc:
+                raise ConfigError(f"{name}: expected a {type(current).__name__}, got {raw!r}") from exc
+            setattr(cfg, name, value)
+        cfg.validate(env)
+        return cfg
+
+    @property
+    def is_production(self) -> bool:
+        return self.APP_ENV == "production"
+
+    @property
+    def is_development(self) -> bool:
+        return self.APP_ENV == "development"
+
+    def validate(self, env: Mapping[str, str] | None = None) -> None:
+        """Refuse settings that cannot work; in production, refuse missing or weak secrets."""
+        if self.APP_ENV not in ENVIRONMENTS:
+            raise ConfigError(f"APP_ENV: must be one of {', '.join(ENVIRONMENTS)}, got {self.APP_ENV!r}")
+        parse_encryption_keys(self.ENCRYPTION_KEYS)
+        if not self.is_production:
+            return
+        env = env if env is not None else os.environ
+        for name in self.REQUIRED_IN_PRODUCTION:
+            if not str(env.get(name, "")).strip():
+                raise ConfigError(f"{name}: required in production but not set")
+        if self.SECRET_KEY == _DEV_SECRET_KEY or len(self.SECRET_KEY) < 32:
+            raise ConfigError("SECRET_KEY: must be at least 32 random characters in production")
+        if self.ENCRYPTION_KEYS == _DEV_ENCRYPTION_KEYS:
+            raise ConfigError("ENCRYPTION_KEYS: the development key cannot be used in production")
+        if not self.BASE_URL.startswith("https://"):
+            raise ConfigError("BASE_URL: must be an https:// URL in production")
+        if not self.DATABASE_URL.startswith(("postgresql://", "postgresql+psycopg://", "postgres://")):
+            raise ConfigError("DATABASE_URL: must be a postgresql:// URL")

@@ -1,0 +1,1 @@
+"""ConnectWise PSA: the connection settings, the API client, payload models, member sync."""

@@ -1,0 +1,73 @@
+"""Schema upkeep as the owner: run Alembic, and make sure the app login role exists with its grants."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+import psycopg
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from psycopg import sql
+
+from app.db import normalise_url
+
+ROOT = Path(__file__).resolve().parent.parent
+APP_GROUP_ROLE = "bi_app"
+
+
+def alembic_config(owner_url: str) -> AlembicConfig:
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(ROOT / "migrations"))
+    cfg.set_main_option("prepend_sys_path", str(ROOT))
+    cfg.attributes["owner_url"] = owner_url
+    return cfg
+
+
+def _libpq_url(url: str) -> str:
+    return normalise_url(url).replace("postgresql+psycopg://", "postgresql://", 1)
+
+
+def ensure_app_role(owner_url: str, app_url: str) -> str:
+    """Create the login role named in ``app_url`` (or fix its attributes) and put it in the app group."""
+    parts = urlsplit(_libpq_url(app_url))
+    role = unquote(parts.username or "")
+    password = unquote(parts.password or "")
+    if not role:
+        raise SystemExit("DATABASE_URL: must name the app role (postgresql://ROLE:PASSWORD@host/db)")
+    with psycopg.connect(_libpq_url(owner_url), autocommit=True) as conn:
+        owner = conn.execute("select current_user").fetchone()[0]
+        if role == owner:
+            raise SystemExit("DATABASE_URL: the app role must not be the owner role of DATABASE_OWNER_URL")
+        exists = conn.execute("select 1 from pg_roles where rolname = %s", (role,)).fetchone()
+        verb = sql.SQL("ALTER ROLE") if exists else sql.SQL("CREATE ROLE")
+        stmt = sql.SQL("{} {} LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE").format(
+            verb, sql.Identifier(role))
+        if password:
+            stmt = stmt + sql.SQL(" PASSWORD {}").format(sql.Literal(password))
+        conn.execute(stmt)
+        conn.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(APP_GROUP_ROLE), sql.Identifier(role)))
+        dbname = conn.execute("select current_database()").fetchone()[0]
+        conn.execute(sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(
+            sql.Identifier(dbname), sql.Identifier(role)))
+    return role
+
+
+def ensure_group_role(owner_url: str) -> None:
+    """The app group role must exist before the login role can join it (migration 0001 also creates it)."""
+    with psycopg.connect(_libpq_url(owner_url), autocommit=True) as conn:
+        if not conn.execute("select 1 from pg_roles where rolname = %s", (APP_GROUP_ROLE,)).fetchone():
+            conn.execute(sql.SQL("CREATE ROLE {} NOLOGIN NOSUPERUSER NOBYPASSRLS").format(
+                sql.Identifier(APP_GROUP_ROLE)))
+
+
+def upgrade(owner_url: str, app_url: str | None = None, revision: str = "head") -> None:
+    """Bring the schema to ``revision`` as owner, then ensure the app role."""
+    command.upgrade(alembic_config(owner_url), revision)
+    if app_url:
+        ensure_group_role(owner_url)
+        ensure_app_role(owner_url, app_url)
+
+
+def downgrade(owner_url: str, revision: str) -> None:
+    command.downgrade(alembic_config(owner_url), revision)

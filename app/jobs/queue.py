@@ -1,0 +1,56 @@
+"""Queues with the JSON serializer, and the one enqueue helper that refuses anything but ids."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from redis import Redis
+from rq import Queue
+from rq.job import Job
+from rq.serializers import JSONSerializer
+
+QUEUE_NAMES = ("default", "connectwise", "maintenance")
+_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+
+
+def redis_connection(url: str) -> Redis:
+    return Redis.from_url(url, socket_connect_timeout=3, socket_timeout=10, health_check_interval=30)
+
+
+def get_queue(connection: Redis, name: str = "default") -> Queue:
+    if name not in QUEUE_NAMES:
+        raise ValueError(f"unknown queue {name!r}")
+    return Queue(name, connection=connection, serializer=JSONSerializer)
+
+
+def check_job_args(args: tuple[Any, ...]) -> None:
+    """Jobs take ids only: UUIDs, integers or short id-like strings, never secrets or payloads."""
+    for arg in args:
+        if isinstance(arg, bool) or not isinstance(arg, (int, str, uuid.UUID)):
+            raise TypeError(f"job arguments must be ids, got {type(arg).__name__}")
+        if isinstance(arg, str) and not _ID.match(arg):
+            raise ValueError("job arguments must be ids (letters, digits, '-', '_', ':', '.')")
+
+
+def enqueue(connection: Redis, func: Callable[..., Any], *ids: Any, queue: str = "default",
+            job_id: str | None = None, at: datetime | None = None, **options: Any) -> Job:
+    """Enqueue ``func(*ids)``; tenant-scoped jobs pass the tenant id first."""
+    check_job_args(ids)
+    args = tuple(str(a) if isinstance(a, uuid.UUID) else a for a in ids)
+    q = get_queue(connection, queue)
+    if at is not None:
+        return q.enqueue_at(at, func, args=args, job_id=job_id, **options)
+    return q.enqueue(func, args=args, job_id=job_id, **options)
+
+
+def fetch_job(connection: Redis, job_id: str) -> Job | None:
+    from rq.exceptions import NoSuchJobError
+
+    try:
+        return Job.fetch(job_id, connection=connection, serializer=JSONSerializer)
+    except NoSuchJobError:
+        return None

@@ -1,0 +1,1 @@
+"""Observability: structured logs with request ids, OpenTelemetry tracing, error reporting."""

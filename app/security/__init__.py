@@ -1,0 +1,1 @@
+"""Security mechanisms: the AES-GCM keyring, CSRF, security headers, client IPs."""

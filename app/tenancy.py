@@ -1,0 +1,77 @@
+"""Which tenant a unit of work runs for: per request, per job, per CLI command."""
+
+from __future__ import annotations
+
+import functools
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+from flask import abort, current_app, g, has_app_context
+from sqlalchemy.orm import Session
+
+from app.db import set_session_tenant, session_tenant
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def db_session() -> Session:
+    """The request's (or app context's) session, created on first use."""
+    if "db_session" not in g:
+        g.db_session = current_app.extensions["session_factory"]()
+    return g.db_session
+
+
+def close_db_session(exc: BaseException | None = None) -> None:
+    session = g.pop("db_session", None)
+    if session is None:
+        return
+    try:
+        if exc is None and session.in_transaction():
+            session.commit()
+        else:
+            session.rollback()
+    finally:
+        session.close()
+
+
+def set_tenant(tenant_id: uuid.UUID | str | None) -> None:
+    """Set the tenant of the current request, at once on its open transaction too."""
+    set_session_tenant(db_session(), tenant_id)
+    g.tenant_id = str(tenant_id) if tenant_id else None
+
+
+def current_tenant_id() -> str | None:
+    if not has_app_context():
+        return None
+    return g.get("tenant_id")
+
+
+@contextmanager
+def tenant_session(tenant_id: uuid.UUID | str, factory: Callable[[], Session] | None = None) -> Iterator[Session]:
+    """A session bound to one tenant for jobs and CLI; commits on success, rolls back on error."""
+    if factory is None:
+        factory = current_app.extensions["session_factory"]
+    session = factory()
+    set_session_tenant(session, tenant_id)
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+def tenant_required(view: F) -> F:
+    """Refuse a view (404, not 403: nothing to reveal) when no tenant is set."""
+
+    @functools.wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if not current_tenant_id() or not session_tenant(db_session()):
+            abort(404)
+        return view(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]

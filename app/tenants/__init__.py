@@ -1,0 +1,1 @@
+"""Tenants: an MSP's account, its settings, and the CLI that creates one."""

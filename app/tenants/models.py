@@ -1,0 +1,38 @@
+"""The tenant row and its settings."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import Boolean, DateTime, ForeignKey, String, func
+from sqlalchemy.dialects.postgresql import UUID
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.db import Base
+
+
+class Tenant(Base):
+    """An MSP. RLS on ``id``: a session sees only its own tenant's row."""
+
+    __tablename__ = "tenants"
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
+    name: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class TenantSettings(Base):
+    """Per-tenant switches; one row per tenant."""
+
+    __tablename__ = "tenant_settings"
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
+    )
+    review_storage_enabled: Mapped[bool] = mapped_column(Boolean, default=True, server_default="true")
+    support_access_requires_approval: Mapped[bool] = mapped_column(Boolean, default=True, server_default="true")
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC", server_default="UTC")
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )

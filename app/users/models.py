@@ -1,0 +1,51 @@
+"""The user row."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import Boolean, DateTime, ForeignKey, Index, Integer, String, func
+from sqlalchemy.dialects.postgresql import UUID
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.db import Base
+
+ROLES = ("owner", "admin", "billing_manager", "reviewer", "viewer")
+
+
+class User(Base):
+    __tablename__ = "users"
+    __table_args__ = (
+        Index("users_tenant_email_key", "tenant_id", func.lower("email"), unique=True),
+        Index("users_tenant_cw_member_key", "tenant_id", "cw_member_id", unique=True),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
+    tenant_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), ForeignKey("tenants.id", ondelete="CASCADE"))
+    email: Mapped[str] = mapped_column(String(320))
+    name: Mapped[str] = mapped_column(String(200), default="")
+    role: Mapped[str] = mapped_column(String(32), default="viewer")
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    cw_member_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    cw_identifier: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )
+
+    # Flask-Login protocol; the id carries the tenant so the loader can set RLS before it queries.
+    @property
+    def is_active(self) -> bool:
+        return self.active
+
+    @property
+    def is_authenticated(self) -> bool:
+        return True
+
+    @property
+    def is_anonymous(self) -> bool:
+        return False
+
+    def get_id(self) -> str:
+        return f"{self.tenant_id}:{self.id}"

@@ -1,0 +1,1 @@
+"""Blueprints that belong to no single feature: health, the dashboard, error pages."""

@@ -1,0 +1,59 @@
+"""Error pages for 400/403/404/405/410/422/429/500: a clear message, the request id, never a stack trace."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, current_app, g, render_template, request
+from werkzeug.exceptions import HTTPException, InternalServerError
+
+log = logging.getLogger(__name__)
+
+TITLES = {
+    400: ("Bad request", "Something in that request was not right."),
+    401: ("Sign in required", "Sign in to continue."),
+    403: ("Not allowed", "Your role does not allow this. Ask an owner or admin of your account."),
+    404: ("Not found", "There is nothing here. It may have been moved or removed."),
+    405: ("Not allowed", "That action is not available here."),
+    410: ("Gone", "This link is no longer valid."),
+    413: ("Too large", "That upload is too large."),
+    422: ("Check the form", "Some of what you entered needs fixing."),
+    429: ("Slow down", "Too many requests. Wait a moment and try again."),
+    500: ("Something went wrong", "We hit an error and have been told about it. Try again in a moment."),
+    503: ("Unavailable", "The service is briefly unavailable. Try again in a moment."),
+}
+
+
+def render_error(code: int, description: str | None = None):  # type: ignore[no-untyped-def]
+    title, default = TITLES.get(code, TITLES[500] if code >= 500 else TITLES[400])
+    # Only descriptions we wrote ourselves are shown; werkzeug's defaults are replaced by ours.
+    message = description if description and not _is_werkzeug_default(code, description) else default
+    context = {"code": code, "title": title, "message": message, "request_id": g.get("request_id")}
+    if request.headers.get("HX-Request") and not request.headers.get("HX-Boosted"):
+        headers = {"HX-Retarget": "#toasts", "HX-Reswap": "beforeend"}
+        return render_template("errors/_error.html", **context), code, headers
+    return render_template("errors/error.html", **context), code
+
+
+def _is_werkzeug_default(code: int, description: str) -> bool:
+    try:
+        from werkzeug.exceptions import default_exceptions
+
+        return description == default_exceptions[code].description
+    except KeyError:
+        return False
+
+
+def init_error_pages(app: Flask) -> None:
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException):  # type: ignore[no-untyped-def]
+        if isinstance(exc, InternalServerError):
+            return _server_error(exc)
+        return render_error(exc.code or 500, exc.description)
+
+    @app.errorhandler(Exception)
+    def _server_error(exc: Exception):  # type: ignore[no-untyped-def]
+        original = getattr(exc, "original_exception", None) or exc
+        log.error("unhandled %s", type(original).__name__, exc_info=original)
+        current_app.extensions["errors"].capture(original, path=request.path, method=request.method)
+        return render_error(500)

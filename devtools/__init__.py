@@ -1,0 +1,1 @@
+"""Developer tooling: private PostgreSQL/Redis servers, `make dev` orchestration (never imported by the app)."""
