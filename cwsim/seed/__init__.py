@@ -12,7 +12,7 @@ from cwsim.seed.parties import build_parties
 from cwsim.seed.plan import build_invoices
 from cwsim.seed.reference import build_reference
 from cwsim.seed.work import build_work
-from cwsim.store import Dataset
+from cwsim.store import Dataset, EagerTable
 
 __all__ = ["build_dataset", "CASES"]
 
@@ -26,6 +26,7 @@ def build_dataset(seed: int = 1, invoices: int = 60) -> Dataset:
     build_invoices(seeder, invoices)
     ctx.data.tables["invoices"] = seeder.invoices
     ctx.data.tables.update(seeder.tables)
+    ctx.data.tables["callbacks"] = EagerTable()
     ctx.data.cases = {name: [i for i in ids if i <= invoices] for name, ids in CASES.items()}
     ctx.data.meta = {"seed": seed, "invoices": invoices, "anchor": ctx.anchor.isoformat()}
     return ctx.data
