@@ -78,6 +78,8 @@ def create_server(host: str = "127.0.0.1", port: int = 0, quiet: bool = True, **
 def serve_in_thread(port: int = 0, host: str = "127.0.0.1", **options: Any) -> SimHandle:
     """Start a simulator on a daemon thread; ``port=0`` picks a free port. Call ``.stop()`` when done."""
     handle = create_server(host, port, **options)
-    handle.thread = threading.Thread(target=handle.server.serve_forever, name="cwsim", daemon=True)
+    # A short poll interval keeps stop() fast (serve_forever checks for shutdown between polls).
+    handle.thread = threading.Thread(target=handle.server.serve_forever, kwargs={"poll_interval": 0.05},
+                                     name="cwsim", daemon=True)
     handle.thread.start()
     return handle
