@@ -7,6 +7,7 @@ In-process use::
     ... sim.url, sim.company_id, sim.public_key, sim.private_key, sim.state ...
     sim.stop()
 """
+
 from cwsim.server import SimHandle, create_server, serve_in_thread
 from cwsim.state import RequestRecord, SimConfig, SimState
 

@@ -1,4 +1,5 @@
-"""Command line: ``python -m cwsim --port PORT [options]``; prints where it listens and the keys, then serves."""
+"""Command line: ``python -m cwsim --port PORT [options]``; prints URL and keys, then serves."""
+
 from __future__ import annotations
 
 import argparse

@@ -1,4 +1,5 @@
 """The WSGI application: routing, auth, the API endpoints, and the loopback-only ``/_sim/`` control API."""
+
 from __future__ import annotations
 
 import base64
@@ -53,9 +54,16 @@ class SimApp:
             response.headers.setdefault("Cache-Control", "no-cache")
             if response.mimetype == "application/json":
                 response.set_data(faults.maybe_truncate(self.state, response.get_data()))
-            self.state.record(RequestRecord(request.method, path, request.query_string.decode("latin-1"),
-                                            response.status_code, arrived,
-                                            (time.perf_counter() - started) * 1000.0))
+            self.state.record(
+                RequestRecord(
+                    request.method,
+                    path,
+                    request.query_string.decode("latin-1"),
+                    response.status_code,
+                    arrived,
+                    (time.perf_counter() - started) * 1000.0,
+                )
+            )
         return response(environ, start_response)
 
     # --- API ----------------------------------------------------------------------------------------
@@ -88,8 +96,13 @@ class SimApp:
             decoded = ""
         user, _, secret = decoded.partition(":")
         company, _, public = user.partition("+")
-        if (cfg.revoked or scheme.lower() != "basic" or company.lower() != cfg.company_id.lower()
-                or public != cfg.public_key or secret != cfg.private_key):
+        if (
+            cfg.revoked
+            or scheme.lower() != "basic"
+            or company.lower() != cfg.company_id.lower()
+            or public != cfg.public_key
+            or secret != cfg.private_key
+        ):
             raise errors.not_authenticated()
         if cfg.require_client_id and not request.headers.get("clientId", "").strip():
             # Integrators report a 400 mentioning clientId for a missing/unregistered clientId.
@@ -107,19 +120,42 @@ class SimApp:
         if company_id.lower() != cfg.company_id.lower():
             raise errors.not_found("Company", company_id)
         version = self.state.codebase.rstrip("/").replace("_", ".")
-        return _json({"CompanyName": "BetterSim IT Services", "Codebase": self.state.codebase,
-                      "VersionCode": version, "VersionNumber": "v4.6.10333", "CompanyID": cfg.company_id,
-                      "IsCloud": True, "SiteUrl": request.host})
+        return _json(
+            {
+                "CompanyName": "BetterSim IT Services",
+                "Codebase": self.state.codebase,
+                "VersionCode": version,
+                "VersionNumber": "v4.6.10333",
+                "CompanyID": cfg.company_id,
+                "IsCloud": True,
+                "SiteUrl": request.host,
+            }
+        )
 
     @staticmethod
     def _system_info() -> dict:
-        return {"version": "v2025.1.10333", "isCloud": True, "serverTimeZone": "Central Standard Time",
-                "licenseBits": [{"name": "Finance", "activeFlag": True}, {"name": "Procurement", "activeFlag": True},
-                                {"name": "Project", "activeFlag": True}, {"name": "Service", "activeFlag": True}],
-                "cloudRegion": "NA", "maxWorkFlowRecordsAllowed": 1000}
+        return {
+            "version": "v2025.1.10333",
+            "isCloud": True,
+            "serverTimeZone": "Central Standard Time",
+            "licenseBits": [
+                {"name": "Finance", "activeFlag": True},
+                {"name": "Procurement", "activeFlag": True},
+                {"name": "Project", "activeFlag": True},
+                {"name": "Service", "activeFlag": True},
+            ],
+            "cloudRegion": "NA",
+            "maxWorkFlowRecordsAllowed": 1000,
+        }
 
-    def _resource(self, request: Request, resource: resources.Resource, parent_id: int | None,
-                  tail: list[str], api_base: str) -> Response:
+    def _resource(
+        self,
+        request: Request,
+        resource: resources.Resource,
+        parent_id: int | None,
+        tail: list[str],
+        api_base: str,
+    ) -> Response:
         data = self.state.data
         resources.check_parent(data, resource, parent_id)
         method = request.method
@@ -130,7 +166,9 @@ class SimApp:
             return self._list(request, resource, parent_id, api_base)
         if tail == ["count"]:
             self._only(request, "GET")
-            return _json({"count": len(resources.select(data, resource, parent_id, request.args.get("conditions")))})
+            return _json(
+                {"count": len(resources.select(data, resource, parent_id, request.args.get("conditions")))}
+            )
         if not tail[0].isdigit():
             raise errors.bad_request(f"The value '{tail[0]}' is not valid for id.")
         record_id = int(tail[0])
@@ -163,8 +201,9 @@ class SimApp:
             record = query.project(record, query.parse_fields(fields))
         return render(record, api_base)
 
-    def _list(self, request: Request, resource: resources.Resource, parent_id: int | None,
-              api_base: str) -> Response:
+    def _list(
+        self, request: Request, resource: resources.Resource, parent_id: int | None, api_base: str
+    ) -> Response:
         args = request.args
         forward = request.headers.get("pagination-type", "").strip().lower() == "forward-only"
         try:
@@ -173,8 +212,13 @@ class SimApp:
                     raise query.QueryError("orderBy is not supported with forward-only pagination.")
                 page_id = query.parse_int("pageId", args.get("pageId"), 0, minimum=0)
                 _page, size = query.page_params(args)
-                records = resources.select(self.state.data, resource, parent_id, args.get("conditions"),
-                                           extra=(lambda r: r["id"] > page_id) if page_id else None)
+                records = resources.select(
+                    self.state.data,
+                    resource,
+                    parent_id,
+                    args.get("conditions"),
+                    extra=(lambda r: r["id"] > page_id) if page_id else None,
+                )
             else:
                 page, size = query.page_params(args)
                 order = query.parse_order_by(args["orderBy"]) if args.get("orderBy") else None
@@ -191,7 +235,7 @@ class SimApp:
             more = len(records) > size
             headers["Link"] = query.forward_link(url, qs, chunk[-1]["id"] if chunk and more else None)
         else:
-            chunk = records[(page - 1) * size: page * size]
+            chunk = records[(page - 1) * size : page * size]
             link = query.link_header(url, qs, page, size, len(records))
             if link:
                 headers["Link"] = link
@@ -199,12 +243,15 @@ class SimApp:
 
     def _pdf(self, invoice: dict) -> Response:
         currency = invoice["currency"]
-        lines = [f"INVOICE {invoice['invoiceNumber']}", invoice["company"]["name"],
-                 f"Date: {invoice['date'][:10]}  Due: {invoice['dueDate'][:10]}",
-                 f"Subtotal: {invoice['subtotal']:.{currency['numberOfDecimals']}f} {currency['currencyCode']}",
-                 f"Tax: {invoice['salesTax']:.{currency['numberOfDecimals']}f}",
-                 f"Total: {invoice['total']:.{currency['numberOfDecimals']}f}",
-                 f"Balance: {invoice['balance']:.{currency['numberOfDecimals']}f}"]
+        lines = [
+            f"INVOICE {invoice['invoiceNumber']}",
+            invoice["company"]["name"],
+            f"Date: {invoice['date'][:10]}  Due: {invoice['dueDate'][:10]}",
+            f"Subtotal: {invoice['subtotal']:.{currency['numberOfDecimals']}f} {currency['currencyCode']}",
+            f"Tax: {invoice['salesTax']:.{currency['numberOfDecimals']}f}",
+            f"Total: {invoice['total']:.{currency['numberOfDecimals']}f}",
+            f"Balance: {invoice['balance']:.{currency['numberOfDecimals']}f}",
+        ]
         response = Response(invoice_pdf(lines), content_type="application/pdf")
         response.headers["Content-Disposition"] = f'inline; filename="{invoice["invoiceNumber"]}.pdf"'
         return response
@@ -215,8 +262,9 @@ class SimApp:
             raise errors.bad_request("The request body must be a JSON object.")
         for field in ("url", "objectId", "type", "level"):
             if body.get(field) in (None, ""):
-                raise errors.invalid_object("callbackEntry", field, f"The {field} field is required.",
-                                            code="MissingRequiredField")
+                raise errors.invalid_object(
+                    "callbackEntry", field, f"The {field} field is required.", code="MissingRequiredField"
+                )
         if not str(body["url"]).startswith(("http://", "https://")):
             raise errors.invalid_object("callbackEntry", "url", "Invalid URL")
         table = self.state.data["callbacks"]
@@ -225,13 +273,21 @@ class SimApp:
             record_id = 26550 + self.state.callback_seq
             self.state.callback_seq += 1
             stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-            record = {"id": record_id, "description": body.get("description", ""), "url": body["url"],
-                      "objectId": int(body["objectId"]), "type": body["type"], "level": body["level"],
-                      "memberId": 141, "payloadVersion": body.get("payloadVersion", "3.0.0"),
-                      "inactiveFlag": bool(body.get("inactiveFlag", False)), "isSoapCallbackFlag": False,
-                      "isSelfSuppressedFlag": bool(body.get("isSelfSuppressedFlag", False)),
-                      "connectWiseID": f"5a6f0000-0000-4000-8000-{record_id:012d}",
-                      "_info": {"lastUpdated": stamp, "updatedBy": resources.API_MEMBER}}
+            record = {
+                "id": record_id,
+                "description": body.get("description", ""),
+                "url": body["url"],
+                "objectId": int(body["objectId"]),
+                "type": body["type"],
+                "level": body["level"],
+                "memberId": 141,
+                "payloadVersion": body.get("payloadVersion", "3.0.0"),
+                "inactiveFlag": bool(body.get("inactiveFlag", False)),
+                "isSoapCallbackFlag": False,
+                "isSelfSuppressedFlag": bool(body.get("isSelfSuppressedFlag", False)),
+                "connectWiseID": f"5a6f0000-0000-4000-8000-{record_id:012d}",
+                "_info": {"lastUpdated": stamp, "updatedBy": resources.API_MEMBER},
+            }
             table.add(record)
         return _json(render(record, api_base), status=201)
 
@@ -240,7 +296,7 @@ class SimApp:
         if request.remote_addr not in LOOPBACK:
             return _json({"code": "Forbidden", "message": "The control API answers on loopback only."}, 403)
         state = self.state
-        name = path[len("/_sim/"):].strip("/")
+        name = path[len("/_sim/") :].strip("/")
         if name == "config" and request.method == "GET":
             return _json(_config_dict(state))
         if name == "config" and request.method == "POST":
@@ -261,7 +317,9 @@ class SimApp:
             return _json(_config_dict(state))
         if name == "cases" and request.method == "GET":
             return _json(state.data.cases)
-        return _json({"code": "NotFound", "message": f"No control endpoint {request.method} /_sim/{name}"}, 404)
+        return _json(
+            {"code": "NotFound", "message": f"No control endpoint {request.method} /_sim/{name}"}, 404
+        )
 
 
 def _config_dict(state: SimState) -> dict:

@@ -11,12 +11,14 @@ Grammar (case-insensitive keywords)::
 
 ConnectWise runs on SQL Server with a case-insensitive collation, so string comparisons ignore case here too.
 """
+
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Callable, Iterable
+from typing import Any
 
 __all__ = ["ConditionError", "parse", "compile_conditions", "resolve_path", "Compare", "And", "Or"]
 
@@ -63,13 +65,13 @@ def tokenize(text: str) -> list[Token]:
             end = text.find(ch, i + 1)
             if end < 0:
                 raise ConditionError(f"Unterminated string starting at position {i}")
-            tokens.append(Token("string", text[i + 1:end], i))
+            tokens.append(Token("string", text[i + 1 : end], i))
             i = end + 1
         elif ch == "[":
             end = text.find("]", i + 1)
             if end < 0:
                 raise ConditionError(f"Unterminated date starting at position {i}")
-            tokens.append(Token("datetime", parse_datetime(text[i + 1:end]), i))
+            tokens.append(Token("datetime", parse_datetime(text[i + 1 : end]), i))
             i = end + 1
         elif ch == "(":
             tokens.append(Token("lparen", ch, i))
@@ -84,7 +86,9 @@ def tokenize(text: str) -> list[Token]:
             op = next(o for o in _OPS if text.startswith(o, i))
             tokens.append(Token("op", op, i))
             i += len(op)
-        elif (m := _NUMBER.match(text, i)) and (ch != "-" or not tokens or tokens[-1].kind in ("op", "lparen", "comma")):
+        elif (m := _NUMBER.match(text, i)) and (
+            ch != "-" or not tokens or tokens[-1].kind in ("op", "lparen", "comma")
+        ):
             raw = m.group(0)
             tokens.append(Token("number", float(raw) if "." in raw else int(raw), i))
             i = m.end()
@@ -357,8 +361,10 @@ def _info_alias(path: tuple[str, ...]) -> tuple[str, ...]:
     return ("_info", path[0]) if path in (("lastUpdated",), ("dateEntered",)) else path
 
 
-def compile_conditions(text: str, known_field: Callable[[tuple[str, ...]], bool] | None = None,
-                       ) -> tuple[Any, Callable[[dict], bool]]:
+def compile_conditions(
+    text: str,
+    known_field: Callable[[tuple[str, ...]], bool] | None = None,
+) -> tuple[Any, Callable[[dict], bool]]:
     """Parse ``text``; return the AST and a predicate over API-shaped records.
 
     ``known_field`` rejects paths the model lacks, like ConnectWise's "x is not a recognized name.".

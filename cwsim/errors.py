@@ -1,4 +1,5 @@
-"""ConnectWise error bodies (``ErrorResponseMessage {code, message, errors?}``) and the exception carrying them."""
+"""ConnectWise error bodies (``ErrorResponseMessage {code, message, errors?}``) and their exception."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -7,8 +8,15 @@ from typing import Any
 class ApiError(Exception):
     """Raised anywhere in request handling; the app turns it into the JSON error response."""
 
-    def __init__(self, status: int, code: str, message: str, errors: list[dict] | None = None,
-                 headers: dict[str, str] | None = None, body: dict | None = None):
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        errors: list[dict] | None = None,
+        headers: dict[str, str] | None = None,
+        body: dict | None = None,
+    ):
         super().__init__(message)
         self.status = status
         self.body: dict[str, Any] = body or {"code": code, "message": message}
@@ -30,8 +38,12 @@ def not_found(label: str, record_id: Any) -> ApiError:
 
 
 def method_not_allowed(method: str) -> ApiError:
-    return ApiError(405, "ConnectWiseApi", f"The requested resource does not support http method '{method}'.",
-                    headers={"Allow": "GET"})
+    return ApiError(
+        405,
+        "ConnectWiseApi",
+        f"The requested resource does not support http method '{method}'.",
+        headers={"Allow": "GET"},
+    )
 
 
 def bad_condition(message: str) -> ApiError:
@@ -40,8 +52,12 @@ def bad_condition(message: str) -> ApiError:
 
 
 def invalid_object(resource: str, field: str, message: str, code: str = "InvalidField") -> ApiError:
-    return ApiError(400, "InvalidObject", f"{resource} object is invalid",
-                    [{"code": code, "message": message, "resource": resource, "field": field}])
+    return ApiError(
+        400,
+        "InvalidObject",
+        f"{resource} object is invalid",
+        [{"code": code, "message": message, "resource": resource, "field": field}],
+    )
 
 
 def bad_request(message: str) -> ApiError:
@@ -50,9 +66,16 @@ def bad_request(message: str) -> ApiError:
 
 def too_many_requests(retry_after: int) -> ApiError:
     # The documented throttling body uses "error", not "code".
-    return ApiError(429, "", "", headers={"Retry-After": str(retry_after)},
-                    body={"error": "ConnectWiseAPI",
-                          "message": f"Too many requests. Please try again in {retry_after} seconds."})
+    return ApiError(
+        429,
+        "",
+        "",
+        headers={"Retry-After": str(retry_after)},
+        body={
+            "error": "ConnectWiseAPI",
+            "message": f"Too many requests. Please try again in {retry_after} seconds.",
+        },
+    )
 
 
 def server_error(status: int = 500) -> ApiError:

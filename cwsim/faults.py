@@ -1,4 +1,5 @@
-"""Injected behaviour for tests and benchmarks: latency, request budget (429), 5xx, timeouts, malformed JSON."""
+"""Injected behaviour for tests and benchmarks: latency, budget (429), 5xx, timeouts, malformed JSON."""
+
 from __future__ import annotations
 
 import time

@@ -1,4 +1,5 @@
 """A minimal, valid one-page PDF for ``GET /finance/invoices/{id}/pdf`` (text only, correct xref offsets)."""
+
 from __future__ import annotations
 
 

@@ -1,7 +1,9 @@
 """List query parameters: ``orderBy``, ``fields``, ``page``/``pageSize`` and the RFC-5988 ``Link`` header."""
+
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from cwsim.conditions import resolve_path
 

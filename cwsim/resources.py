@@ -1,9 +1,11 @@
 """The served collections: URL path → table and schema, plus list/get/count and PATCH semantics."""
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Callable
+from typing import Any
 
 from cwsim import errors
 from cwsim.conditions import ConditionError, compile_conditions, id_constraint
@@ -26,44 +28,126 @@ class Resource:
     parent_label: str = ""
 
 
-def _r(path: str, table: str, schema: str, label: str, name: str, patchable: str = "",
-       parent: tuple[str, str] | None = None) -> Resource:
-    return Resource(tuple(path.split("/")), table, schema, label, name, frozenset(patchable.split()),
-                    parent[0] if parent else None, parent[1] if parent else "")
+def _r(
+    path: str,
+    table: str,
+    schema: str,
+    label: str,
+    name: str,
+    patchable: str = "",
+    parent: tuple[str, str] | None = None,
+) -> Resource:
+    return Resource(
+        tuple(path.split("/")),
+        table,
+        schema,
+        label,
+        name,
+        frozenset(patchable.split()),
+        parent[0] if parent else None,
+        parent[1] if parent else "",
+    )
 
 
 RESOURCES = [
-    _r("finance/invoices", "invoices", "Invoice", "Invoice", "invoice",
-       "status customerPO reference topComment bottomComment internalNotes attention"),
-    _r("finance/invoices/{parent}/payments", "payments", "InvoicePayment", "InvoicePayment", "invoicePayment",
-       parent=("invoices", "Invoice")),
-    _r("finance/invoices/{parent}/routings", "routings", "InvoiceRouting", "InvoiceRouting", "invoiceRouting",
-       "reviewedFlag dateReviewedUTC", parent=("invoices", "Invoice")),
-    _r("procurement/products", "products", "ProductItem", "ProductItem", "productItem",
-       "description customerDescription internalNotes quantity price cost billableOption taxableFlag"),
-    _r("time/entries", "timeEntries", "TimeEntry", "TimeEntry", "timeEntry",
-       "notes internalNotes billableOption invoiceHours hourlyRate"),
-    _r("expense/entries", "expenseEntries", "ExpenseEntry", "ExpenseEntry", "expenseEntry",
-       "notes billableOption"),
+    _r(
+        "finance/invoices",
+        "invoices",
+        "Invoice",
+        "Invoice",
+        "invoice",
+        "status customerPO reference topComment bottomComment internalNotes attention",
+    ),
+    _r(
+        "finance/invoices/{parent}/payments",
+        "payments",
+        "InvoicePayment",
+        "InvoicePayment",
+        "invoicePayment",
+        parent=("invoices", "Invoice"),
+    ),
+    _r(
+        "finance/invoices/{parent}/routings",
+        "routings",
+        "InvoiceRouting",
+        "InvoiceRouting",
+        "invoiceRouting",
+        "reviewedFlag dateReviewedUTC",
+        parent=("invoices", "Invoice"),
+    ),
+    _r(
+        "procurement/products",
+        "products",
+        "ProductItem",
+        "ProductItem",
+        "productItem",
+        "description customerDescription internalNotes quantity price cost billableOption taxableFlag",
+    ),
+    _r(
+        "time/entries",
+        "timeEntries",
+        "TimeEntry",
+        "TimeEntry",
+        "timeEntry",
+        "notes internalNotes billableOption invoiceHours hourlyRate",
+    ),
+    _r(
+        "expense/entries",
+        "expenseEntries",
+        "ExpenseEntry",
+        "ExpenseEntry",
+        "expenseEntry",
+        "notes billableOption",
+    ),
     _r("company/companies", "companies", "Company", "Company", "company"),
     _r("company/contacts", "contacts", "Contact", "Contact", "contact"),
     _r("system/members", "members", "Member", "Member", "member"),
     _r("finance/billingSetups", "billingSetups", "BillingSetup", "BillingSetup", "billingSetup"),
-    _r("finance/billingSetups/{parent}/routings", "billingSetupRoutings", "BillingSetupRouting",
-       "BillingSetupRouting", "billingSetupRouting", parent=("billingSetups", "BillingSetup")),
+    _r(
+        "finance/billingSetups/{parent}/routings",
+        "billingSetupRoutings",
+        "BillingSetupRouting",
+        "BillingSetupRouting",
+        "billingSetupRouting",
+        parent=("billingSetups", "BillingSetup"),
+    ),
     _r("finance/billingStatuses", "billingStatuses", "BillingStatus", "BillingStatus", "billingStatus"),
     _r("finance/taxCodes", "taxCodes", "TaxCode", "TaxCode", "taxCode"),
-    _r("finance/taxCodes/{parent}/taxCodeLevels", "taxCodeLevels", "TaxCodeLevel", "TaxCodeLevel",
-       "taxCodeLevel", parent=("taxCodes", "TaxCode")),
+    _r(
+        "finance/taxCodes/{parent}/taxCodeLevels",
+        "taxCodeLevels",
+        "TaxCodeLevel",
+        "TaxCodeLevel",
+        "taxCodeLevel",
+        parent=("taxCodes", "TaxCode"),
+    ),
     _r("finance/agreements", "agreements", "Agreement", "Agreement", "agreement"),
-    _r("finance/agreements/{parent}/additions", "additions", "Addition", "Addition", "addition",
-       parent=("agreements", "Agreement")),
+    _r(
+        "finance/agreements/{parent}/additions",
+        "additions",
+        "Addition",
+        "Addition",
+        "addition",
+        parent=("agreements", "Agreement"),
+    ),
     _r("service/tickets", "tickets", "Ticket", "Ticket", "ticket", "summary"),
-    _r("service/tickets/{parent}/notes", "ticketNotes", "ServiceNote", "ServiceNote", "serviceNote",
-       parent=("tickets", "Ticket")),
+    _r(
+        "service/tickets/{parent}/notes",
+        "ticketNotes",
+        "ServiceNote",
+        "ServiceNote",
+        "serviceNote",
+        parent=("tickets", "Ticket"),
+    ),
     _r("project/projects", "projects", "Project", "Project", "project"),
-    _r("system/callbacks", "callbacks", "CallbackEntry", "CallbackEntry", "callbackEntry",
-       "description url inactiveFlag"),
+    _r(
+        "system/callbacks",
+        "callbacks",
+        "CallbackEntry",
+        "CallbackEntry",
+        "callbackEntry",
+        "description url inactiveFlag",
+    ),
 ]
 
 
@@ -75,7 +159,7 @@ def match(segments: list[str]) -> tuple[Resource, int | None, list[str]] | None:
         if len(segments) < n:
             continue
         parent_id = None
-        for pattern, seg in zip(resource.path, segments):
+        for pattern, seg in zip(resource.path, segments, strict=False):
             if pattern == "{parent}":
                 if not seg.isdigit():
                     break
@@ -93,8 +177,13 @@ def check_parent(data: Dataset, resource: Resource, parent_id: int | None) -> No
         raise errors.not_found(resource.parent_label, parent_id)
 
 
-def select(data: Dataset, resource: Resource, parent_id: int | None, conditions: str | None,
-           extra: Callable[[dict], bool] | None = None) -> list[dict]:
+def select(
+    data: Dataset,
+    resource: Resource,
+    parent_id: int | None,
+    conditions: str | None,
+    extra: Callable[[dict], bool] | None = None,
+) -> list[dict]:
     """Records of ``resource`` matching ``conditions`` (unrendered), in id order."""
     table = data[resource.table]
     predicate, invoice_ids = None, None
@@ -123,6 +212,7 @@ def get_one(data: Dataset, resource: Resource, parent_id: int | None, record_id:
 
 # --- PATCH ---------------------------------------------------------------------------------------
 
+
 def _invoice_decimals(data: Dataset, record: dict) -> int:
     invoice = data["invoices"].get(record.get("invoice", {}).get("id"))
     return invoice["currency"]["numberOfDecimals"] if invoice else 2
@@ -149,7 +239,9 @@ def _derive(data: Dataset, resource: Resource, record: dict, changes: dict) -> N
         if "billableOption" in changes and "invoiceHours" not in changes:
             hours = merged.get("actualHours", 0.0) if billable else 0.0
         changes["invoiceHours"] = changes["hoursBilled"] = hours
-        changes["extendedInvoiceAmount"] = round(hours * merged.get("hourlyRate", 0.0), dec) if billable else 0.0
+        changes["extendedInvoiceAmount"] = (
+            round(hours * merged.get("hourlyRate", 0.0), dec) if billable else 0.0
+        )
 
 
 def apply_patch(data: Dataset, resource: Resource, parent_id: int | None, record_id: int, body: Any) -> dict:
@@ -192,7 +284,9 @@ def _coerce_patch_value(data: Dataset, resource: Resource, field: str, value: An
     if field in ("quantity", "price", "cost", "invoiceHours", "hourlyRate"):
         return _number(resource, field, value)
     if field in ("billableOption",):
-        allowed = ("Billable", "DoNotBill", "NoCharge") + (("NoDefault",) if resource.table != "products" else ())
+        allowed = ("Billable", "DoNotBill", "NoCharge") + (
+            ("NoDefault",) if resource.table != "products" else ()
+        )
         if value not in allowed:
             raise errors.invalid_object(resource.name, field, f"{field} must be one of {', '.join(allowed)}.")
         return value

@@ -4,6 +4,7 @@ Records are stored with site-relative hrefs (``@/finance/invoices/5``) so one da
 host; ``render`` turns them into absolute URLs for the request being served and drops null/empty values,
 as the real API omits them (false and 0 are kept: ConnectWise sends those explicitly).
 """
+
 from __future__ import annotations
 
 from datetime import date, datetime, time, timezone
@@ -76,8 +77,9 @@ def ref(kind: str, ref_id: int, href_path: str | None = None, **fields: Any) -> 
     return out
 
 
-def audit_info(last_updated: str, updated_by: str, entered: str | None = None,
-               **hrefs: str) -> dict[str, str]:
+def audit_info(
+    last_updated: str, updated_by: str, entered: str | None = None, **hrefs: str
+) -> dict[str, str]:
     info = {"lastUpdated": last_updated, "updatedBy": updated_by}
     if entered:
         info["dateEntered"] = entered
@@ -103,5 +105,5 @@ def render(value: Any, api_base: str) -> Any:
     if isinstance(value, list):
         return [render(item, api_base) for item in value if not _is_empty(item)]
     if isinstance(value, str) and value.startswith(HREF_PREFIX):
-        return api_base + "/" + value[len(HREF_PREFIX):]
+        return api_base + "/" + value[len(HREF_PREFIX) :]
     return value

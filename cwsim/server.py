@@ -1,4 +1,5 @@
-"""Running the simulator: in a background thread for tests (``serve_in_thread``) or in the foreground (CLI)."""
+"""Running the simulator: on a background thread for tests (``serve_in_thread``) or in the foreground."""
+
 from __future__ import annotations
 
 import threading
@@ -60,7 +61,7 @@ class SimHandle:
         if self.thread is not None:
             self.thread.join(timeout=5)
 
-    def __enter__(self) -> "SimHandle":
+    def __enter__(self) -> SimHandle:
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -69,8 +70,9 @@ class SimHandle:
 
 def create_server(host: str = "127.0.0.1", port: int = 0, quiet: bool = True, **options: Any) -> SimHandle:
     state = SimState(SimConfig(**options))
-    server = make_server(host, port, SimApp(state), threaded=True,
-                         request_handler=QuietHandler if quiet else None)
+    server = make_server(
+        host, port, SimApp(state), threaded=True, request_handler=QuietHandler if quiet else None
+    )
     display_host = f"[{host}]" if ":" in host else host
     return SimHandle(url=f"http://{display_host}:{server.server_port}", state=state, server=server)
 
@@ -79,7 +81,8 @@ def serve_in_thread(port: int = 0, host: str = "127.0.0.1", **options: Any) -> S
     """Start a simulator on a daemon thread; ``port=0`` picks a free port. Call ``.stop()`` when done."""
     handle = create_server(host, port, **options)
     # A short poll interval keeps stop() fast (serve_forever checks for shutdown between polls).
-    handle.thread = threading.Thread(target=handle.server.serve_forever, kwargs={"poll_interval": 0.05},
-                                     name="cwsim", daemon=True)
+    handle.thread = threading.Thread(
+        target=handle.server.serve_forever, kwargs={"poll_interval": 0.05}, name="cwsim", daemon=True
+    )
     handle.thread.start()
     return handle

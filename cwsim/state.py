@@ -1,4 +1,5 @@
 """Simulator state shared by all request threads: options/knobs, the request log, and the data set."""
+
 from __future__ import annotations
 
 import dataclasses

@@ -4,9 +4,11 @@ Small collections are ``EagerTable`` (ready API-shaped dicts). Invoice line item
 scale, so ``LazyTable`` keeps them as compact rows and builds the API dict on access, with an index by
 invoice id so ``conditions=invoice/id=N`` does not touch every row.
 """
+
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 
 class Table:
@@ -83,8 +85,12 @@ class EagerTable(Table):
 class LazyTable(Table):
     """Compact rows built into API dicts on demand; ``invoice_of`` feeds the by-invoice index."""
 
-    def __init__(self, builder: Callable[[Any], dict], invoice_of: Callable[[Any], int | None],
-                 parent_of: Callable[[Any], int | None] | None = None):
+    def __init__(
+        self,
+        builder: Callable[[Any], dict],
+        invoice_of: Callable[[Any], int | None],
+        parent_of: Callable[[Any], int | None] | None = None,
+    ):
         super().__init__()
         self.rows: dict[int, Any] = {}
         # For parent-scoped children (payments, routings) the parent is the invoice, so one index serves both.

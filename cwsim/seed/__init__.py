@@ -2,6 +2,7 @@
 
 ``build_dataset(seed, invoices)`` is the only entry point; the same arguments always give the same data.
 """
+
 from __future__ import annotations
 
 import random

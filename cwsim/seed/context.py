@@ -1,4 +1,5 @@
 """Shared state while seeding: the RNG, the anchor date, and lookups of the references built so far."""
+
 from __future__ import annotations
 
 import random

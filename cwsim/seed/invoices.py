@@ -12,6 +12,7 @@ Per invoice (all in the invoice currency, rounded to its decimals)::
 
 The fixed head of the series (ids 1..16) holds the review-rule cases; ``CASES`` names them.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -21,7 +22,7 @@ from cwsim.seed import names
 from cwsim.seed.context import SeedContext, at, money
 from cwsim.seed.lines import ExpenseRow, PaymentRow, ProductRow, RoutingRow, TimeRow, make_builders
 from cwsim.seed.reference import BILLING_TERMS, LEVEL_NAMES
-from cwsim.seed.work import active_additions, price_in
+from cwsim.seed.work import price_in
 from cwsim.serialize import audit_info, iso, ref
 from cwsim.store import EagerTable, LazyTable
 
@@ -86,7 +87,10 @@ class InvoiceSeeder:
         self.invoices = EagerTable()
         self.invoice_refs: dict[int, dict] = {}
         builders = make_builders(ctx, self.invoice_refs)
-        by_invoice = (lambda row: row.invoice_id)
+
+        def by_invoice(row):
+            return row.invoice_id
+
         self.tables = {
             "products": LazyTable(builders["products"], by_invoice),
             "timeEntries": LazyTable(builders["timeEntries"], by_invoice),
@@ -105,37 +109,103 @@ class InvoiceSeeder:
         self.next_ids[table] += 1
         return value
 
-    def add_time(self, d: Draft, start: datetime, hours: float, notes: str, billable: str = "Billable",
-                 member: dict | None = None, type_id: int = 1, ticket_id: int | None = None,
-                 project_id: int | None = None) -> None:
+    def add_time(
+        self,
+        d: Draft,
+        start: datetime,
+        hours: float,
+        notes: str,
+        billable: str = "Billable",
+        member: dict | None = None,
+        type_id: int = 1,
+        ticket_id: int | None = None,
+        project_id: int | None = None,
+    ) -> None:
         member = member or self.rng.choice(self.active_members[:11])
         role = member["_role"]
         rate = price_in(self.ctx, d.company, role["rate"] or 95.0)
         extended = money(hours * rate, d.dec) if billable == "Billable" else 0.0
         tid = ticket_id if ticket_id is not None else d.ticket_id
-        row = TimeRow(self._next("timeEntries"), d.id, d.company["id"], member["id"], role["id"], type_id, start,
-                      hours, rate, extended, billable, notes, tid, project_id or d.project_id, d.agreement_id)
+        row = TimeRow(
+            self._next("timeEntries"),
+            d.id,
+            d.company["id"],
+            member["id"],
+            role["id"],
+            type_id,
+            start,
+            hours,
+            rate,
+            extended,
+            billable,
+            notes,
+            tid,
+            project_id or d.project_id,
+            d.agreement_id,
+        )
         d.times.append(row)
 
-    def add_product(self, d: Draft, idx: int, quantity: float, price: float | None = None,
-                    cost: float | None = None, billable: str = "Billable", description: str | None = None) -> None:
+    def add_product(
+        self,
+        d: Draft,
+        idx: int,
+        quantity: float,
+        price: float | None = None,
+        cost: float | None = None,
+        billable: str = "Billable",
+        description: str | None = None,
+    ) -> None:
         _i, _desc, usd_cost, usd_price, _cls, taxable, _uom = names.CATALOG[idx]
         price = price_in(self.ctx, d.company, usd_price) if price is None else price
         cost = price_in(self.ctx, d.company, usd_cost) if cost is None else cost
-        row = ProductRow(self._next("products"), d.id, d.company["id"], idx, quantity, price, cost,
-                         money(quantity * price, d.dec), money(quantity * cost, d.dec), billable, taxable,
-                         len(d.products) + 1, at(d.day - timedelta(days=3), 10), d.ticket_id, d.project_id,
-                         d.agreement_id, description)
+        row = ProductRow(
+            self._next("products"),
+            d.id,
+            d.company["id"],
+            idx,
+            quantity,
+            price,
+            cost,
+            money(quantity * price, d.dec),
+            money(quantity * cost, d.dec),
+            billable,
+            taxable,
+            len(d.products) + 1,
+            at(d.day - timedelta(days=3), 10),
+            d.ticket_id,
+            d.project_id,
+            d.agreement_id,
+            description,
+        )
         d.products.append(row)
 
-    def add_expense(self, d: Draft, type_idx: int, amount: float, notes: str, markup: float = 1.0,
-                    billable: str = "Billable") -> None:
+    def add_expense(
+        self,
+        d: Draft,
+        type_idx: int,
+        amount: float,
+        notes: str,
+        markup: float = 1.0,
+        billable: str = "Billable",
+    ) -> None:
         amount = money(amount, d.dec)
         bill = money(amount * markup, d.dec)
         member = self.rng.choice(self.active_members[:11])
-        row = ExpenseRow(self._next("expenseEntries"), d.id, d.company["id"], member["id"], type_idx, amount, bill,
-                         bill if billable == "Billable" else 0.0, billable, at(d.day - timedelta(days=5), 12),
-                         notes, d.ticket_id, d.project_id)
+        row = ExpenseRow(
+            self._next("expenseEntries"),
+            d.id,
+            d.company["id"],
+            member["id"],
+            type_idx,
+            amount,
+            bill,
+            bill if billable == "Billable" else 0.0,
+            billable,
+            at(d.day - timedelta(days=5), 12),
+            notes,
+            d.ticket_id,
+            d.project_id,
+        )
         d.expenses.append(row)
 
     # --- invoice lifecycle ------------------------------------------------------------------------
@@ -148,8 +218,15 @@ class InvoiceSeeder:
             d.apply_to = ("Project", d.project_id)
         elif d.ticket_id:
             d.apply_to = ("Ticket", d.ticket_id)
-        self.invoice_refs[iid] = ref("invoice", iid, identifier=f"INV-{10000 + iid}", billingType=kind,
-                                     applyToType=d.apply_to[0], invoiceDate=iso(day), chargeFirmFlag=False)
+        self.invoice_refs[iid] = ref(
+            "invoice",
+            iid,
+            identifier=f"INV-{10000 + iid}",
+            billingType=kind,
+            applyToType=d.apply_to[0],
+            invoiceDate=iso(day),
+            chargeFirmFlag=False,
+        )
         # Reserve the id now so nested drafts cannot take it.
         self.invoices.records[iid] = {}
         return d
@@ -157,21 +234,31 @@ class InvoiceSeeder:
     def ticket_time(self, d: Draft, tickets: list[dict], entries: tuple[int, int] = (1, 4)) -> None:
         for ticket in tickets:
             for _ in range(self.rng.randint(*entries)):
-                start = at(d.day - timedelta(days=self.rng.randint(1, 28)), self.rng.randint(8, 16),
-                           self.rng.choice((0, 15, 30, 45)))
+                start = at(
+                    d.day - timedelta(days=self.rng.randint(1, 28)),
+                    self.rng.randint(8, 16),
+                    self.rng.choice((0, 15, 30, 45)),
+                )
                 roll = self.rng.random()
                 billable = "Billable" if roll < 0.93 else "NoCharge" if roll < 0.97 else "DoNotBill"
-                self.add_time(d, start, self.rng.choice((0.25, 0.5, 0.75, 1.0, 1.0, 1.5, 2.0, 3.0)),
-                              self.rng.choice(names.TIME_NOTES), billable, type_id=self.rng.choice((1, 1, 1, 2, 3)),
-                              ticket_id=ticket["id"])
+                self.add_time(
+                    d,
+                    start,
+                    self.rng.choice((0.25, 0.5, 0.75, 1.0, 1.0, 1.5, 2.0, 3.0)),
+                    self.rng.choice(names.TIME_NOTES),
+                    billable,
+                    type_id=self.rng.choice((1, 1, 1, 2, 3)),
+                    ticket_id=ticket["id"],
+                )
 
     def finish(self, d: Draft) -> None:
         ctx, dec = self.ctx, d.dec
         service = money(sum(t.extended for t in d.times), dec)
         product = money(sum(p.ext_price for p in d.products if p.billable == "Billable"), dec)
         expense = money(sum(e.invoice_amount for e in d.expenses if e.billable == "Billable"), dec)
-        subtotal = money(service + product + expense + d.agreement_amount + d.adjustment - d.downpayment_applied,
-                         dec)
+        subtotal = money(
+            service + product + expense + d.agreement_amount + d.adjustment - d.downpayment_applied, dec
+        )
         tax_code = ctx.tax_codes[d.company["taxCode"]["id"]] if d.taxed else None
         sales_tax = 0.0
         if tax_code:
@@ -181,9 +268,11 @@ class InvoiceSeeder:
                 rate = tax_code.get(f"level{word}Rate")
                 if rate is None:
                     continue
-                base = ((services_base if tax_code[f"level{word}ServicesFlag"] else 0.0)
-                        + (taxable_products if tax_code[f"level{word}ProductsFlag"] else 0.0)
-                        + (expense if tax_code[f"level{word}ExpensesFlag"] else 0.0))
+                base = (
+                    (services_base if tax_code[f"level{word}ServicesFlag"] else 0.0)
+                    + (taxable_products if tax_code[f"level{word}ProductsFlag"] else 0.0)
+                    + (expense if tax_code[f"level{word}ExpensesFlag"] else 0.0)
+                )
                 sales_tax += money(base * rate / 100.0, dec)
             sales_tax = money(sales_tax, dec)
         total = money(subtotal + sales_tax, dec)
@@ -193,7 +282,9 @@ class InvoiceSeeder:
         balance = money(total - paid, dec)
         self._store(d, service, product, expense, subtotal, sales_tax, total, paid, balance, tax_code)
 
-    def _store(self, d, service, product, expense, subtotal, sales_tax, total, paid, balance, tax_code) -> None:
+    def _store(
+        self, d, service, product, expense, subtotal, sales_tax, total, paid, balance, tax_code
+    ) -> None:
         ctx, company = self.ctx, d.company
         cid = company["id"]
         terms_id = company["billingTerms"]["id"]
@@ -202,57 +293,111 @@ class InvoiceSeeder:
         contact = ctx.contacts_by_company[cid][0]
         updated = at(min(d.day + timedelta(days=2 if not closed else 30), ctx.anchor), 14, d.id % 60)
         record = {
-            "id": d.id, "invoiceNumber": f"INV-{10000 + d.id}", "type": d.kind, "status": ctx.ref("status", d.status),
-            "company": ctx.ref("company", cid), "billToCompany": ctx.ref("company", cid),
-            "shipToCompany": ctx.ref("company", cid), "accountNumber": company["accountNumber"],
-            "applyToType": d.apply_to[0], "applyToId": d.apply_to[1], "attention": contact["name"],
-            "billingSite": company["billingSite"], "billingSiteAddressLine1": company["addressLine1"],
-            "billingSiteCity": company["city"], "billingSiteState": company["state"],
-            "billingSiteZip": company["zip"], "billingSiteCountry": company["country"]["name"],
-            "shippingSite": company["site"], "shippingSiteAddressLine1": company["addressLine1"],
-            "shippingSiteCity": company["city"], "shippingSiteState": company["state"],
-            "shippingSiteZip": company["zip"], "shippingSiteCountry": company["country"]["name"],
-            "billingTerms": company["billingTerms"], "customerPO": f"PO-{4400 + d.id * 7}" if d.id % 4 == 0 else "",
-            "reference": "", "templateSetupId": 2 if d.kind == "Agreement" else 1, "emailTemplateId": 1,
-            "addToBatchEmailList": d.status == SENT, "date": iso(d.day), "restrictDownpaymentFlag": False,
-            "locationId": 1, "location": ctx.ref("location", 1), "departmentId": 2 if d.project_id else 1,
-            "department": ref("department", 2 if d.project_id else 1,
-                              name="Professional Services" if d.project_id else "Managed Services"),
-            "territoryId": 1, "territory": ctx.ref("location", 1),
-            "topComment": "Thank you for your business.", "bottomComment": "",
-            "taxableFlag": tax_code is not None, "taxCode": ctx.ref("taxCode", tax_code["id"]) if tax_code else None,
-            "internalNotes": "", "downpaymentPreviouslyTaxedFlag": False, "serviceTotal": service,
-            "overrideDownPaymentAmountFlag": False, "currency": company["currency"], "dueDate": iso(due),
-            "expenseTotal": expense, "productTotal": product, "previousProgressApplied": 0.0,
-            "serviceAdjustmentAmount": d.adjustment, "agreementAmount": d.agreement_amount,
-            "downpaymentApplied": d.downpayment_applied, "subtotal": subtotal, "total": total,
-            "remainingDownpayment": d.remaining_downpayment, "salesTax": sales_tax,
-            "adjustmentReason": d.adjustment_reason, "adjustedBy": "lmartin" if d.adjustment else "",
-            "closedBy": "lmartin" if closed else "", "payments": paid, "credits": 0.0, "balance": balance,
+            "id": d.id,
+            "invoiceNumber": f"INV-{10000 + d.id}",
+            "type": d.kind,
+            "status": ctx.ref("status", d.status),
+            "company": ctx.ref("company", cid),
+            "billToCompany": ctx.ref("company", cid),
+            "shipToCompany": ctx.ref("company", cid),
+            "accountNumber": company["accountNumber"],
+            "applyToType": d.apply_to[0],
+            "applyToId": d.apply_to[1],
+            "attention": contact["name"],
+            "billingSite": company["billingSite"],
+            "billingSiteAddressLine1": company["addressLine1"],
+            "billingSiteCity": company["city"],
+            "billingSiteState": company["state"],
+            "billingSiteZip": company["zip"],
+            "billingSiteCountry": company["country"]["name"],
+            "shippingSite": company["site"],
+            "shippingSiteAddressLine1": company["addressLine1"],
+            "shippingSiteCity": company["city"],
+            "shippingSiteState": company["state"],
+            "shippingSiteZip": company["zip"],
+            "shippingSiteCountry": company["country"]["name"],
+            "billingTerms": company["billingTerms"],
+            "customerPO": f"PO-{4400 + d.id * 7}" if d.id % 4 == 0 else "",
+            "reference": "",
+            "templateSetupId": 2 if d.kind == "Agreement" else 1,
+            "emailTemplateId": 1,
+            "addToBatchEmailList": d.status == SENT,
+            "date": iso(d.day),
+            "restrictDownpaymentFlag": False,
+            "locationId": 1,
+            "location": ctx.ref("location", 1),
+            "departmentId": 2 if d.project_id else 1,
+            "department": ref(
+                "department",
+                2 if d.project_id else 1,
+                name="Professional Services" if d.project_id else "Managed Services",
+            ),
+            "territoryId": 1,
+            "territory": ctx.ref("location", 1),
+            "topComment": "Thank you for your business.",
+            "bottomComment": "",
+            "taxableFlag": tax_code is not None,
+            "taxCode": ctx.ref("taxCode", tax_code["id"]) if tax_code else None,
+            "internalNotes": "",
+            "downpaymentPreviouslyTaxedFlag": False,
+            "serviceTotal": service,
+            "overrideDownPaymentAmountFlag": False,
+            "currency": company["currency"],
+            "dueDate": iso(due),
+            "expenseTotal": expense,
+            "productTotal": product,
+            "previousProgressApplied": 0.0,
+            "serviceAdjustmentAmount": d.adjustment,
+            "agreementAmount": d.agreement_amount,
+            "downpaymentApplied": d.downpayment_applied,
+            "subtotal": subtotal,
+            "total": total,
+            "remainingDownpayment": d.remaining_downpayment,
+            "salesTax": sales_tax,
+            "adjustmentReason": d.adjustment_reason,
+            "adjustedBy": "lmartin" if d.adjustment else "",
+            "closedBy": "lmartin" if closed else "",
+            "payments": paid,
+            "credits": 0.0,
+            "balance": balance,
             "specialInvoiceFlag": d.kind in ("Miscellaneous", "CreditMemo", "DownPayment"),
             "billingSetupReference": ctx.ref("billingSetup", 1),
             "ticket": ctx.ref("ticket", d.ticket_id) if d.ticket_id else None,
             "project": ctx.ref("project", d.project_id) if d.project_id else None,
             "agreement": ctx.ref("agreement", d.agreement_id) if d.agreement_id else None,
             "glBatch": ref("batch", 600 + d.id // 50, name=f"GL{600 + d.id // 50}") if closed else None,
-            "_info": audit_info(iso(updated), "lmartin", iso(at(d.day, 9)),
-                                products_href=f"/procurement/products?conditions=invoice/id={d.id}",
-                                timeEntries_href=f"/time/entries?conditions=invoice/id={d.id}",
-                                expenseEntries_href=f"/expense/entries?conditions=invoice/id={d.id}",
-                                payments_href=f"/finance/invoices/{d.id}/payments",
-                                routings_href=f"/finance/invoices/{d.id}/routings"),
+            "_info": audit_info(
+                iso(updated),
+                "lmartin",
+                iso(at(d.day, 9)),
+                products_href=f"/procurement/products?conditions=invoice/id={d.id}",
+                timeEntries_href=f"/time/entries?conditions=invoice/id={d.id}",
+                expenseEntries_href=f"/expense/entries?conditions=invoice/id={d.id}",
+                payments_href=f"/finance/invoices/{d.id}/payments",
+                routings_href=f"/finance/invoices/{d.id}/routings",
+            ),
         }
         self.invoices.records[d.id] = record
-        for table, rows in (("products", d.products), ("timeEntries", d.times), ("expenseEntries", d.expenses)):
+        for table, rows in (
+            ("products", d.products),
+            ("timeEntries", d.times),
+            ("expenseEntries", d.expenses),
+        ):
             for row in rows:
                 self.tables[table].add(row.id, row)
         if paid:
             day = min(d.day + timedelta(days=12 + d.id % 20), ctx.anchor)
-            self.tables["payments"].add(d.id * 10 + 1, PaymentRow(d.id * 10 + 1, d.id, paid, balance, at(day, 15)))
+            self.tables["payments"].add(
+                d.id * 10 + 1, PaymentRow(d.id * 10 + 1, d.id, paid, balance, at(day, 15))
+            )
         reviewed = d.status not in (OPEN, READY)
         reviewer = 152 if d.kind == "Agreement" else 141
-        self.tables["routings"].add(d.id * 10 + 1, RoutingRow(d.id * 10 + 1, d.id, 1, reviewer, reviewed,
-                                                              at(d.day + timedelta(days=1), 11)))
+        self.tables["routings"].add(
+            d.id * 10 + 1,
+            RoutingRow(d.id * 10 + 1, d.id, 1, reviewer, reviewed, at(d.day + timedelta(days=1), 11)),
+        )
         if d.project_id:
-            self.tables["routings"].add(d.id * 10 + 2, RoutingRow(d.id * 10 + 2, d.id, 2, 146, reviewed,
-                                                                  at(d.day + timedelta(days=1), 12)))
+            self.tables["routings"].add(
+                d.id * 10 + 2,
+                RoutingRow(d.id * 10 + 2, d.id, 2, 146, reviewed, at(d.day + timedelta(days=1), 12)),
+            )

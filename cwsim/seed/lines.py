@@ -1,13 +1,14 @@
-"""Invoice children kept as compact rows (products, time, expenses, payments, routings) and their API builders.
+"""Invoice children as compact rows (products, time, expenses, payments, routings) and their builders.
 
 Rows hold ids and numbers only; builders turn them into ConnectWise-shaped dicts using the seed's shared
 reference objects, so 10,000+ invoices stay cheap in memory.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Callable
 
 from cwsim.seed import names
 from cwsim.seed.context import SeedContext
@@ -115,21 +116,45 @@ def make_builders(ctx: SeedContext, invoice_refs: dict[int, dict]) -> dict[str, 
         ident, desc, _cost, _price, pclass, _tax, uom = names.CATALOG[row.catalog_idx]
         stamp = iso(row.day)
         out = {
-            "id": row.id, "catalogItem": catalog_ref(ctx, row.catalog_idx), "description": row.description or desc,
-            "sequenceNumber": float(row.sequence), "quantity": row.quantity,
-            "unitOfMeasure": ref("unitOfMeasure", 1, name=uom), "price": row.price, "cost": row.cost,
-            "extPrice": row.ext_price, "extCost": row.ext_cost, "discount": 0.0,
-            "margin": round(row.ext_price - row.ext_cost, 2), "agreementAmount": 0.0,
-            "priceMethod": "PricePerUnit", "billableOption": row.billable, "locationId": 1,
-            "location": ctx.ref("location", 1), "businessUnitId": 1,
+            "id": row.id,
+            "catalogItem": catalog_ref(ctx, row.catalog_idx),
+            "description": row.description or desc,
+            "sequenceNumber": float(row.sequence),
+            "quantity": row.quantity,
+            "unitOfMeasure": ref("unitOfMeasure", 1, name=uom),
+            "price": row.price,
+            "cost": row.cost,
+            "extPrice": row.ext_price,
+            "extCost": row.ext_cost,
+            "discount": 0.0,
+            "margin": round(row.ext_price - row.ext_cost, 2),
+            "agreementAmount": 0.0,
+            "priceMethod": "PricePerUnit",
+            "billableOption": row.billable,
+            "locationId": 1,
+            "location": ctx.ref("location", 1),
+            "businessUnitId": 1,
             "businessUnit": ref("department", 1, name="Managed Services"),
-            "vendor": ctx.ref("company", 201 + row.catalog_idx % 4), "vendorSku": ident,
-            "taxableFlag": row.taxable, "dropshipFlag": False, "specialOrderFlag": False,
-            "phaseProductFlag": False, "cancelledFlag": False, "quantityCancelled": 0.0,
-            "customerDescription": row.description or desc, "productSuppliedFlag": False,
-            "invoice": invoice_refs[row.invoice_id], "calculatedPriceFlag": False, "calculatedCostFlag": False,
-            "purchaseDate": stamp, "listPrice": row.price, "company": ctx.ref("company", row.company_id),
-            "productClass": pclass, "needToPurchaseFlag": False, "minimumStockFlag": False, "uom": uom,
+            "vendor": ctx.ref("company", 201 + row.catalog_idx % 4),
+            "vendorSku": ident,
+            "taxableFlag": row.taxable,
+            "dropshipFlag": False,
+            "specialOrderFlag": False,
+            "phaseProductFlag": False,
+            "cancelledFlag": False,
+            "quantityCancelled": 0.0,
+            "customerDescription": row.description or desc,
+            "productSuppliedFlag": False,
+            "invoice": invoice_refs[row.invoice_id],
+            "calculatedPriceFlag": False,
+            "calculatedCostFlag": False,
+            "purchaseDate": stamp,
+            "listPrice": row.price,
+            "company": ctx.ref("company", row.company_id),
+            "productClass": pclass,
+            "needToPurchaseFlag": False,
+            "minimumStockFlag": False,
+            "uom": uom,
             "taxCode": company["taxCode"],
             "_info": audit_info(stamp, "lmartin", stamp),
         }
@@ -146,21 +171,48 @@ def make_builders(ctx: SeedContext, invoice_refs: dict[int, dict]) -> dict[str, 
         end = row.start + timedelta(hours=row.hours)
         billed = row.hours if row.billable == "Billable" else 0.0
         out = {
-            "id": row.id, "company": ctx.ref("company", row.company_id), "companyType": "Client",
-            **charge(row), "member": member["_ref"], "locationId": 1, "businessUnitId": 1,
-            "location": ref("location", 1, name="Main Office"), "department": ref("department", 1,
-                                                                                    name="Managed Services"),
-            "workType": ctx.ref("workType", row.type_id), "workRole": ctx.ref("workRole", row.role_id),
-            "timeStart": iso(row.start), "timeEnd": iso(end), "hoursDeduct": 0.0, "actualHours": row.hours,
-            "billableOption": row.billable, "notes": row.notes, "addToDetailDescriptionFlag": True,
-            "addToInternalAnalysisFlag": False, "addToResolutionFlag": False, "emailResourceFlag": False,
-            "emailContactFlag": False, "emailCcFlag": False, "hoursBilled": billed, "invoiceHours": billed,
-            "hourlyCost": f"{member['hourlyCost']:.2f}", "enteredBy": member["identifier"],
-            "dateEntered": iso(end), "invoice": invoice_refs[row.invoice_id], "hourlyRate": row.rate,
-            "agreementHours": 0.0, "agreementAmount": 0.0, "adjustment": 0.0, "invoiceReady": 1,
-            "status": "Billed", "invoiceFlag": True, "extendedInvoiceAmount": row.extended,
-            "timeSheet": ref("timeSheet", 9000 + row.member_id * 100 + row.start.isocalendar()[1],
-                             name=f"{row.start.year}-W{row.start.isocalendar()[1]:02d}"),
+            "id": row.id,
+            "company": ctx.ref("company", row.company_id),
+            "companyType": "Client",
+            **charge(row),
+            "member": member["_ref"],
+            "locationId": 1,
+            "businessUnitId": 1,
+            "location": ref("location", 1, name="Main Office"),
+            "department": ref("department", 1, name="Managed Services"),
+            "workType": ctx.ref("workType", row.type_id),
+            "workRole": ctx.ref("workRole", row.role_id),
+            "timeStart": iso(row.start),
+            "timeEnd": iso(end),
+            "hoursDeduct": 0.0,
+            "actualHours": row.hours,
+            "billableOption": row.billable,
+            "notes": row.notes,
+            "addToDetailDescriptionFlag": True,
+            "addToInternalAnalysisFlag": False,
+            "addToResolutionFlag": False,
+            "emailResourceFlag": False,
+            "emailContactFlag": False,
+            "emailCcFlag": False,
+            "hoursBilled": billed,
+            "invoiceHours": billed,
+            "hourlyCost": f"{member['hourlyCost']:.2f}",
+            "enteredBy": member["identifier"],
+            "dateEntered": iso(end),
+            "invoice": invoice_refs[row.invoice_id],
+            "hourlyRate": row.rate,
+            "agreementHours": 0.0,
+            "agreementAmount": 0.0,
+            "adjustment": 0.0,
+            "invoiceReady": 1,
+            "status": "Billed",
+            "invoiceFlag": True,
+            "extendedInvoiceAmount": row.extended,
+            "timeSheet": ref(
+                "timeSheet",
+                9000 + row.member_id * 100 + row.start.isocalendar()[1],
+                name=f"{row.start.year}-W{row.start.isocalendar()[1]:02d}",
+            ),
             "taxCode": companies[row.company_id]["taxCode"],
             "_info": audit_info(iso(end + timedelta(hours=1)), member["identifier"], iso(end)),
         }
@@ -179,38 +231,66 @@ def make_builders(ctx: SeedContext, invoice_refs: dict[int, dict]) -> dict[str, 
         name, type_id = names.EXPENSE_TYPES[row.type_idx]
         stamp = iso(row.day)
         return {
-            "id": row.id, "expenseReport": ref("expenseReport", 7000 + row.member_id, name=f"{member['identifier']}"
-                                                                                              " expenses"),
-            "company": ctx.ref("company", row.company_id), **charge(row),
-            "type": ref("expenseType", type_id, name=name), "member": member["_ref"],
+            "id": row.id,
+            "expenseReport": ref(
+                "expenseReport", 7000 + row.member_id, name=f"{member['identifier']} expenses"
+            ),
+            "company": ctx.ref("company", row.company_id),
+            **charge(row),
+            "type": ref("expenseType", type_id, name=name),
+            "member": member["_ref"],
             "paymentMethod": ref("paymentMethod", 1, name="Company Credit Card"),
-            "classification": ref("classification", 1, name="Reimbursable"), "amount": row.amount,
-            "billableOption": row.billable, "date": stamp, "locationId": 1, "businessUnitId": 1,
-            "notes": row.notes, "invoiceAmount": row.invoice_amount, "invoice": invoice_refs[row.invoice_id],
-            "currency": companies[row.company_id]["currency"], "status": "Billed", "billAmount": row.bill_amount,
-            "agreementAmount": 0.0, "_info": audit_info(stamp, member["identifier"], stamp),
+            "classification": ref("classification", 1, name="Reimbursable"),
+            "amount": row.amount,
+            "billableOption": row.billable,
+            "date": stamp,
+            "locationId": 1,
+            "businessUnitId": 1,
+            "notes": row.notes,
+            "invoiceAmount": row.invoice_amount,
+            "invoice": invoice_refs[row.invoice_id],
+            "currency": companies[row.company_id]["currency"],
+            "status": "Billed",
+            "billAmount": row.bill_amount,
+            "agreementAmount": 0.0,
+            "_info": audit_info(stamp, member["identifier"], stamp),
         }
 
     def payment(row: PaymentRow) -> dict:
         invoice = ctx.data["invoices"].records.get(row.invoice_id, {})
         stamp = iso(row.day)
         return {
-            "id": row.id, "type": "Payment", "source": "Default", "invoice": invoice_refs[row.invoice_id],
-            "amount": row.amount, "balance": row.balance_after, "invoiceBalance": row.balance_after,
-            "invoiceTotal": invoice.get("total", 0.0), "paymentDate": stamp, "appliedBy": "lmartin",
-            "paymentSyncStatus": "Applied", "_info": audit_info(stamp, "lmartin", stamp),
+            "id": row.id,
+            "type": "Payment",
+            "source": "Default",
+            "invoice": invoice_refs[row.invoice_id],
+            "amount": row.amount,
+            "balance": row.balance_after,
+            "invoiceBalance": row.balance_after,
+            "invoiceTotal": invoice.get("total", 0.0),
+            "paymentDate": stamp,
+            "appliedBy": "lmartin",
+            "paymentSyncStatus": "Applied",
+            "_info": audit_info(stamp, "lmartin", stamp),
         }
 
     def routing(row: RoutingRow) -> dict:
         out = {
-            "id": row.id, "invoice": invoice_refs[row.invoice_id], "sequenceNumber": row.sequence,
-            "member": members[row.member_id]["_ref"], "reviewedFlag": row.reviewed,
+            "id": row.id,
+            "invoice": invoice_refs[row.invoice_id],
+            "sequenceNumber": row.sequence,
+            "member": members[row.member_id]["_ref"],
+            "reviewedFlag": row.reviewed,
             "_info": audit_info(iso(row.day), "lmartin"),
         }
         if row.reviewed:
             out["dateReviewedUTC"] = iso(row.day)
         return out
 
-    return {"products": product, "timeEntries": time_entry, "expenseEntries": expense, "payments": payment,
-            "routings": routing}
-
+    return {
+        "products": product,
+        "timeEntries": time_entry,
+        "expenseEntries": expense,
+        "payments": payment,
+        "routings": routing,
+    }

@@ -1,16 +1,35 @@
-"""Which invoices exist: a fixed head holding the review-rule cases, then a seeded body of ordinary invoices."""
+"""Which invoices exist: a fixed head holding the review-rule cases, then a seeded body of ordinary ones."""
+
 from __future__ import annotations
 
 from datetime import date, timedelta
 
 from cwsim.seed import names
 from cwsim.seed.context import at, money
-from cwsim.seed.invoices import APPROVED, CLOSED, HARDWARE, OPEN, PAID, READY, REJECTED, SENT, VOID, InvoiceSeeder
+from cwsim.seed.invoices import (
+    APPROVED,
+    CLOSED,
+    HARDWARE,
+    OPEN,
+    PAID,
+    READY,
+    REJECTED,
+    SENT,
+    VOID,
+    InvoiceSeeder,
+)
 from cwsim.seed.work import active_additions
 
 MONTHS_BACK_LIMIT = 30
-BODY_TYPES = [("Standard", 50), ("Agreement", 28), ("ProjectActual", 6), ("Progress", 3), ("DownPayment", 2),
-              ("Miscellaneous", 6), ("CreditMemo", 5)]
+BODY_TYPES = [
+    ("Standard", 50),
+    ("Agreement", 28),
+    ("ProjectActual", 6),
+    ("Progress", 3),
+    ("DownPayment", 2),
+    ("Miscellaneous", 6),
+    ("CreditMemo", 5),
+]
 CATALOG_IDX = {row[0]: i for i, row in enumerate(names.CATALOG)}
 
 
@@ -20,9 +39,24 @@ def month_start(anchor: date, months_back: int) -> date:
 
 
 def build_invoices(seeder: InvoiceSeeder, count: int) -> None:
-    head = [_head_agreement(0), _head_agreement(1), _below_cost, _thin_notes, _stale_time, _positive_credit,
-            _non_billable, _duplicate_product, _eur, _jpy, _credit_memo, _progress, _down_payment, _misc, _paid,
-            _partial]
+    head = [
+        _head_agreement(0),
+        _head_agreement(1),
+        _below_cost,
+        _thin_notes,
+        _stale_time,
+        _positive_credit,
+        _non_billable,
+        _duplicate_product,
+        _eur,
+        _jpy,
+        _credit_memo,
+        _progress,
+        _down_payment,
+        _misc,
+        _paid,
+        _partial,
+    ]
     for build in head[:count]:
         build(seeder)
     for _ in range(max(0, count - len(head))):
@@ -36,10 +70,19 @@ def _company(s: InvoiceSeeder, ident: str) -> dict:
 def _agreement_invoice(s: InvoiceSeeder, agreement: dict, months_back: int, status: int) -> None:
     company = next(c for c in s.ctx.customers if c["id"] == agreement["company"]["id"])
     day = month_start(s.ctx.anchor, months_back)
-    amount = money(sum(a["extPrice"] for a in active_additions(s.ctx, agreement["id"], day)),
-                   company["currency"]["numberOfDecimals"])
-    d = s.draft("Agreement", company, day, status, agreement_id=agreement["id"], agreement_amount=amount,
-                paid_fraction=_paid_fraction(status))
+    amount = money(
+        sum(a["extPrice"] for a in active_additions(s.ctx, agreement["id"], day)),
+        company["currency"]["numberOfDecimals"],
+    )
+    d = s.draft(
+        "Agreement",
+        company,
+        day,
+        status,
+        agreement_id=agreement["id"],
+        agreement_amount=amount,
+        paid_fraction=_paid_fraction(status),
+    )
     s.finish(d)
 
 
@@ -47,8 +90,11 @@ def _head_agreement(months_back_from_june: int):
     def build(s: InvoiceSeeder) -> None:
         agreement = s.ctx.agreements_by_company[_company(s, "AcmeDental")["id"]][0]
         # Invoice 1 is May 2025, invoice 2 June 2025: agreement 31 gained seats on 15 May.
-        _agreement_invoice(s, agreement, 1 - months_back_from_june, PAID if months_back_from_june == 0 else OPEN)
+        _agreement_invoice(
+            s, agreement, 1 - months_back_from_june, PAID if months_back_from_june == 0 else OPEN
+        )
         s.agreement_months[agreement["id"]] = 2
+
     return build
 
 
@@ -148,8 +194,14 @@ def _progress(s: InvoiceSeeder) -> None:
     company = next(c for c in s.ctx.customers if c["id"] == project["company"]["id"])
     d = s.draft("Progress", company, s.ctx.anchor - timedelta(days=2), OPEN, project_id=project["id"])
     for k in range(4):
-        s.add_time(d, at(d.day - timedelta(days=3 + k), 9), 4.0, names.TIME_NOTES[15 + k % 2], type_id=4,
-                   member=s.ctx.members[5])
+        s.add_time(
+            d,
+            at(d.day - timedelta(days=3 + k), 9),
+            4.0,
+            names.TIME_NOTES[15 + k % 2],
+            type_id=4,
+            member=s.ctx.members[5],
+        )
     milestone = money(project["billingAmount"] * 0.5, d.dec)
     service = sum(t.extended for t in d.times)
     d.adjustment = money(milestone - service, d.dec)
@@ -161,8 +213,14 @@ def _progress(s: InvoiceSeeder) -> None:
 def _down_payment(s: InvoiceSeeder) -> None:
     project = _fixed_fee_project(s)
     company = next(c for c in s.ctx.customers if c["id"] == project["company"]["id"])
-    d = s.draft("DownPayment", company, s.ctx.anchor - timedelta(days=60), PAID, project_id=project["id"],
-                paid_fraction=1.0)
+    d = s.draft(
+        "DownPayment",
+        company,
+        s.ctx.anchor - timedelta(days=60),
+        PAID,
+        project_id=project["id"],
+        paid_fraction=1.0,
+    )
     d.adjustment = project["downpayment"]
     d.remaining_downpayment = project["downpayment"]
     d.adjustment_reason = "Project down payment (25%)"
@@ -230,7 +288,9 @@ def _body_invoice(s: InvoiceSeeder) -> None:
         kind = "Standard"
     if kind in ("ProjectActual", "Progress", "DownPayment"):
         wanted = "ActualRates" if kind == "ProjectActual" else "FixedFee"
-        project = rng.choice([p for p in ctx.data["projects"].records.values() if p["billingMethod"] == wanted])
+        project = rng.choice(
+            [p for p in ctx.data["projects"].records.values() if p["billingMethod"] == wanted]
+        )
         company = next(c for c in ctx.customers if c["id"] == project["company"]["id"])
         invoice_type = "Standard" if kind == "ProjectActual" else kind
         d = s.draft(invoice_type, company, day, status, project_id=project["id"], paid_fraction=fraction)
@@ -239,11 +299,18 @@ def _body_invoice(s: InvoiceSeeder) -> None:
             d.remaining_downpayment = d.adjustment
             d.adjustment_reason = "Project down payment"
         else:
-            project_tickets = [t for t in ctx.tickets_by_company[company["id"]] if t["recordType"] == "ProjectTicket"]
+            project_tickets = [
+                t for t in ctx.tickets_by_company[company["id"]] if t["recordType"] == "ProjectTicket"
+            ]
             for _ in range(rng.randint(2, 6)):
-                s.add_time(d, at(day - timedelta(days=rng.randint(1, 25)), rng.randint(8, 15)),
-                           rng.choice((1.0, 2.0, 3.0, 4.0, 6.0)), rng.choice(names.TIME_NOTES[15:]), type_id=4,
-                           ticket_id=project_tickets[0]["id"] if project_tickets else None)
+                s.add_time(
+                    d,
+                    at(day - timedelta(days=rng.randint(1, 25)), rng.randint(8, 15)),
+                    rng.choice((1.0, 2.0, 3.0, 4.0, 6.0)),
+                    rng.choice(names.TIME_NOTES[15:]),
+                    type_id=4,
+                    ticket_id=project_tickets[0]["id"] if project_tickets else None,
+                )
             if kind == "Progress":
                 milestone = money(project["billingAmount"] * 0.25, d.dec)
                 d.adjustment = money(milestone - sum(t.extended for t in d.times), d.dec)
@@ -264,8 +331,14 @@ def _body_invoice(s: InvoiceSeeder) -> None:
     else:
         tickets = s.ctx.tickets_by_company[company["id"]]
         chosen = rng.sample(tickets, min(len(tickets), rng.randint(1, 3)))
-        d = s.draft("Standard", company, day, status, ticket_id=chosen[0]["id"] if len(chosen) == 1 else None,
-                    paid_fraction=fraction)
+        d = s.draft(
+            "Standard",
+            company,
+            day,
+            status,
+            ticket_id=chosen[0]["id"] if len(chosen) == 1 else None,
+            paid_fraction=fraction,
+        )
         s.ticket_time(d, chosen)
         if rng.random() < 0.35:
             for _ in range(rng.randint(1, 3)):
@@ -274,4 +347,3 @@ def _body_invoice(s: InvoiceSeeder) -> None:
             miles = rng.randint(12, 90)
             s.add_expense(d, 0, miles * 0.67, f"Mileage to {company['city']} site, {miles} mi")
     s.finish(d)
-

@@ -1,7 +1,8 @@
 """Fixtures for the simulator's tests: a shared read-mostly simulator and fresh ones for knob tests."""
+
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -13,8 +14,13 @@ ACCEPT = "application/vnd.connectwise.com+json; version=2025.1"
 
 def api_client(sim: SimHandle, **kwargs) -> httpx.Client:
     """An httpx client set up the way a real integration calls ConnectWise."""
-    return httpx.Client(base_url=sim.api_url, auth=(f"{sim.company_id}+{sim.public_key}", sim.private_key),
-                        headers={"clientId": "cwsim-tests", "Accept": ACCEPT}, timeout=10, **kwargs)
+    return httpx.Client(
+        base_url=sim.api_url,
+        auth=(f"{sim.company_id}+{sim.public_key}", sim.private_key),
+        headers={"clientId": "cwsim-tests", "Accept": ACCEPT},
+        timeout=10,
+        **kwargs,
+    )
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,5 @@
 """Auth, required headers, codebases, company info, and error bodies for bad routes and methods."""
+
 from __future__ import annotations
 
 import httpx
@@ -10,8 +11,11 @@ UNAUTHENTICATED = {"code": "ConnectWiseApi", "message": "UserNotAuthenticated"}
 
 def get(sim, path, auth=None, headers=None):
     default_auth = (f"{sim.company_id}+{sim.public_key}", sim.private_key)
-    return httpx.get(sim.api_url + path, auth=default_auth if auth is None else auth,
-                     headers={"clientId": "x", **(headers or {})})
+    return httpx.get(
+        sim.api_url + path,
+        auth=default_auth if auth is None else auth,
+        headers={"clientId": "x", **(headers or {})},
+    )
 
 
 def test_company_info_reports_the_versioned_codebase(sim):
@@ -24,17 +28,21 @@ def test_company_info_reports_the_versioned_codebase(sim):
 def test_both_codebases_serve_the_api(sim):
     auth = (f"{sim.company_id}+{sim.public_key}", sim.private_key)
     for codebase in ("v4_6_release", "v2025_1"):
-        response = httpx.get(f"{sim.url}/{codebase}/apis/3.0/system/info", auth=auth, headers={"clientId": "x"})
+        response = httpx.get(
+            f"{sim.url}/{codebase}/apis/3.0/system/info", auth=auth, headers={"clientId": "x"}
+        )
         assert response.status_code == 200
         assert response.json()["version"].startswith("v2025.1")
 
 
 def test_hrefs_follow_the_codebase_and_host_of_the_request(sim):
     auth = (f"{sim.company_id}+{sim.public_key}", sim.private_key)
-    body = httpx.get(f"{sim.url}/v4_6_release/apis/3.0/finance/invoices/1", auth=auth,
-                     headers={"clientId": "x"}).json()
+    body = httpx.get(
+        f"{sim.url}/v4_6_release/apis/3.0/finance/invoices/1", auth=auth, headers={"clientId": "x"}
+    ).json()
     assert body["_info"]["products_href"] == (
-        f"{sim.url}/v4_6_release/apis/3.0/procurement/products?conditions=invoice/id=1")
+        f"{sim.url}/v4_6_release/apis/3.0/procurement/products?conditions=invoice/id=1"
+    )
     assert body["company"]["_info"]["company_href"].startswith(f"{sim.url}/v4_6_release/apis/3.0/company/")
 
 
@@ -115,8 +123,15 @@ def test_responses_carry_cw_style_headers(client):
 
 
 def test_callbacks_can_be_registered_listed_and_deleted(fresh_client):
-    created = fresh_client.post("/system/callbacks", json={
-        "url": "https://example.test/hook?recordId=", "objectId": 1, "type": "invoice", "level": "owner"})
+    created = fresh_client.post(
+        "/system/callbacks",
+        json={
+            "url": "https://example.test/hook?recordId=",
+            "objectId": 1,
+            "type": "invoice",
+            "level": "owner",
+        },
+    )
     assert created.status_code == 201
     cid = created.json()["id"]
     assert fresh_client.get("/system/callbacks/count").json() == {"count": 1}
@@ -125,7 +140,9 @@ def test_callbacks_can_be_registered_listed_and_deleted(fresh_client):
 
 
 def test_callback_without_url_is_invalid_object(fresh_client):
-    response = fresh_client.post("/system/callbacks", json={"objectId": 1, "type": "invoice", "level": "owner"})
+    response = fresh_client.post(
+        "/system/callbacks", json={"objectId": 1, "type": "invoice", "level": "owner"}
+    )
     assert response.status_code == 400
     body = response.json()
     assert body["code"] == "InvalidObject" and body["errors"][0]["field"] == "url"

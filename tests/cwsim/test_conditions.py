@@ -1,4 +1,5 @@
 """The conditions grammar: tokenizer, parser, precedence, operators and errors (no HTTP)."""
+
 from __future__ import annotations
 
 import pytest
@@ -6,9 +7,15 @@ import pytest
 from cwsim.conditions import And, Compare, ConditionError, Or, compile_conditions, parse
 
 RECORD = {
-    "id": 7, "name": "Acme Dental Group", "total": 1250.5, "closedFlag": False, "notes": "",
-    "company": {"id": 5, "identifier": "Acme"}, "date": "2025-03-01T00:00:00Z",
-    "types": [{"name": "Client"}, {"name": "Partner"}], "_info": {"lastUpdated": "2025-06-01T10:00:00Z"},
+    "id": 7,
+    "name": "Acme Dental Group",
+    "total": 1250.5,
+    "closedFlag": False,
+    "notes": "",
+    "company": {"id": 5, "identifier": "Acme"},
+    "date": "2025-03-01T00:00:00Z",
+    "types": [{"name": "Client"}, {"name": "Partner"}],
+    "_info": {"lastUpdated": "2025-06-01T10:00:00Z"},
 }
 
 
@@ -16,10 +23,19 @@ def matches(text: str, record: dict = RECORD) -> bool:
     return compile_conditions(text)[1](record)
 
 
-@pytest.mark.parametrize("text,expected", [
-    ("id = 7", True), ("id != 7", False), ("total > 1000", True), ("total >= 1250.5", True),
-    ("total < 1250.5", False), ("total <= 1250.5", True), ("id=7", True), ("id>=8", False),
-])
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("id = 7", True),
+        ("id != 7", False),
+        ("total > 1000", True),
+        ("total >= 1250.5", True),
+        ("total < 1250.5", False),
+        ("total <= 1250.5", True),
+        ("id=7", True),
+        ("id>=8", False),
+    ],
+)
 def test_comparison_operators_compare_numbers(text, expected):
     assert matches(text) is expected
 
@@ -111,10 +127,25 @@ def test_negative_numbers_parse_as_literals():
     assert parse("total > -5") == Compare(("total",), ">", -5)
 
 
-@pytest.mark.parametrize("text", [
-    "id =", "id = (1", "(id = 1", "id == 1", "id 1", 'name = "open', "date > [2025-13-45]", "id in 1",
-    "and id = 1", "id = 1 or", "", "name contains 5", "id = 1 )", "id ~ 1",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "id =",
+        "id = (1",
+        "(id = 1",
+        "id == 1",
+        "id 1",
+        'name = "open',
+        "date > [2025-13-45]",
+        "id in 1",
+        "and id = 1",
+        "id = 1 or",
+        "",
+        "name contains 5",
+        "id = 1 )",
+        "id ~ 1",
+    ],
+)
 def test_malformed_conditions_raise(text):
     with pytest.raises(ConditionError):
         parse(text)

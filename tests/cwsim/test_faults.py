@@ -1,5 +1,6 @@
 """Knobs for tests and benchmarks: latency, budget/429, injected 5xx, timeouts, malformed JSON, revoked keys,
 the request log, and the loopback-only control API."""
+
 from __future__ import annotations
 
 import json

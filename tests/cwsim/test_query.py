@@ -1,4 +1,5 @@
 """List queries over HTTP: paging and Link headers, forward-only, fields, orderBy, count, conditions."""
+
 from __future__ import annotations
 
 from urllib.parse import parse_qs, urlsplit
@@ -78,8 +79,9 @@ def test_forward_only_walks_by_page_id_and_ends_with_empty_link(client):
 
 
 def test_forward_only_refuses_order_by(client):
-    response = client.get("/company/companies", params={"orderBy": "name asc"},
-                          headers={"pagination-type": "forward-only"})
+    response = client.get(
+        "/company/companies", params={"orderBy": "name asc"}, headers={"pagination-type": "forward-only"}
+    )
     assert response.status_code == 400
     assert response.json()["code"] == "InvalidObject"
 
@@ -92,11 +94,15 @@ def test_fields_keeps_only_named_fields_and_sub_fields(client):
 
 def test_fields_applies_to_single_get(client):
     assert client.get("/finance/invoices/1", params={"fields": "id,invoiceNumber"}).json() == {
-        "id": 1, "invoiceNumber": "INV-10001"}
+        "id": 1,
+        "invoiceNumber": "INV-10001",
+    }
 
 
 def test_order_by_desc_and_multiple_keys(client):
-    body = client.get("/finance/invoices", params={"orderBy": "company/name asc, total desc", "pageSize": 1000}).json()
+    body = client.get(
+        "/finance/invoices", params={"orderBy": "company/name asc, total desc", "pageSize": 1000}
+    ).json()
     keys = [(r["company"]["name"].lower(), -r["total"]) for r in body]
     assert keys == sorted(keys)
     totals = [r["total"] for r in client.get("/finance/invoices", params={"orderBy": "total desc"}).json()]
@@ -109,7 +115,9 @@ def test_bad_order_by_is_400(client):
 
 def test_count_honours_conditions(client):
     all_count = client.get("/finance/invoices/count").json()["count"]
-    open_count = client.get("/finance/invoices/count", params={"conditions": "status/isClosed = false"}).json()
+    open_count = client.get(
+        "/finance/invoices/count", params={"conditions": "status/isClosed = false"}
+    ).json()
     assert 0 < open_count["count"] < all_count
 
 
@@ -120,7 +128,9 @@ def test_line_items_filter_by_invoice_id_in_list(client):
 
 def test_conditions_on_last_updated_bare_and_info(client):
     for field in ("lastUpdated", "_info/lastUpdated"):
-        response = client.get("/finance/invoices/count", params={"conditions": f"{field} > [2025-06-01T00:00:00Z]"})
+        response = client.get(
+            "/finance/invoices/count", params={"conditions": f"{field} > [2025-06-01T00:00:00Z]"}
+        )
         assert response.status_code == 200
         assert 0 < response.json()["count"] < 60
 

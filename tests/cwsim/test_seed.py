@@ -1,4 +1,5 @@
 """The seeded data set: determinism, scale, amounts that add up, and the review-rule cases."""
+
 from __future__ import annotations
 
 import time
@@ -60,6 +61,14 @@ def test_most_invoices_are_open_some_paid_and_partially_paid(client):
     assert any(0 < i["payments"] < i["total"] for i in invoices)
 
 
+def billable(row: dict) -> bool:
+    return row["billableOption"] == "Billable"
+
+
+def by_invoice(rows: list[dict], invoice_id: int) -> list[dict]:
+    return [r for r in rows if r["invoice"]["id"] == invoice_id]
+
+
 def _sum(items, key, where=lambda _: True):
     return sum(i.get(key, 0.0) for i in items if where(i))
 
@@ -72,24 +81,30 @@ def test_amounts_add_up_on_every_invoice(client):
     expenses = fetch_all(client, "/expense/entries")
     for inv in invoices:
         dec = inv["currency"]["numberOfDecimals"]
-        tol = 0.5 * 10 ** -dec + 1e-9
-        mine = lambda rows: [r for r in rows if r["invoice"]["id"] == inv["id"]]  # noqa: E731
-        p, t, e = mine(products), mine(times), mine(expenses)
+        tol = 0.5 * 10**-dec + 1e-9
+        p, t, e = (by_invoice(rows, inv["id"]) for rows in (products, times, expenses))
         for entry in t:
-            expected = entry["invoiceHours"] * entry["hourlyRate"] if entry["billableOption"] == "Billable" else 0
+            expected = (
+                entry["invoiceHours"] * entry["hourlyRate"] if entry["billableOption"] == "Billable" else 0
+            )
             assert entry.get("extendedInvoiceAmount", 0.0) == pytest.approx(expected, abs=tol)
         for line in p:
             assert line["extPrice"] == pytest.approx(line["price"] * line["quantity"], abs=tol)
-        billable = lambda r: r["billableOption"] == "Billable"  # noqa: E731
         service = _sum(t, "extendedInvoiceAmount")
         product = _sum(p, "extPrice", billable)
         expense = _sum(e, "invoiceAmount", billable)
         assert inv.get("serviceTotal", 0.0) == pytest.approx(service, abs=tol * 10)
         assert inv.get("productTotal", 0.0) == pytest.approx(product, abs=tol * 10)
         assert inv.get("expenseTotal", 0.0) == pytest.approx(expense, abs=tol * 10)
-        subtotal = (service + product + expense + inv.get("agreementAmount", 0.0)
-                    + inv.get("serviceAdjustmentAmount", 0.0) - inv.get("previousProgressApplied", 0.0)
-                    - inv.get("downpaymentApplied", 0.0))
+        subtotal = (
+            service
+            + product
+            + expense
+            + inv.get("agreementAmount", 0.0)
+            + inv.get("serviceAdjustmentAmount", 0.0)
+            - inv.get("previousProgressApplied", 0.0)
+            - inv.get("downpaymentApplied", 0.0)
+        )
         assert inv["subtotal"] == pytest.approx(subtotal, abs=tol * 10), inv["id"]
         tax = 0.0
         if "taxCode" in inv:
@@ -98,14 +113,17 @@ def test_amounts_add_up_on_every_invoice(client):
             taxable_products = _sum(p, "extPrice", lambda r: billable(r) and r["taxableFlag"])
             for word in LEVELS:
                 if f"level{word}Rate" in code:
-                    base = ((services if code[f"level{word}ServicesFlag"] else 0)
-                            + (taxable_products if code[f"level{word}ProductsFlag"] else 0)
-                            + (expense if code[f"level{word}ExpensesFlag"] else 0))
+                    base = (
+                        (services if code[f"level{word}ServicesFlag"] else 0)
+                        + (taxable_products if code[f"level{word}ProductsFlag"] else 0)
+                        + (expense if code[f"level{word}ExpensesFlag"] else 0)
+                    )
                     tax += round(base * code[f"level{word}Rate"] / 100, dec)
         assert inv.get("salesTax", 0.0) == pytest.approx(tax, abs=tol * 10), inv["id"]
         assert inv["total"] == pytest.approx(inv["subtotal"] + inv.get("salesTax", 0.0), abs=tol)
-        assert inv["balance"] == pytest.approx(inv["total"] - inv.get("payments", 0.0) - inv.get("credits", 0.0),
-                                               abs=tol)
+        assert inv["balance"] == pytest.approx(
+            inv["total"] - inv.get("payments", 0.0) - inv.get("credits", 0.0), abs=tol
+        )
         payments = client.get(f"/finance/invoices/{inv['id']}/payments").json()
         assert _sum(payments, "amount") == pytest.approx(inv.get("payments", 0.0), abs=tol)
 
@@ -154,4 +172,7 @@ def test_agreements_have_additions_and_tickets_have_notes(client):
     ticket = client.get("/service/tickets", params={"pageSize": 1}).json()[0]
     notes = client.get(f"/service/tickets/{ticket['id']}/notes").json()
     assert notes and all(n["ticketId"] == ticket["id"] for n in notes)
-    assert {t["recordType"] for t in fetch_all(client, "/service/tickets")} == {"ServiceTicket", "ProjectTicket"}
+    assert {t["recordType"] for t in fetch_all(client, "/service/tickets")} == {
+        "ServiceTicket",
+        "ProjectTicket",
+    }
