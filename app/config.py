@@ -5,8 +5,8 @@ from __future__ import annotations
 import base64
 import binascii
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping
 
 ENVIRONMENTS = ("development", "test", "production")
 
@@ -39,7 +39,7 @@ def parse_encryption_keys(raw: str) -> list[tuple[str, bytes]]:
 
 
 # Development/test defaults: never valid in production (the checks below refuse them there).
-_DEV_SECRET_KEY = "dev-only-secret-key-change-me-0123456789abcdef"
+_DEV_SECRET_KEY = "dev-only-secret-key-change-me-0123456789abcdef"  # noqa: S105 (refused in production)
 _DEV_ENCRYPTION_KEYS = "dev1:" + base64.b64encode(b"\x01" * 32).decode()
 
 
@@ -73,11 +73,11 @@ class Config:
                               "CONNECTWISE_CLIENT_ID")
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> "Config":
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Config:
         """Build the config from environment variables and validate it."""
         env = os.environ if environ is None else environ
         cfg = cls()
-        for name, default in cls.__dataclass_fields__.items():
+        for name in cls.__dataclass_fields__:
             if name == "extra" or name not in env:
                 continue
             raw = env[name]
@@ -105,9 +105,10 @@ class Config:
         parse_encryption_keys(self.ENCRYPTION_KEYS)
         if not self.is_production:
             return
-        env = env if env is not None else os.environ
         for name in self.REQUIRED_IN_PRODUCTION:
-            if not str(env.get(name, "")).strip():
+            # From the environment, a default does not count as set; for a Config built in code, its values do.
+            given = env.get(name, "") if env is not None else getattr(self, name)
+            if not str(given).strip():
                 raise ConfigError(f"{name}: required in production but not set")
         if self.SECRET_KEY == _DEV_SECRET_KEY or len(self.SECRET_KEY) < 32:
             raise ConfigError("SECRET_KEY: must be at least 32 random characters in production")

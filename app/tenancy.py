@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 from flask import abort, current_app, g, has_app_context
 from sqlalchemy.orm import Session
 
-from app.db import set_session_tenant, session_tenant
+from app.db import session_tenant, set_session_tenant
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -195,7 +195,7 @@ class Stack:
 def start_stack(root: Path, persist: bool = False) -> Stack:
     """Start (creating on first use) a private stack under ``root``; credentials kept in ``root/stack.json``."""
     root.mkdir(parents=True, exist_ok=True)
-    os.chmod(root, 0o755)  # `nobody` must reach the data folder below it
+    os.chmod(root, 0o755)  # noqa: S103 (`nobody` must reach the data folder below it)
     state_file = root / "stack.json"
     state = json.loads(state_file.read_text()) if state_file.exists() else {
         "superuser": secrets.token_urlsafe(18), "owner": secrets.token_urlsafe(18), "app": secrets.token_urlsafe(18)}

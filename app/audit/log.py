@@ -33,11 +33,11 @@ class Actor:
     label: str = ""
 
     @classmethod
-    def system(cls, label: str = "system") -> "Actor":
+    def system(cls, label: str = "system") -> Actor:
         return cls("system", None, label)
 
     @classmethod
-    def user(cls, user_id: Any, email: str) -> "Actor":
+    def user(cls, user_id: Any, email: str) -> Actor:
         return cls("user", str(user_id), email)
 
 
@@ -88,11 +88,19 @@ def record(session: Session, tenant_id: uuid.UUID | str, actor: Actor, action: s
     tid = uuid.UUID(str(tenant_id))
     origin = origin or Origin()
     session.execute(text("select pg_advisory_xact_lock(:ns, :key)"), {"ns": _LOCK_NAMESPACE, "key": _lock_key(tid)})
-    prev = session.execute(
-        select(AuditEntry.hash).where(AuditEntry.tenant_id == tid).order_by(AuditEntry.id.desc()).limit(1)
-    ).scalar()
+    last = session.execute(
+        select(AuditEntry.hash, AuditEntry.created_at).where(AuditEntry.tenant_id == tid)
+        .order_by(AuditEntry.id.desc()).limit(1)
+    ).first()
+    if now is None:
+        # The database clock, read under the lock and never behind the previous row, so time order is chain
+        # order and retention only ever trims the chain's oldest end.
+        now = session.execute(text("select clock_timestamp()")).scalar_one()
+        if last is not None and now < last.created_at:
+            now = last.created_at
+    prev = last.hash if last is not None else None
     entry = AuditEntry(
-        tenant_id=tid, created_at=now or datetime.now(UTC),
+        tenant_id=tid, created_at=now,
         actor_type=actor.type, actor_id=actor.id, actor_label=actor.label[:320], action=action,
         target_type=target_type, target_id=str(target_id), before=redact(before) if before is not None else None,
         after=redact(after) if after is not None else None, source_ip=origin.ip,

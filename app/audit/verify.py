@@ -42,12 +42,13 @@ def verify_tenant(session: Session, tenant_id: uuid.UUID | str) -> tuple[int, Br
         session.expunge_all()
 
 
-def verify_all(tenant_ids: list[str], session_for: Callable[[str], object]) -> tuple[int, Break | None]:
-    total = 0
+def verify_all(tenant_ids: list[str], session_for: Callable[[str], object]) -> tuple[int, list[Break]]:
+    """Verify every tenant; returns rows checked and the first break of each broken tenant."""
+    total, breaks = 0, []
     for tid in tenant_ids:
         with session_for(tid) as session:  # type: ignore[attr-defined]
             n, brk = verify_tenant(session, tid)
         total += n
         if brk:
-            return total, brk
-    return total, None
+            breaks.append(brk)
+    return total, breaks

@@ -40,7 +40,7 @@ def init_login(app: Flask) -> None:
     manager.login_view = "auth.sign_in"
     manager.login_message = "Sign in to continue."
     manager.login_message_category = "info"
-    manager.session_protection = "strong"
+    manager.session_protection = "basic"
     manager.user_loader(load_user)
 
     @manager.unauthorized_handler

@@ -46,7 +46,7 @@ class Keyring:
         self.current_id = keys[0][0]
 
     @classmethod
-    def from_config(cls, raw: str) -> "Keyring":
+    def from_config(cls, raw: str) -> Keyring:
         return cls(parse_encryption_keys(raw))
 
     def encrypt(self, plaintext: str, ref: FieldRef) -> bytes:

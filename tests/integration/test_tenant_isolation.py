@@ -9,7 +9,7 @@ from sqlalchemy import Table, insert, select, text, update
 from sqlalchemy.exc import DBAPIError, ProgrammingError
 
 import app.models  # noqa: F401
-from app.db import Base, set_session_tenant
+from app.db import Base, make_engine, make_session_factory, set_session_tenant
 from tests.integration.rows import sample_row
 
 TENANT_TABLES = sorted((t for t in Base.metadata.tables.values() if "tenant_id" in t.c or t.name == "tenants"),
@@ -99,8 +99,9 @@ def test_with_no_tenant_nothing_is_visible(app, two_tenants, table):
 @pytest.mark.parametrize("table", TENANT_TABLES, ids=lambda t: t.name)
 def test_a_pooled_connection_reused_by_the_next_request_carries_no_tenant(app, two_tenants, table):
     a, _b = two_tenants
-    engine = app.extensions["engine"]
-    session = app.extensions["session_factory"]()
+    # A pool of one, so the next unit of work is certain to get the same connection back.
+    engine = make_engine(app.config["BI"].DATABASE_URL, pool_size=1, max_overflow=0)
+    session = make_session_factory(engine)()
     set_session_tenant(session, a.id)
     first_pid = session.execute(text("select pg_backend_pid()")).scalar()
     assert session.execute(text(f"select count(*) from {table.name}")).scalar() > 0  # noqa: S608
@@ -111,6 +112,7 @@ def test_a_pooled_connection_reused_by_the_next_request_carries_no_tenant(app, t
         assert conn.execute(text("select pg_backend_pid()")).scalar() == first_pid
         assert conn.execute(text("select current_setting('app.tenant_id', true)")).scalar() in ("", None)
         assert conn.execute(text(f"select count(*) from {table.name}")).scalar() == 0  # noqa: S608
+    engine.dispose()
 
 
 @pytest.mark.parametrize("table", TENANT_TABLES, ids=lambda t: t.name)

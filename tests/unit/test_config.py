@@ -1,0 +1,63 @@
+"""Config from the environment; production refuses to start without its secrets."""
+
+from __future__ import annotations
+
+import base64
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from app.config import Config, ConfigError
+
+GOOD = {
+    "APP_ENV": "production",
+    "SECRET_KEY": "s" * 48,
+    "DATABASE_URL": "postgresql://bi_web:pw@db.internal/betterinvoice",
+    "REDIS_URL": "redis://redis.internal:6379/0",
+    "ENCRYPTION_KEYS": "p1:" + base64.b64encode(os.urandom(32)).decode(),
+    "BASE_URL": "https://app.betterinvoice.example",
+    "CONNECTWISE_CLIENT_ID": "6f1b5c9e-0000-4000-8000-000000000001",
+}
+
+
+def test_a_complete_production_environment_is_accepted():
+    cfg = Config.from_env(GOOD)
+    assert cfg.is_production and cfg.SECRET_KEY == GOOD["SECRET_KEY"]
+
+
+@pytest.mark.parametrize("missing", sorted(Config.REQUIRED_IN_PRODUCTION))
+def test_missing_production_secret_stops_start_up_naming_the_variable(missing):
+    env = {k: v for k, v in GOOD.items() if k != missing}
+    with pytest.raises(ConfigError, match=missing):
+        Config.from_env(env)
+
+
+@pytest.mark.parametrize("name,value", [
+    ("SECRET_KEY", "short"),
+    ("ENCRYPTION_KEYS", "p1:abc"),
+    ("BASE_URL", "http://insecure.example"),
+    ("DATABASE_URL", "mysql://x"),
+    ("APP_ENV", "staging"),
+    ("TRUSTED_PROXY_COUNT", "two"),
+])
+def test_malformed_settings_are_refused_naming_the_variable(name, value):
+    with pytest.raises(ConfigError, match=name):
+        Config.from_env({**GOOD, name: value})
+
+
+def test_production_app_refuses_to_start_from_the_command_line_without_a_secret():
+    env = {k: v for k, v in GOOD.items() if k != "SECRET_KEY"}
+    env["PATH"] = os.environ.get("PATH", "")
+    root = Path(__file__).resolve().parents[2]
+    result = subprocess.run([sys.executable, "-c", "import wsgi"], cwd=root, env=env, capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode != 0
+    assert "SECRET_KEY" in result.stderr
+
+
+def test_development_defaults_work_without_any_variable():
+    cfg = Config.from_env({})
+    assert cfg.APP_ENV == "development" and cfg.TRUSTED_PROXY_COUNT == 0
