@@ -205,37 +205,36 @@ class SimApp:
         self, request: Request, resource: resources.Resource, parent_id: int | None, api_base: str
     ) -> Response:
         args = request.args
+        data = self.state.data
         forward = request.headers.get("pagination-type", "").strip().lower() == "forward-only"
         try:
-            if forward:
-                if args.get("orderBy"):
-                    raise query.QueryError("orderBy is not supported with forward-only pagination.")
-                page_id = query.parse_int("pageId", args.get("pageId"), 0, minimum=0)
-                _page, size = query.page_params(args)
-                records = resources.select(
-                    self.state.data,
-                    resource,
-                    parent_id,
-                    args.get("conditions"),
-                    extra=(lambda r: r["id"] > page_id) if page_id else None,
-                )
-            else:
-                page, size = query.page_params(args)
-                order = query.parse_order_by(args["orderBy"]) if args.get("orderBy") else None
-                records = resources.select(self.state.data, resource, parent_id, args.get("conditions"))
-                if order:
-                    records = query.sort_records(records, order)
+            if forward and args.get("orderBy"):
+                raise query.QueryError("orderBy is not supported with forward-only pagination.")
+            page, size = query.page_params(args)
+            page_id = query.parse_int("pageId", args.get("pageId"), 0, minimum=0) if forward else 0
+            order = None if forward or not args.get("orderBy") else query.parse_order_by(args["orderBy"])
         except query.QueryError as exc:
             raise errors.bad_request(str(exc)) from None
+        conditions = args.get("conditions")
+        if conditions or order:
+            after_page_id = (lambda r: r["id"] > page_id) if page_id else None
+            records: list[Any] = resources.select(data, resource, parent_id, conditions, extra=after_page_id)
+            if order:
+                records = query.sort_records(records, order)
+            fetch = lambda r: r  # noqa: E731
+        else:
+            # Unfiltered id-ordered pages: slice ids first so lazily built line items are built per page only.
+            records = [i for i in data[resource.table].ids(parent_id) if i > page_id]
+            fetch = lambda i: data[resource.table].get(i)  # noqa: E731
         url = request.host_url.rstrip("/") + re.sub("/{2,}", "/", request.path)
         qs = request.query_string.decode("latin-1")
         headers: dict[str, str] = {}
         if forward:
-            chunk = records[:size]
+            chunk = [fetch(r) for r in records[:size]]
             more = len(records) > size
             headers["Link"] = query.forward_link(url, qs, chunk[-1]["id"] if chunk and more else None)
         else:
-            chunk = records[(page - 1) * size : page * size]
+            chunk = [fetch(r) for r in records[(page - 1) * size : page * size]]
             link = query.link_header(url, qs, page, size, len(records))
             if link:
                 headers["Link"] = link
