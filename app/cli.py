@@ -139,5 +139,7 @@ def dev_sign_in_link(tenant_id: str, email: str) -> None:
 
 
 def register(app: Flask) -> None:
-    for group in (tenants_cli, keys_cli, audit_cli, db_cli, dev_cli):
+    from app.connectwise.cli import connectwise_cli
+
+    for group in (tenants_cli, keys_cli, audit_cli, db_cli, dev_cli, connectwise_cli):
         app.cli.add_command(group)

@@ -17,6 +17,7 @@ log = logging.getLogger(__name__)
 # name -> (dotted path of a no-argument function, interval in seconds)
 PERIODIC: dict[str, tuple[str, int]] = {
     "audit_retention": ("app.audit.retention.purge_expired", 24 * 3600),
+    "member_sync": ("app.connectwise.members.sync_all_tenants", 6 * 3600),
 }
 _PENDING = (JobStatus.SCHEDULED, JobStatus.QUEUED, JobStatus.STARTED, JobStatus.DEFERRED)
 

@@ -1,0 +1,60 @@
+"""`flask --app wsgi connectwise connect|sync-members`."""
+
+from __future__ import annotations
+
+import click
+from flask import current_app
+from flask.cli import AppGroup
+
+from app.audit.log import Actor
+from app.connectwise import errors
+from app.tenancy import tenant_session
+
+connectwise_cli = AppGroup("connectwise", help="ConnectWise connection and sync.")
+
+
+@connectwise_cli.command("connect")
+@click.argument("tenant_id")
+@click.option("--site", required=True)
+@click.option("--company", "company_id", required=True)
+@click.option("--public-key", required=True)
+@click.option("--private-key", required=True)
+def connect(tenant_id: str, site: str, company_id: str, public_key: str, private_key: str) -> None:
+    """Store a tenant's ConnectWise connection (encrypted) and test it."""
+    from app.connectwise.connection import FormError, make_client, run_checks, save_connection, store_test_result
+
+    cfg = current_app.config["BI"]
+    factory = current_app.extensions["session_factory"]
+    try:
+        with tenant_session(tenant_id, factory) as session:
+            save_connection(session, current_app.extensions["keyring"], tenant_id, site=site, company_id=company_id,
+                            public_key=public_key, private_key=private_key,
+                            allow_loopback_http=not cfg.is_production, actor=Actor.system("cli"))
+    except FormError as exc:
+        raise click.ClickException(str(exc)) from exc
+    with tenant_session(tenant_id, factory) as session:
+        from app.connectwise.connection import get_connection
+
+        conn = get_connection(session)
+        with make_client(conn, current_app.extensions["keyring"], cfg, current_app.extensions["redis"],
+                         max_retries=1) as client:
+            results = run_checks(client)
+        store_test_result(conn, results)
+    for r in results:
+        click.echo(f"{'ok  ' if r.ok else 'FAIL'} {r.label}: {r.detail}")
+    if not all(r.ok for r in results):
+        raise click.ClickException("saved, but the connection test found problems (above)")
+
+
+@connectwise_cli.command("sync-members")
+@click.argument("tenant_id")
+def sync_members(tenant_id: str) -> None:
+    """Pull ConnectWise members into the tenant's users now."""
+    from app.connectwise.members import run_sync
+
+    try:
+        outcome = run_sync(tenant_id)
+    except errors.ConnectWiseError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"members synced: {outcome.created} created, {outcome.updated} updated, "
+               f"{outcome.deactivated} deactivated")

@@ -1,0 +1,383 @@
+"""The one ConnectWise PSA client: base URL discovery, auth, retries, paging, a per-tenant cache, a site ceiling.
+
+Services create it with explicit arguments (credentials, client id, tenant id, Redis); it never reads Flask.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import ipaddress
+import json
+import logging
+import random
+import re
+import time
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
+import httpx
+from opentelemetry import trace
+
+from app.connectwise import errors
+from app.connectwise.ratelimit import SiteRateLimiter
+
+log = logging.getLogger(__name__)
+API_VERSION = "2025.1"
+PAGE_SIZE = 1000
+IN_CHUNK = 200  # ids per `invoice/id in (...)`: keeps URLs well under ConnectWise's ~2,000 characters
+CLOUD_HOSTS = ("myconnectwise.net", "connectwisedev.com")
+_COMPANY_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+_NEXT_LINK = re.compile(r'<([^>]+)>\s*;\s*rel="?next"?')
+
+# Which ConnectWise security-role module a path needs, for "the API member lacks ..." messages.
+MODULES = {
+    "finance/invoices": "Finance › Invoicing", "finance/billingStatuses": "Finance › Invoicing",
+    "finance/billingSetups": "Finance › Billing Setup", "finance/taxCodes": "Finance › Tax Codes",
+    "finance/agreements": "Finance › Agreements", "procurement/products": "Procurement › Products",
+    "time/entries": "Time & Expense › Time Entry", "expense/entries": "Time & Expense › Expense Entry",
+    "company/companies": "Companies › Company Maintenance", "company/contacts": "Companies › Contacts",
+    "system/members": "System › Member Maintenance", "service/tickets": "Service Desk › Service Tickets",
+    "project/projects": "Project › Projects", "system/info": "System",
+}
+
+
+@dataclass(frozen=True)
+class Credentials:
+    site: str  # https://na.myconnectwise.net (scheme + host[:port])
+    company_id: str
+    public_key: str
+    private_key: str
+
+    def __repr__(self) -> str:  # never print the keys
+        return f"Credentials(site={self.site!r}, company_id={self.company_id!r}, keys=***)"
+
+
+def normalise_site(raw: str, allow_loopback_http: bool) -> str:
+    """Turn what a person typed into ``https://host[:port]``; refuse plain HTTP except loopback outside production."""
+    raw = (raw or "").strip().rstrip("/")
+    if not raw:
+        raise errors.InvalidSite("Enter your ConnectWise site, e.g. na.myconnectwise.net")
+    if "://" not in raw:
+        raw = "https://" + raw
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.username or parts.password:
+        raise errors.InvalidSite("That is not a ConnectWise site address (expected e.g. na.myconnectwise.net)")
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise errors.InvalidSite("Enter only the site host (e.g. na.myconnectwise.net), without a path")
+    if parts.scheme == "http" and not (allow_loopback_http and _is_loopback(parts.hostname)):
+        raise errors.InsecureSite("ConnectWise must be reached over HTTPS; plain http:// is refused")
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{parts.hostname.lower()}{port}"
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_company_id(company_id: str) -> str:
+    company_id = (company_id or "").strip()
+    if not _COMPANY_ID.match(company_id):
+        raise errors.InvalidSite("The company id is the short name you sign in to ConnectWise with (letters, digits)")
+    return company_id
+
+
+class Client:
+    """Talks to one tenant's ConnectWise. Thread-safe; use ``with Client(...) as cw``."""
+
+    def __init__(self, credentials: Credentials, client_id: str, *, tenant_id: str | None = None, redis: Any = None,
+                 timeout: float = 10.0, max_retries: int = 4, cache_ttl: int = 60, allow_loopback_http: bool = False,
+                 rate_limiter: SiteRateLimiter | None = None, concurrency: int = 4, backoff_base: float = 0.5,
+                 max_backoff: float = 20.0, transport: httpx.BaseTransport | None = None,
+                 sleep: Callable[[float], None] = time.sleep):
+        self.site = normalise_site(credentials.site, allow_loopback_http)
+        self.company_id = check_company_id(credentials.company_id)
+        if not client_id:
+            raise errors.ConnectWiseError("CONNECTWISE_CLIENT_ID is not configured")
+        token = base64.b64encode(
+            f"{self.company_id}+{credentials.public_key}:{credentials.private_key}".encode()).decode()
+        self._headers = {"Authorization": f"Basic {token}", "clientId": client_id,
+                         "Accept": f"application/vnd.connectwise.com+json; version={API_VERSION}",
+                         "Content-Type": "application/json"}
+        self.tenant_id, self.redis, self.timeout = tenant_id, redis, timeout
+        self.max_retries, self.cache_ttl, self.concurrency = max_retries, cache_ttl, concurrency
+        self.backoff_base, self.max_backoff, self._sleep = backoff_base, max_backoff, sleep
+        self.rate_limiter = rate_limiter
+        self._http = httpx.Client(timeout=httpx.Timeout(timeout), transport=transport, follow_redirects=False,
+                                  limits=httpx.Limits(max_connections=concurrency * 2))
+        self._api_base: str | None = None
+        self.requests_made = 0
+        self._tracer = trace.get_tracer("app.connectwise")
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    # -- base URL ------------------------------------------------------------------------------------------
+
+    @property
+    def api_base(self) -> str:
+        """``{site with api- prefix on cloud}/{codebase}apis/3.0``, discovered once via /login/companyinfo."""
+        if self._api_base is None:
+            info = self._request("GET", f"{self.site}/login/companyinfo/{self.company_id}", auth=False)
+            if not isinstance(info, dict) or not info.get("Codebase"):
+                raise errors.InvalidSite(f"ConnectWise does not know the company id {self.company_id!r} on this site")
+            codebase = str(info["Codebase"]).strip("/") + "/"
+            if not re.match(r"^[A-Za-z0-9_.]+/$", codebase):
+                raise errors.MalformedResponse("ConnectWise answered an unexpected codebase")
+            parts = urlsplit(self.site)
+            host = parts.netloc
+            if codebase != "v4_6_release/" and any(host.endswith(h) for h in CLOUD_HOSTS) and \
+                    not host.startswith("api-"):
+                host = "api-" + host
+            self._api_base = f"{parts.scheme}://{host}/{codebase}apis/3.0"
+        return self._api_base
+
+    # -- reads -----------------------------------------------------------------------------------------------
+
+    def get(self, path: str, params: dict[str, Any] | None = None, *, cache: bool = True) -> Any:
+        url = self._url(path, params)
+        cached = self._cache_get(url) if cache else None
+        if cached is not None:
+            return cached
+        body = self._request("GET", url)
+        if cache:
+            self._cache_put(url, body)
+        return body
+
+    def get_all(self, path: str, *, conditions: str | None = None, fields: Sequence[str] | None = None,
+                order_by: str | None = None, on_page: Callable[[int], None] | None = None) -> list[dict]:
+        """Every record of a list endpoint, 1,000 a page, following the ``Link: rel=next`` header."""
+        params: dict[str, Any] = {"pageSize": PAGE_SIZE, "page": 1}
+        if conditions:
+            params["conditions"] = conditions
+        if fields:
+            params["fields"] = ",".join(fields)
+        if order_by:
+            params["orderBy"] = order_by
+        records: list[dict] = []
+        url: str | None = self._url(path, params)
+        while url:
+            body, headers = self._cached_page(url)
+            if not isinstance(body, list):
+                raise errors.MalformedResponse(f"ConnectWise answered {path} with something other than a list")
+            records.extend(body)
+            if on_page:
+                on_page(len(records))
+            url = self._next_link(url, headers, len(body))
+        return records
+
+    def count(self, path: str, conditions: str | None = None) -> int:
+        body = self.get(f"{path.rstrip('/')}/count", {"conditions": conditions} if conditions else None)
+        if not isinstance(body, dict) or not isinstance(body.get("count"), int):
+            raise errors.MalformedResponse(f"ConnectWise answered {path}/count without a count")
+        return body["count"]
+
+    def patch(self, path: str, operations: list[dict]) -> Any:
+        return self._request("PATCH", self._url(path), json_body=operations)
+
+    def get_many_by_ids(self, path: str, field: str, ids: Iterable[int], *, fields: Sequence[str] | None = None,
+                        extra_condition: str | None = None) -> list[dict]:
+        """Records whose ``field`` is any of ``ids``: chunked ``field in (...)`` queries, run in parallel."""
+        unique = sorted({int(i) for i in ids})
+        chunks = [unique[i:i + IN_CHUNK] for i in range(0, len(unique), IN_CHUNK)]
+
+        def one(chunk: list[int]) -> list[dict]:
+            cond = f"{field} in ({','.join(str(i) for i in chunk)})"
+            if extra_condition:
+                cond = f"({cond}) and ({extra_condition})"
+            return self.get_all(path, conditions=cond, fields=fields)
+
+        results: list[dict] = []
+        for part in self.parallel([lambda c=c: one(c) for c in chunks]):
+            results.extend(part)
+        return results
+
+    def parallel(self, calls: Sequence[Callable[[], Any]]) -> list[Any]:
+        """Run independent calls with bounded concurrency; the first error wins."""
+        if len(calls) <= 1:
+            return [c() for c in calls]
+        with ThreadPoolExecutor(max_workers=min(self.concurrency, len(calls))) as pool:
+            return list(pool.map(lambda c: c(), calls))
+
+    # -- internals -------------------------------------------------------------------------------------------
+
+    def _url(self, path: str, params: dict[str, Any] | None = None) -> str:
+        url = f"{self.api_base}/{path.lstrip('/')}"
+        return f"{url}?{urlencode(params)}" if params else url
+
+    def _next_link(self, url: str, headers: dict[str, str], page_len: int) -> str | None:
+        link = headers.get("link", "")
+        match = _NEXT_LINK.search(link)
+        if match:
+            nxt = match.group(1)
+            # Follow only links to the API we are talking to, never elsewhere.
+            return nxt if urlsplit(nxt).netloc == urlsplit(self.api_base).netloc else None
+        if link or page_len < PAGE_SIZE:
+            return None
+        # No Link header at all: keep going page by page until a short page.
+        parts = urlsplit(url)
+        query = dict(parse_qsl(parts.query))
+        query["page"] = str(int(query.get("page", "1")) + 1)
+        return f"{parts.scheme}://{parts.netloc}{parts.path}?{urlencode(query)}"
+
+    def _cached_page(self, url: str) -> tuple[Any, dict[str, str]]:
+        cached = self._cache_get(url, with_headers=True)
+        if cached is not None:
+            return cached
+        headers: dict[str, str] = {}
+        body = self._request("GET", url, response_headers=headers)
+        self._cache_put(url, body, headers)
+        return body, headers
+
+    def _cache_key(self, url: str) -> str | None:
+        if self.redis is None or not self.tenant_id or self.cache_ttl <= 0:
+            return None
+        digest = hashlib.sha256(f"{self.company_id}|{url}".encode()).hexdigest()
+        return f"bi:cw:cache:{self.tenant_id}:{digest}"
+
+    def _cache_get(self, url: str, with_headers: bool = False) -> Any:
+        key = self._cache_key(url)
+        if key is None:
+            return None
+        try:
+            raw = self.redis.get(key)
+        except Exception:  # a cache outage must not stop the work
+            return None
+        if raw is None:
+            return None
+        entry = json.loads(raw)
+        return (entry["body"], entry.get("headers", {})) if with_headers else entry["body"]
+
+    def _cache_put(self, url: str, body: Any, headers: dict[str, str] | None = None) -> None:
+        key = self._cache_key(url)
+        if key is None:
+            return
+        try:
+            self.redis.set(key, json.dumps({"body": body, "headers": {"link": (headers or {}).get("link", "")}}),
+                           ex=self.cache_ttl)
+        except Exception:
+            log.warning("connectwise cache write failed")
+
+    def _request(self, method: str, url: str, *, auth: bool = True, json_body: Any = None,
+                 response_headers: dict[str, str] | None = None) -> Any:
+        endpoint = _endpoint(url)
+        attempt = 0
+        while True:
+            with self._tracer.start_as_current_span(f"connectwise {method} {endpoint}") as span:
+                span.set_attribute("connectwise.endpoint", endpoint)
+                span.set_attribute("http.request.method", method)
+                span.set_attribute("connectwise.attempt", attempt)
+                try:
+                    body = self._once(method, url, auth, json_body, response_headers, span)
+                    return body
+                except errors.ConnectWiseError as exc:
+                    span.set_attribute("connectwise.error", type(exc).__name__)
+                    if not exc.retryable or attempt >= self.max_retries:
+                        raise
+                    delay = self._delay(attempt, getattr(exc, "retry_after", None))
+                    log.info("connectwise %s %s: %s, retry %d in %.1fs", method, endpoint, type(exc).__name__,
+                             attempt + 1, delay)
+            attempt += 1
+            self._sleep(delay)
+
+    def _delay(self, attempt: int, retry_after: float | None) -> float:
+        if retry_after is not None:
+            return min(max(retry_after, 0.0), 60.0)
+        return min(self.max_backoff, self.backoff_base * (2 ** attempt)) * random.uniform(0.5, 1.0)  # noqa: S311
+
+    def _once(self, method: str, url: str, auth: bool, json_body: Any, response_headers: dict[str, str] | None,
+              span: Any) -> Any:
+        if self.rate_limiter is not None:
+            try:
+                self.rate_limiter.acquire(self.site)
+            except TimeoutError as exc:
+                raise errors.Throttled("Too many requests toward ConnectWise right now; try again in a minute") from exc
+        headers = self._headers if auth else {"Accept": "application/json"}
+        self.requests_made += 1
+        try:
+            response = self._http.request(method, url, headers=headers,
+                                          content=json.dumps(json_body) if json_body is not None else None)
+        except httpx.TimeoutException as exc:
+            raise errors.TimedOut(f"ConnectWise did not answer within {self.timeout:g} s") from exc
+        except httpx.HTTPError as exc:
+            raise errors.Unavailable(f"Could not reach ConnectWise at {self.site} ({type(exc).__name__})") from exc
+        span.set_attribute("http.response.status_code", response.status_code)
+        if response_headers is not None:
+            response_headers.update({k.lower(): v for k, v in response.headers.items()})
+        if response.status_code >= 400:
+            raise _error_for(response, _endpoint(url))
+        if response.status_code == 204 or not response.content:
+            return None
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise errors.MalformedResponse("ConnectWise sent a response that is not valid JSON") from exc
+
+
+def _endpoint(url: str) -> str:
+    """The resource path without ids and query, e.g. ``finance/invoices/{id}`` (safe for spans and logs)."""
+    path = urlsplit(url).path
+    path = path.split("/apis/3.0/", 1)[-1]
+    if path.startswith("/login/companyinfo/"):
+        return "login/companyinfo"
+    return re.sub(r"/\d+", "/{id}", path)
+
+
+def _module(endpoint: str) -> str:
+    for prefix, module in MODULES.items():
+        if endpoint.startswith(prefix):
+            return module
+    return endpoint
+
+
+def _cw_message(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return ""
+    if isinstance(body, dict):
+        return str(body.get("message") or body.get("error") or "")[:300]
+    return ""
+
+
+def _error_for(response: httpx.Response, endpoint: str) -> errors.ConnectWiseError:
+    status, message = response.status_code, _cw_message(response)
+    if status == 401:
+        return errors.AuthRefused("ConnectWise refused the API keys: check the company id, public key and "
+                                  "private key (and that the API member is active)", status)
+    if status == 403:
+        module = _module(endpoint)
+        return errors.PermissionMissing(f"The API member lacks the {module} permission in ConnectWise", module)
+    if status == 404:
+        return errors.NotFound(f"ConnectWise has no {endpoint}" + (f" ({message})" if message else ""), status)
+    if status == 429:
+        exc = errors.Throttled("ConnectWise is throttling our requests; try again in a minute", status)
+        exc.retry_after = _retry_after(response)  # type: ignore[attr-defined]
+        return exc
+    if status >= 500:
+        return errors.Unavailable(f"ConnectWise answered {status} (server error) for {endpoint}", status)
+    return errors.BadRequest(f"ConnectWise refused the request to {endpoint}: {message or status}", status)
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("Retry-After")
+    if not value:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        return None

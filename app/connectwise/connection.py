@@ -1,0 +1,147 @@
+"""The tenant's ConnectWise connection: save (keys encrypted, audited without secrets), load, test."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.audit.log import Actor, Origin, changes, record
+from app.config import Config
+from app.connectwise import errors
+from app.connectwise.client import Client, Credentials, check_company_id, normalise_site
+from app.connectwise.models import Connection
+from app.connectwise.ratelimit import SiteRateLimiter
+from app.security.crypto import FieldRef, Keyring
+
+TABLE = "connectwise_connections"
+# What "Test connection" checks: (label, endpoint whose /count needs the permission).
+CHECKS = (
+    ("Invoices", "finance/invoices"),
+    ("Billing statuses", "finance/billingStatuses"),
+    ("Products", "procurement/products"),
+    ("Time entries", "time/entries"),
+    ("Expense entries", "expense/entries"),
+    ("Companies", "company/companies"),
+    ("Agreements", "finance/agreements"),
+    ("Service tickets", "service/tickets"),
+    ("Projects", "project/projects"),
+    ("Members", "system/members"),
+)
+
+
+class FormError(ValueError):
+    """Bad input on the connection form; ``field`` names the input to flag."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(message)
+        self.field = field
+
+
+@dataclass
+class CheckResult:
+    label: str
+    ok: bool
+    detail: str
+
+
+def _ref(conn: Connection, field: str) -> FieldRef:
+    return FieldRef(conn.tenant_id, TABLE, conn.id, field)
+
+
+def get_connection(session: Session) -> Connection | None:
+    return session.execute(select(Connection)).scalar_one_or_none()
+
+
+def credentials(conn: Connection, keyring: Keyring) -> Credentials:
+    return Credentials(conn.site, conn.company_id, keyring.decrypt(conn.public_key_enc, _ref(conn, "public_key")),
+                       keyring.decrypt(conn.private_key_enc, _ref(conn, "private_key")))
+
+
+def masked(value: str) -> str:
+    return "•" * 8 + value[-4:] if len(value) > 6 else "•" * 8
+
+
+def save_connection(session: Session, keyring: Keyring, tenant_id: uuid.UUID | str, *, site: str, company_id: str,
+                    public_key: str, private_key: str | None, allow_loopback_http: bool, actor: Actor,
+                    origin: Origin | None = None) -> Connection:
+    """Create or update the connection. An empty ``private_key`` keeps the stored one (it is never shown)."""
+    try:
+        site = normalise_site(site, allow_loopback_http)
+    except errors.ConnectWiseError as exc:
+        raise FormError("site", str(exc)) from exc
+    try:
+        company_id = check_company_id(company_id)
+    except errors.ConnectWiseError as exc:
+        raise FormError("company_id", str(exc)) from exc
+    public_key = (public_key or "").strip()
+    private_key = (private_key or "").strip() or None
+    if not public_key or len(public_key) > 200:
+        raise FormError("public_key", "Enter the API member's public key")
+    conn = get_connection(session)
+    if conn is None and not private_key:
+        raise FormError("private_key", "Enter the API member's private key")
+    if private_key is not None and len(private_key) > 200:
+        raise FormError("private_key", "That private key is too long")
+
+    before = _public_view(conn) if conn else {}
+    if conn is None:
+        conn = Connection(id=uuid.uuid4(), tenant_id=uuid.UUID(str(tenant_id)), site=site, company_id=company_id)
+        session.add(conn)
+    old_public = keyring.decrypt(conn.public_key_enc, _ref(conn, "public_key")) if conn.public_key_enc else None
+    conn.site, conn.company_id = site, company_id
+    conn.public_key_enc = keyring.encrypt(public_key, _ref(conn, "public_key"))
+    if private_key is not None:
+        conn.private_key_enc = keyring.encrypt(private_key, _ref(conn, "private_key"))
+    conn.codebase, conn.last_test_ok, conn.last_test_at, conn.last_test_report = None, None, None, None
+    session.flush()
+    after = _public_view(conn)
+    after["public_key_changed"] = old_public != public_key
+    after["private_key_changed"] = private_key is not None
+    b, a = changes(before, after)
+    record(session, conn.tenant_id, actor, "connectwise.connection_saved" if before else "connectwise.connected",
+           target_type="connectwise_connection", target_id=conn.id, before=b, after=a, origin=origin)
+    return conn
+
+
+def _public_view(conn: Connection) -> dict[str, Any]:
+    return {"site": conn.site, "company_id": conn.company_id}
+
+
+def make_client(conn: Connection, keyring: Keyring, config: Config, redis: Any = None, **kwargs: Any) -> Client:
+    limiter = SiteRateLimiter(redis, config.CONNECTWISE_MAX_REQUESTS_PER_MINUTE) if redis is not None else None
+    return Client(credentials(conn, keyring), config.CONNECTWISE_CLIENT_ID, tenant_id=str(conn.tenant_id),
+                  redis=redis, timeout=config.CONNECTWISE_TIMEOUT_SECONDS, cache_ttl=config.CONNECTWISE_CACHE_TTL_SECONDS,
+                  allow_loopback_http=not config.is_production, rate_limiter=limiter, **kwargs)
+
+
+def run_checks(client: Client) -> list[CheckResult]:
+    """Keys first (nothing else can work without them), then every permission we need, in parallel."""
+    try:
+        info = client.get("system/info", cache=False)
+        version = info.get("version", "") if isinstance(info, dict) else ""
+        results = [CheckResult("API keys", True, f"Accepted{f' (ConnectWise {version})' if version else ''}")]
+    except errors.ConnectWiseError as exc:
+        return [CheckResult("API keys", False, str(exc))]
+
+    def check(label: str, path: str) -> CheckResult:
+        try:
+            n = client.count(path)
+            return CheckResult(label, True, f"Readable ({n:,} records)")
+        except errors.PermissionMissing as exc:
+            return CheckResult(label, False, str(exc))
+        except errors.ConnectWiseError as exc:
+            return CheckResult(label, False, str(exc))
+
+    results += client.parallel([lambda lb=label, p=path: check(lb, p) for label, path in CHECKS])
+    return results
+
+
+def store_test_result(conn: Connection, results: list[CheckResult]) -> None:
+    conn.last_test_at = datetime.now(UTC)
+    conn.last_test_ok = all(r.ok for r in results)
+    conn.last_test_report = {"checks": [asdict(r) for r in results]}

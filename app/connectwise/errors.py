@@ -1,0 +1,55 @@
+"""Typed ConnectWise failures, each with a message a person can act on."""
+
+from __future__ import annotations
+
+
+class ConnectWiseError(Exception):
+    """Base: ``str(exc)`` is fit to show on a page or a failed job."""
+
+    retryable = False
+
+    def __init__(self, message: str, status: int | None = None):
+        super().__init__(message)
+        self.status = status
+
+
+class InsecureSite(ConnectWiseError):
+    pass
+
+
+class InvalidSite(ConnectWiseError):
+    pass
+
+
+class AuthRefused(ConnectWiseError):
+    pass
+
+
+class PermissionMissing(ConnectWiseError):
+    def __init__(self, message: str, module: str, status: int | None = 403):
+        super().__init__(message, status)
+        self.module = module
+
+
+class NotFound(ConnectWiseError):
+    pass
+
+
+class BadRequest(ConnectWiseError):
+    pass
+
+
+class Throttled(ConnectWiseError):
+    retryable = True
+
+
+class Unavailable(ConnectWiseError):
+    retryable = True
+
+
+class TimedOut(ConnectWiseError):
+    retryable = True
+
+
+class MalformedResponse(ConnectWiseError):
+    retryable = True
