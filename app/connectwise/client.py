@@ -159,7 +159,8 @@ class Client:
         return body
 
     def get_all(self, path: str, *, conditions: str | None = None, fields: Sequence[str] | None = None,
-                order_by: str | None = None, on_page: Callable[[int], None] | None = None) -> list[dict]:
+                order_by: str | None = None, on_page: Callable[[int], None] | None = None,
+                cache: bool = True) -> list[dict]:
         """Every record of a list endpoint, 1,000 a page, following the ``Link: rel=next`` header."""
         params: dict[str, Any] = {"pageSize": PAGE_SIZE, "page": 1}
         if conditions:
@@ -171,7 +172,7 @@ class Client:
         records: list[dict] = []
         url: str | None = self._url(path, params)
         while url:
-            body, headers = self._cached_page(url)
+            body, headers = self._cached_page(url, cache)
             if not isinstance(body, list):
                 raise errors.MalformedResponse(f"ConnectWise answered {path} with something other than a list")
             records.extend(body)
@@ -234,13 +235,14 @@ class Client:
         query["page"] = str(int(query.get("page", "1")) + 1)
         return f"{parts.scheme}://{parts.netloc}{parts.path}?{urlencode(query)}"
 
-    def _cached_page(self, url: str) -> tuple[Any, dict[str, str]]:
-        cached = self._cache_get(url, with_headers=True)
+    def _cached_page(self, url: str, cache: bool = True) -> tuple[Any, dict[str, str]]:
+        cached = self._cache_get(url, with_headers=True) if cache else None
         if cached is not None:
             return cached
         headers: dict[str, str] = {}
         body = self._request("GET", url, response_headers=headers)
-        self._cache_put(url, body, headers)
+        if cache:
+            self._cache_put(url, body, headers)
         return body, headers
 
     def _cache_key(self, url: str) -> str | None:

@@ -114,9 +114,10 @@ def _public_view(conn: Connection) -> dict[str, Any]:
 
 def make_client(conn: Connection, keyring: Keyring, config: Config, redis: Any = None, **kwargs: Any) -> Client:
     limiter = SiteRateLimiter(redis, config.CONNECTWISE_MAX_REQUESTS_PER_MINUTE) if redis is not None else None
+    options = {"timeout": config.CONNECTWISE_TIMEOUT_SECONDS, "cache_ttl": config.CONNECTWISE_CACHE_TTL_SECONDS,
+               "allow_loopback_http": not config.is_production, "rate_limiter": limiter, **kwargs}
     return Client(credentials(conn, keyring), config.CONNECTWISE_CLIENT_ID, tenant_id=str(conn.tenant_id),
-                  redis=redis, timeout=config.CONNECTWISE_TIMEOUT_SECONDS, cache_ttl=config.CONNECTWISE_CACHE_TTL_SECONDS,
-                  allow_loopback_http=not config.is_production, rate_limiter=limiter, **kwargs)
+                  redis=redis, **options)
 
 
 def run_checks(client: Client) -> list[CheckResult]:

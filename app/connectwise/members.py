@@ -114,7 +114,8 @@ def run_sync(tenant_id: str) -> SyncOutcome:
         client = make_client(conn, current_app.extensions["keyring"], config, current_app.extensions["redis"])
     try:
         with client:
-            raw = client.get_all("system/members", fields=MEMBER_FIELDS,
+            # Never from the cache: a sync must see who turned inactive a moment ago.
+            raw = client.get_all("system/members", fields=MEMBER_FIELDS, cache=False,
                                  on_page=lambda n: _progress(factory, tenant_id, n))
         members = [m for m in (Member.from_api(r) for r in raw) if m is not None]
         with tenant_session(tenant_id, factory) as session:
