@@ -13,7 +13,7 @@ import logging
 import random
 import re
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -189,23 +189,6 @@ class Client:
 
     def patch(self, path: str, operations: list[dict]) -> Any:
         return self._request("PATCH", self._url(path), json_body=operations)
-
-    def get_many_by_ids(self, path: str, field: str, ids: Iterable[int], *, fields: Sequence[str] | None = None,
-                        extra_condition: str | None = None) -> list[dict]:
-        """Records whose ``field`` is any of ``ids``: chunked ``field in (...)`` queries, run in parallel."""
-        unique = sorted({int(i) for i in ids})
-        chunks = [unique[i:i + IN_CHUNK] for i in range(0, len(unique), IN_CHUNK)]
-
-        def one(chunk: list[int]) -> list[dict]:
-            cond = f"{field} in ({','.join(str(i) for i in chunk)})"
-            if extra_condition:
-                cond = f"({cond}) and ({extra_condition})"
-            return self.get_all(path, conditions=cond, fields=fields)
-
-        results: list[dict] = []
-        for part in self.parallel([lambda c=c: one(c) for c in chunks]):
-            results.extend(part)
-        return results
 
     def parallel(self, calls: Sequence[Callable[[], Any]]) -> list[Any]:
         """Run independent calls with bounded concurrency; the first error wins."""

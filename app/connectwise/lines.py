@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 
-from app.connectwise.client import Client
+from app.connectwise.client import IN_CHUNK, Client
 from app.connectwise.payloads import EXPENSE_FIELDS, PRODUCT_FIELDS, TIME_FIELDS, Line
 
 COLLECTIONS = (
@@ -16,19 +16,28 @@ COLLECTIONS = (
 
 
 def lines_for_invoices(client: Client, invoice_ids: Iterable[int]) -> dict[int, list[Line]]:
-    """Every product, time and expense line of ``invoice_ids``, grouped by invoice."""
+    """Every product, time and expense line of ``invoice_ids``, grouped by invoice.
+
+    One flat list of (collection, chunk of ids) calls, run with the client's bounded concurrency.
+    """
     ids = sorted({int(i) for i in invoice_ids})
     grouped: dict[int, list[Line]] = {i: [] for i in ids}
     if not ids:
         return grouped
-    calls = [lambda p=path, f=fields: client.get_many_by_ids(p, "invoice/id", ids, fields=f)
-             for path, fields, _ in COLLECTIONS]
-    for (_path, _fields, parse), records in zip(COLLECTIONS, client.parallel(calls), strict=True):
+    chunks = [ids[i:i + IN_CHUNK] for i in range(0, len(ids), IN_CHUNK)]
+    work = [(path, fields, parse, chunk) for path, fields, parse in COLLECTIONS for chunk in chunks]
+    calls = [lambda p=path, f=fields, c=chunk: client.get_all(p, conditions=_in("invoice/id", c), fields=f)
+             for path, fields, _parse, chunk in work]
+    for (_path, _fields, parse, _chunk), records in zip(work, client.parallel(calls), strict=True):
         for record in records:
             line = parse(record)
             if line.invoice_id in grouped:
                 grouped[line.invoice_id].append(line)
     return grouped
+
+
+def _in(field: str, ids: list[int]) -> str:
+    return f"{field} in ({','.join(str(int(i)) for i in ids)})"
 
 
 def lines_naively(client: Client, invoice_ids: Iterable[int]) -> dict[int, list[Line]]:

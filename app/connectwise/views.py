@@ -9,7 +9,15 @@ from app.audit.log import Actor, Origin
 from app.auth.roles import permission_required
 from app.connectwise import errors
 from app.connectwise.connection import (
-    FormError, credentials, get_connection, make_client, masked, run_checks, save_connection, store_test_result)
+    FormError,
+    credentials,
+    get_connection,
+    make_client,
+    masked,
+    run_checks,
+    save_connection,
+    store_test_result,
+)
 from app.connectwise.members import request_sync, sync_state
 from app.tenancy import current_tenant_id, db_session, tenant_required
 
