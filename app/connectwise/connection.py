@@ -100,11 +100,16 @@ def save_connection(session: Session, keyring: Keyring, tenant_id: uuid.UUID | s
     conn.codebase, conn.last_test_ok, conn.last_test_at, conn.last_test_report = None, None, None, None
     session.flush()
     after = _public_view(conn)
-    after["public_key_changed"] = old_public != public_key
-    after["private_key_changed"] = private_key is not None
-    b, a = changes(before, after)
-    record(session, conn.tenant_id, actor, "connectwise.connection_saved" if before else "connectwise.connected",
-           target_type="connectwise_connection", target_id=conn.id, before=b, after=a, origin=origin)
+    # Which keys changed, never their values.
+    after["changed_keys"] = ", ".join(name for name, changed in (("public", old_public != public_key),
+                                                                   ("private", private_key is not None)) if changed)
+    if before:
+        b, a = changes({**before, "changed_keys": ""}, after)
+        action = "connectwise.connection_saved"
+    else:
+        b, a, action = None, after, "connectwise.connected"
+    record(session, conn.tenant_id, actor, action, target_type="connectwise_connection", target_id=conn.id,
+           before=b, after=a, origin=origin)
     return conn
 
 

@@ -126,9 +126,10 @@ def run_sync(tenant_id: str) -> SyncOutcome:
             state.progress = len(members)
             state.error = ("Every owner is inactive in ConnectWise; one stays active so the account is not locked"
                            if outcome.kept_owner else None)
-            record(session, tenant_id, ACTOR, "connectwise.members_synced", target_type="users",
-                   after={"members": len(members), "created": outcome.created, "updated": outcome.updated,
-                          "deactivated": outcome.deactivated})
+            if outcome.created or outcome.updated or outcome.kept_owner:  # a sync that changed nothing is no event
+                record(session, tenant_id, ACTOR, "connectwise.members_synced", target_type="users",
+                       after={"members": len(members), "created": outcome.created, "updated": outcome.updated,
+                              "deactivated": outcome.deactivated})
         log.info("member sync: %d members, %d created, %d updated, %d deactivated", len(members),
                  outcome.created, outcome.updated, outcome.deactivated, extra={"event": "connectwise.member_sync"})
         return outcome

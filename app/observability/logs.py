@@ -66,3 +66,5 @@ def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
     root.addHandler(handler)
     root.setLevel(level.upper())
     logging.getLogger("werkzeug").setLevel("WARNING")
+    # httpx logs every URL at INFO; our client logs what matters without query strings.
+    logging.getLogger("httpx").setLevel("WARNING")
