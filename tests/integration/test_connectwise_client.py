@@ -217,3 +217,21 @@ def test_the_site_ceiling_holds_across_clients(fresh_sim, redis_conn):
 def test_credentials_never_appear_in_repr():
     creds = Credentials("https://x", "acme", "PUBLICKEY", "PRIVATEKEY")
     assert "PRIVATEKEY" not in repr(creds) and "PUBLICKEY" not in repr(creds)
+
+
+def test_every_call_is_traced_with_endpoint_and_status_and_never_the_credentials(fresh_sim):
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from app.observability.tracing import add_span_processor
+
+    memory = InMemorySpanExporter()
+    add_span_processor(SimpleSpanProcessor(memory))
+    with make(fresh_sim) as cw:
+        cw.get("finance/invoices/3")
+    spans = [s for s in memory.get_finished_spans() if s.name.startswith("connectwise ")]
+    assert any(s.attributes["connectwise.endpoint"] == "finance/invoices/{id}" and
+               s.attributes["http.response.status_code"] == 200 for s in spans)
+    dump = str([(s.name, dict(s.attributes)) for s in memory.get_finished_spans()])
+    assert fresh_sim.private_key not in dump and fresh_sim.public_key not in dump
+    assert "Basic " not in dump
