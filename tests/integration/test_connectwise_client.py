@@ -15,24 +15,6 @@ from app.connectwise.ratelimit import SiteRateLimiter
 CLIENT_ID = "6f1b5c9e-0000-4000-8000-000000000001"
 
 
-@pytest.fixture(scope="module")
-def sim():  # type: ignore[no-untyped-def]
-    import cwsim
-
-    handle = cwsim.serve_in_thread(port=0, invoices=500)
-    yield handle
-    handle.stop()
-
-
-@pytest.fixture()
-def fresh_sim(sim):  # type: ignore[no-untyped-def]
-    """Knobs back to defaults and data rebuilt, at a size where time entries span two pages."""
-    sim.reset()
-    sim.configure(invoices=500)
-    sim.reset(keep_config=True)
-    return sim
-
-
 def make(sim, **kwargs) -> Client:  # type: ignore[no-untyped-def]
     creds = Credentials(sim.url, sim.company_id, kwargs.pop("public", sim.public_key),
                         kwargs.pop("private", sim.private_key))

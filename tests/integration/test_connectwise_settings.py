@@ -16,21 +16,6 @@ from app.users.models import User
 from tests.conftest import csrf_of, sign_in
 
 
-@pytest.fixture(scope="module")
-def sim():  # type: ignore[no-untyped-def]
-    import cwsim
-
-    handle = cwsim.serve_in_thread(port=0, invoices=30)
-    yield handle
-    handle.stop()
-
-
-@pytest.fixture()
-def fresh_sim(sim):  # type: ignore[no-untyped-def]
-    sim.reset()
-    return sim
-
-
 def _save(client, sim, **overrides):  # type: ignore[no-untyped-def]
     data = {"site": sim.url, "company_id": sim.company_id, "public_key": sim.public_key,
             "private_key": sim.private_key, "csrf_token": csrf_of(client), **overrides}
