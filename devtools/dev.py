@@ -16,7 +16,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 VAR = ROOT / "var"
-DEMO_EMAIL = "[email protected]"
+DEMO_EMAIL = "owner@demo-msp.example"
 
 
 def _port(preferred: int) -> int:
