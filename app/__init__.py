@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
 from typing import Any
 
 from flask import Flask, g, request
@@ -95,6 +94,7 @@ def _init_request_context(app: Flask) -> None:
     @app.after_request
     def _finish(response: Any) -> Any:
         response.headers["X-Request-ID"] = g.get("request_id", "")
+        g.response_ok = response.status_code < 400  # the request's transaction commits only then
         if request.endpoint != "static":
             log.info("%s %s %s", request.method, request.path, response.status_code, extra={
                 "event": "request", "method": request.method, "path": request.path,
@@ -113,8 +113,6 @@ def _init_request_context(app: Flask) -> None:
     @app.context_processor
     def _globals() -> dict[str, Any]:
         return {"request_id": g.get("request_id"), "app_env": app.config["BI"].APP_ENV}
-
-    app.jinja_env.globals["uuid4"] = uuid.uuid4
 
 
 def _register_blueprints(app: Flask, cfg: Config) -> None:

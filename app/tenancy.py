@@ -28,7 +28,7 @@ def close_db_session(exc: BaseException | None = None) -> None:
     if session is None:
         return
     try:
-        if exc is None and session.in_transaction():
+        if exc is None and g.get("response_ok", True) and session.in_transaction():
             session.commit()
         else:
             session.rollback()
