@@ -44,3 +44,17 @@ def permission_required(permission: str) -> Callable[[F], F]:
         return wrapper  # type: ignore[return-value]
 
     return decorator
+
+
+def permission_page(permission: str) -> Callable[[F], F]:
+    """Sign-in, a tenant, and ``permission``: the stack every protected page needs, in that order."""
+    from flask_login import login_required
+
+    from app.tenancy import tenant_required
+
+    check = permission_required(permission)
+
+    def decorator(view: F) -> F:
+        return login_required(tenant_required(check(view)))  # type: ignore[return-value]
+
+    return decorator

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, flash, g, redirect, render_template, request, url_for
-from flask_login import current_user, login_required
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask_login import current_user
 
-from app.audit.log import Actor, Origin
-from app.auth.roles import permission_required
+from app.audit.log import Actor
+from app.audit.web import request_origin
+from app.auth.roles import permission_page
 from app.connectwise import errors
 from app.connectwise.connection import (
+    CheckResult,
     FormError,
     credentials,
     get_connection,
@@ -19,17 +21,10 @@ from app.connectwise.connection import (
     store_test_result,
 )
 from app.connectwise.members import request_sync, sync_state
-from app.tenancy import current_tenant_id, db_session, tenant_required
+from app.tenancy import current_tenant_id, db_session
+from app.views.htmx import wants_partial
 
 bp = Blueprint("connectwise", __name__, url_prefix="/settings/connectwise")
-
-
-def _is_htmx() -> bool:
-    return bool(request.headers.get("HX-Request")) and not request.headers.get("HX-Boosted")
-
-
-def origin() -> Origin:
-    return Origin(request.remote_addr, request.headers.get("User-Agent", "")[:500], g.get("request_id"))
 
 
 def _form_context(form: dict | None = None, field_errors: dict | None = None) -> dict:
@@ -44,17 +39,13 @@ def _form_context(form: dict | None = None, field_errors: dict | None = None) ->
 
 
 @bp.get("/")
-@login_required
-@tenant_required
-@permission_required("connect_connectwise")
+@permission_page("connect_connectwise")
 def settings():  # type: ignore[no-untyped-def]
     return render_template("connectwise/page.html", **_form_context())
 
 
 @bp.post("/")
-@login_required
-@tenant_required
-@permission_required("connect_connectwise")
+@permission_page("connect_connectwise")
 def save():  # type: ignore[no-untyped-def]
     form = {k: request.form.get(k, "") for k in ("site", "company_id", "public_key", "private_key")}
     try:
@@ -62,20 +53,18 @@ def save():  # type: ignore[no-untyped-def]
                         company_id=form["company_id"], public_key=form["public_key"],
                         private_key=form["private_key"],
                         allow_loopback_http=not current_app.config["BI"].is_production,
-                        actor=Actor.user(current_user.id, current_user.email), origin=origin())
+                        actor=Actor.user(current_user.id, current_user.email), origin=request_origin())
     except FormError as exc:
         form["private_key"] = ""
         context = _form_context(form, {exc.field: str(exc)})
-        template = "connectwise/_form.html" if _is_htmx() else "connectwise/page.html"
+        template = "connectwise/_form.html" if wants_partial() else "connectwise/page.html"
         return render_template(template, **context), 422
     flash("ConnectWise connection saved. Test it to check each permission.", "success")
     return redirect(url_for("connectwise.settings"))
 
 
 @bp.post("/test")
-@login_required
-@tenant_required
-@permission_required("connect_connectwise")
+@permission_page("connect_connectwise")
 def test():  # type: ignore[no-untyped-def]
     conn = get_connection(db_session())
     if conn is None:
@@ -86,17 +75,13 @@ def test():  # type: ignore[no-untyped-def]
                          current_app.extensions["redis"], max_retries=1, timeout=8) as client:
             results = run_checks(client)
     except errors.ConnectWiseError as exc:
-        from app.connectwise.connection import CheckResult
-
         results = [CheckResult("Connection", False, str(exc))]
     store_test_result(conn, results)
     return render_template("connectwise/_test_report.html", results=results, conn=conn, message=None)
 
 
 @bp.post("/members/sync")
-@login_required
-@tenant_required
-@permission_required("connect_connectwise")
+@permission_page("connect_connectwise")
 def sync_members():  # type: ignore[no-untyped-def]
     if get_connection(db_session()) is None:
         return render_template("connectwise/_member_sync.html", sync=None), 422
@@ -105,9 +90,7 @@ def sync_members():  # type: ignore[no-untyped-def]
 
 
 @bp.get("/members/status")
-@login_required
-@tenant_required
-@permission_required("connect_connectwise")
+@permission_page("connect_connectwise")
 def sync_status():  # type: ignore[no-untyped-def]
     conn = get_connection(db_session())
     state = sync_state(db_session(), current_tenant_id()) if conn else None

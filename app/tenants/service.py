@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.audit.log import Actor, record
+from app.db import set_session_tenant
 from app.tenants.models import Tenant, TenantSettings
 from app.users.models import User
 
@@ -23,8 +24,6 @@ class SetupStatus:
 def create_tenant(session: Session, name: str, owner_email: str, owner_name: str = "",
                   actor: Actor | None = None) -> Tenant:
     """Create a tenant with its settings and its first user (the owner). ``session`` must be unbound."""
-    from app.db import set_session_tenant
-
     name, owner_email = name.strip(), owner_email.strip().lower()
     if not name:
         raise ValueError("the tenant needs a name")

@@ -7,6 +7,8 @@ import logging
 from flask import Flask, current_app, g, render_template, request
 from werkzeug.exceptions import HTTPException, InternalServerError
 
+from app.views.htmx import wants_partial
+
 log = logging.getLogger(__name__)
 
 TITLES = {
@@ -29,7 +31,7 @@ def render_error(code: int, description: str | None = None):  # type: ignore[no-
     # Only descriptions we wrote ourselves are shown; werkzeug's defaults are replaced by ours.
     message = description if description and not _is_werkzeug_default(code, description) else default
     context = {"code": code, "title": title, "message": message, "request_id": g.get("request_id")}
-    if request.headers.get("HX-Request") and not request.headers.get("HX-Boosted"):
+    if wants_partial():
         headers = {"HX-Retarget": "#toasts", "HX-Reswap": "beforeend"}
         return render_template("errors/_error.html", **context), code, headers
     return render_template("errors/error.html", **context), code
