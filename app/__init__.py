@@ -45,11 +45,13 @@ def create_app(config: Config | None = None) -> Flask:
     from app.auth.sessions import init_login
     from app.security.csrf import init_csrf
     from app.security.headers import init_headers
+    from app.security.limits import init_limits
     from app.views.errors import init_error_pages
 
     init_login(app)
     init_csrf(app)
     init_headers(app)
+    init_limits(app, cfg)
     init_error_pages(app)
     _register_blueprints(app, cfg)
     _register_cli(app)

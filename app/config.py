@@ -38,6 +38,17 @@ def parse_encryption_keys(raw: str) -> list[tuple[str, bytes]]:
     return keys
 
 
+def _parse_value(raw: str, current: object) -> object:
+    if isinstance(current, bool):
+        lowered = raw.strip().lower()
+        if lowered not in ("true", "false", "1", "0", "yes", "no", "on", "off"):
+            raise ValueError(raw)
+        return lowered in ("true", "1", "yes", "on")
+    if isinstance(current, str):
+        return raw
+    return type(current)(raw)
+
+
 # Development/test defaults: never valid in production (the checks below refuse them there).
 _DEV_SECRET_KEY = "dev-only-secret-key-change-me-0123456789abcdef"  # noqa: S105 (refused in production)
 _DEV_ENCRYPTION_KEYS = "dev1:" + base64.b64encode(b"\x01" * 32).decode()
@@ -66,6 +77,7 @@ class Config:
     CONNECTWISE_CACHE_TTL_SECONDS: int = 60
     CONNECTWISE_MAX_REQUESTS_PER_MINUTE: int = 900
     MEMBER_SYNC_INTERVAL_MINUTES: int = 360
+    RATE_LIMITS_ENABLED: bool = True
     extra: dict = field(default_factory=dict)
 
     # Variables that production must set, with their check.
@@ -83,7 +95,7 @@ class Config:
             raw = env[name]
             current = getattr(cfg, name)
             try:
-                value = type(current)(raw) if not isinstance(current, str) else raw
+                value = _parse_value(raw, current)
             except ValueError as exc:
                 raise ConfigError(f"{name}: expected a {type(current).__name__}, got {raw!r}") from exc
             setattr(cfg, name, value)
