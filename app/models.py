@@ -1,8 +1,12 @@
 """Imports every model so ``Base.metadata`` is complete (for tests and tooling)."""
 
 from app.audit.models import AuditEntry
+from app.auth.models import SsoIdentity
+from app.branding.models import BrandingSettings
 from app.connectwise.models import Connection, MemberSync
+from app.invoices.models import LinkView, PublicLink
 from app.tenants.models import Tenant, TenantSettings
+from app.support.models import SupportGrant
 from app.users.models import User
 
-__all__ = ["AuditEntry", "Connection", "MemberSync", "Tenant", "TenantSettings", "User"]
+__all__ = ["AuditEntry", "BrandingSettings", "LinkView", "PublicLink", "Connection", "MemberSync", "SsoIdentity", "SupportGrant", "Tenant", "TenantSettings", "User"]

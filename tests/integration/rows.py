@@ -13,6 +13,7 @@ from sqlalchemy.types import JSON, BigInteger, Boolean, DateTime, Integer, Large
 OVERRIDES: dict[str, dict[str, Any]] = {
     "audit_log": {"actor_type": "system", "prev_hash": "0" * 64, "hash": "f" * 64},
     "users": {"role": "viewer"},
+    "support_grants": {"reason": "Customer asked us to check their invoice sync", "minutes": 30},
 }
 # Tables whose one row per tenant already exists once the tenant is created.
 CREATED_WITH_TENANT = {"tenants", "tenant_settings"}
