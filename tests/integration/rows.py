@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import secrets
 import uuid
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Table
@@ -14,7 +16,12 @@ OVERRIDES: dict[str, dict[str, Any]] = {
     "audit_log": {"actor_type": "system", "prev_hash": "0" * 64, "hash": "f" * 64},
     "users": {"role": "viewer"},
     "support_grants": {"reason": "Customer asked us to check their invoice sync", "minutes": 30},
+    # A callable gives each row its own value (token hashes are unique across tenants).
+    "public_links": {"token_hash": lambda: secrets.token_bytes(32)},
+    "link_views": {"kind": "page", "viewer": "client", "total": Decimal("12.50")},
 }
+# Tables the app role may only read and append to (no UPDATE/DELETE grant at all).
+APPEND_ONLY_TABLES = {"audit_log", "link_views"}
 # Tables whose one row per tenant already exists once the tenant is created.
 CREATED_WITH_TENANT = {"tenants", "tenant_settings"}
 
@@ -50,7 +57,8 @@ def sample_row(table: Table, tenant_id: uuid.UUID, user_id: uuid.UUID, fresh: bo
         if column.name == "tenant_id":
             row["tenant_id"] = tenant_id
         elif column.name in OVERRIDES.get(table.name, {}):
-            row[column.name] = OVERRIDES[table.name][column.name]
+            value = OVERRIDES[table.name][column.name]
+            row[column.name] = value() if callable(value) else value
         elif any(fk.column.table.name == "users" for fk in column.foreign_keys):
             row[column.name] = user_id
         elif column.primary_key and column.autoincrement is True and isinstance(column.type, (Integer, BigInteger)):

@@ -1,0 +1,1 @@
+"""Invoices: reconstruction from ConnectWise, rendering, the invoices pages, PDFs and public links."""
