@@ -48,6 +48,9 @@ def create_app(config: Config | None = None) -> Flask:
     from app.security.limits import init_limits
     from app.views.errors import init_error_pages
 
+    from app.auth.server_sessions import init_server_sessions
+
+    init_server_sessions(app, app.extensions["redis"], cfg.SESSION_IDLE_MINUTES, cfg.SESSION_ABSOLUTE_HOURS)
     init_login(app)
     init_csrf(app)
     init_headers(app)

@@ -78,11 +78,19 @@ class Config:
     CONNECTWISE_MAX_REQUESTS_PER_MINUTE: int = 900
     MEMBER_SYNC_INTERVAL_MINUTES: int = 360
     RATE_LIMITS_ENABLED: bool = True
+    SESSION_IDLE_MINUTES: int = 30
+    SESSION_ABSOLUTE_HOURS: int = 12
+    MAIL_BACKEND: str = ""
+    MAIL_FROM: str = "Better Invoice <no-reply@localhost>"
+    MAILGUN_API_KEY: str = ""
+    MAILGUN_DOMAIN: str = ""
+    MAILGUN_API_URL: str = "https://api.mailgun.net"
+    SUPPORT_STAFF_EMAILS: str = ""
     extra: dict = field(default_factory=dict)
 
     # Variables that production must set, with their check.
     REQUIRED_IN_PRODUCTION = ("SECRET_KEY", "DATABASE_URL", "REDIS_URL", "ENCRYPTION_KEYS", "BASE_URL",
-                              "CONNECTWISE_CLIENT_ID")
+                              "CONNECTWISE_CLIENT_ID", "MAILGUN_API_KEY", "MAILGUN_DOMAIN")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Config:
@@ -103,6 +111,16 @@ class Config:
         return cfg
 
     @property
+    def mail_backend(self) -> str:
+        """Where mail goes: Mailgun in production unless told otherwise; a local outbox elsewhere."""
+        return self.MAIL_BACKEND or ("mailgun" if self.is_production else "outbox")
+
+    @property
+    def support_staff(self) -> frozenset[str]:
+        """Platform support staff emails, lower-cased."""
+        return frozenset(e.strip().lower() for e in self.SUPPORT_STAFF_EMAILS.split(",") if e.strip())
+
+    @property
     def is_production(self) -> bool:
         return self.APP_ENV == "production"
 
@@ -115,8 +133,18 @@ class Config:
         if self.APP_ENV not in ENVIRONMENTS:
             raise ConfigError(f"APP_ENV: must be one of {', '.join(ENVIRONMENTS)}, got {self.APP_ENV!r}")
         parse_encryption_keys(self.ENCRYPTION_KEYS)
+        if self.MAIL_BACKEND not in ("", "outbox", "mailgun"):
+            raise ConfigError(f"MAIL_BACKEND: must be 'outbox' or 'mailgun', got {self.MAIL_BACKEND!r}")
+        if self.mail_backend == "mailgun" and not (self.MAILGUN_API_KEY and self.MAILGUN_DOMAIN):
+            raise ConfigError("MAILGUN_API_KEY: MAIL_BACKEND=mailgun needs MAILGUN_API_KEY and MAILGUN_DOMAIN")
+        if self.SESSION_IDLE_MINUTES < 1 or self.SESSION_ABSOLUTE_HOURS < 1:
+            raise ConfigError("SESSION_IDLE_MINUTES: session timeouts must be positive")
         if not self.is_production:
             return
+        if self.mail_backend != "mailgun":
+            raise ConfigError("MAIL_BACKEND: production sends mail through Mailgun (set MAIL_BACKEND=mailgun)")
+        if not self.RATE_LIMITS_ENABLED:
+            raise ConfigError("RATE_LIMITS_ENABLED: rate limits cannot be turned off in production")
         for name in self.REQUIRED_IN_PRODUCTION:
             # From the environment, a default does not count as set; for a Config built in code, its values do.
             given = env.get(name, "") if env is not None else getattr(self, name)

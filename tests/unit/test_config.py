@@ -20,6 +20,8 @@ GOOD = {
     "ENCRYPTION_KEYS": "p1:" + base64.b64encode(os.urandom(32)).decode(),
     "BASE_URL": "https://app.betterinvoice.example",
     "CONNECTWISE_CLIENT_ID": "6f1b5c9e-0000-4000-8000-000000000001",
+    "MAILGUN_API_KEY": "key-" + "m" * 32,
+    "MAILGUN_DOMAIN": "mg.betterinvoice.example",
 }
 
 
@@ -61,3 +63,17 @@ def test_production_app_refuses_to_start_from_the_command_line_without_a_secret(
 def test_development_defaults_work_without_any_variable():
     cfg = Config.from_env({})
     assert cfg.APP_ENV == "development" and cfg.TRUSTED_PROXY_COUNT == 0
+
+
+def test_production_refuses_the_local_outbox_and_disabled_rate_limits():
+    with pytest.raises(ConfigError, match="MAIL_BACKEND"):
+        Config.from_env({**GOOD, "MAIL_BACKEND": "outbox"})
+    with pytest.raises(ConfigError, match="RATE_LIMITS_ENABLED"):
+        Config.from_env({**GOOD, "RATE_LIMITS_ENABLED": "false"})
+
+
+def test_boolean_settings_parse_false_as_false():
+    cfg = Config.from_env({"RATE_LIMITS_ENABLED": "false"})
+    assert cfg.RATE_LIMITS_ENABLED is False
+    with pytest.raises(ConfigError, match="RATE_LIMITS_ENABLED"):
+        Config.from_env({"RATE_LIMITS_ENABLED": "maybe"})
