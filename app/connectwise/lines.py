@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from app.connectwise.client import IN_CHUNK, Client
 from app.connectwise.payloads import EXPENSE_FIELDS, PRODUCT_FIELDS, TIME_FIELDS, Line
@@ -34,6 +34,18 @@ def lines_for_invoices(client: Client, invoice_ids: Iterable[int]) -> dict[int, 
             if line.invoice_id in grouped:
                 grouped[line.invoice_id].append(line)
     return grouped
+
+
+def invoice_line_calls(client: Client, invoice_id: int, fields: Mapping[str, Sequence[str]] | None = None,
+                       ) -> dict[str, Callable[[], list[dict]]]:
+    """One call per line collection of one invoice, returning raw records, for the caller's own parallel round.
+
+    ``fields`` maps a collection path to its projection (default: the reduced ones above).
+    """
+    chosen = fields or {}
+    return {path: (lambda p=path, f=chosen.get(path, default): client.get_all(
+                p, conditions=f"invoice/id={int(invoice_id)}", fields=f))
+            for path, default, _parse in COLLECTIONS}
 
 
 def _in(field: str, ids: list[int]) -> str:

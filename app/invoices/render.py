@@ -1,0 +1,309 @@
+"""Rendering an InvoiceDocument with a Branding: the web fragment, its per-branding stylesheet, and the PDF.
+
+Both outputs come from the same view model (``view()``) so they show the same content: the web fragment is
+app/templates/invoices/_document.html, the PDF is app/templates/invoices/pdf.html (which includes the same
+document body) rendered by xhtml2pdf with the shipped TTF fonts embedded. Jinja autoescape is on for every
+template here, whatever the file name, because everything from ConnectWise is untrusted text.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Literal
+
+import markupsafe
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+
+from app.branding.model import FONTS, Branding, Font, TimeDetail
+from app.invoices.document import (
+    SECTION_ORDER,
+    InvoiceDocument,
+    Section,
+    format_hours,
+    format_money,
+    format_number,
+)
+
+log = logging.getLogger(__name__)
+APP_DIR = Path(__file__).resolve().parent.parent
+TEMPLATES = APP_DIR / "templates"
+FONT_DIR = APP_DIR / "static" / "fonts"
+CSS_FILE = APP_DIR / "static" / "css" / "invoice.css"
+PageSize = Literal["A4", "Letter"]
+PAGE_SIZES = {"A4": "a4", "Letter": "letter"}
+
+COLUMN_LABELS = {"description": "Description", "detail": "", "date": "Date", "quantity": "Qty", "rate": "Rate",
+                 "amount": "Amount", "note": ""}
+SECTION_COLUMN_LABELS = {
+    "services": {"description": "Work role", "detail": "Work type", "quantity": "Hours", "rate": "Rate"},
+    "agreement_services": {"description": "Work role", "detail": "Work type", "quantity": "Hours",
+                           "rate": "Rate"},
+    "non_billable_services": {"description": "Work role", "detail": "Work type", "quantity": "Hours"},
+    "agreement": {"description": "Description", "detail": "Item", "quantity": "Qty", "rate": "Unit price"},
+    "products": {"description": "Description", "detail": "Item", "quantity": "Qty", "rate": "Unit price"},
+    "expenses": {"description": "Type", "detail": "Notes"},
+    "payments": {"description": "Payment", "detail": "Reference"},
+    "credits": {"description": "Credit", "detail": "Credit memo"},
+}
+NUMERIC = {"quantity", "rate", "amount"}
+
+_env_lock = threading.Lock()
+_env: Environment | None = None
+
+
+def environment() -> Environment:
+    """One Jinja environment for invoice templates, autoescaping every template (``.html`` or not)."""
+    global _env
+    with _env_lock:
+        if _env is None:
+            env = Environment(loader=FileSystemLoader(str(TEMPLATES)),
+                              autoescape=select_autoescape(default=True, default_for_string=True),
+                              undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+            _env = env
+        return _env
+
+
+# -- view model --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Cell:
+    text: str
+    numeric: bool = False
+    css: str = ""
+
+
+@dataclass(frozen=True)
+class Column:
+    key: str
+    label: str
+    numeric: bool
+    css: str  # width class, e.g. "c-desc", "c-num"
+
+
+@dataclass(frozen=True)
+class SectionView:
+    key: str
+    title: str
+    columns: tuple[Column, ...]
+    rows: tuple[tuple[Cell, ...], ...]
+    subtotal: str | None
+    charged: bool
+
+
+@dataclass(frozen=True)
+class DetailColumn:
+    key: str
+    label: str
+    numeric: bool
+    css: str
+
+
+def _cell_text(doc: InvoiceDocument, section: Section, line: Any, key: str) -> str:
+    cur = doc.currency
+    value = getattr(line, key)
+    if key == "quantity":
+        if line.covered_quantity is not None:
+            return f"{format_hours(line.covered_quantity, cur)} / {format_hours(value or Decimal(0), cur)}"
+        if value is None:
+            return ""
+        return format_hours(value, cur) if section.key.endswith("services") else _qty(value, cur)
+    if key == "rate":
+        if line.covered_rate is not None:
+            return f"{format_money(line.covered_rate, cur)} / {format_money(value or Decimal(0), cur)}"
+        return "" if value is None else format_money(value, cur)
+    if key == "amount":
+        if value is None:
+            return line.note or ""
+        return format_money(value, cur)
+    if key == "date":
+        return _date(value)
+    return "" if value is None else str(value)
+
+
+def _qty(value: Decimal, cur: Any) -> str:
+    """Quantities print without trailing zeros: 2, 2.5, 0.25 (with the currency's decimal separator)."""
+    places = max(0, -value.normalize().as_tuple().exponent) if value == value.to_integral_value() or True else 0
+    return format_number(value, cur, min(places, 4))
+
+
+def _date(value: Any) -> str:
+    return value.strftime("%d %b %Y") if value is not None else ""
+
+
+def _section_view(doc: InvoiceDocument, section: Section) -> SectionView:
+    labels = {**COLUMN_LABELS, **SECTION_COLUMN_LABELS.get(section.key, {})}
+    keys = [k for k in section.columns if k != "note" or not any(line.amount is None for line in section.lines)]
+    # A detail column nobody filled in is dropped so the description gets the room.
+    keys = [k for k in keys if k != "detail" or any(line.detail for line in section.lines)]
+    keys = [k for k in keys if k != "note" or any(line.note for line in section.lines)]
+    columns = tuple(Column(k, labels.get(k, ""), k in NUMERIC, _col_css(k)) for k in keys)
+    rows = tuple(tuple(Cell(_cell_text(doc, section, line, c.key), c.numeric, c.css) for c in columns)
+                 for line in section.lines)
+    subtotal = format_money(section.subtotal, doc.currency) if section.subtotal is not None else None
+    return SectionView(section.key, section.title, columns, rows, subtotal, section.counts_in_subtotal)
+
+
+def _col_css(key: str) -> str:
+    return {"description": "c-desc", "detail": "c-detail", "date": "c-date", "quantity": "c-qty",
+            "rate": "c-rate", "amount": "c-amt", "note": "c-note"}.get(key, "")
+
+
+def detail_columns(settings: TimeDetail) -> tuple[DetailColumn, ...]:
+    """The time-detail table's columns for these settings (notes fall back to work role when off)."""
+    cols = []
+    if settings.dates:
+        cols.append(DetailColumn("date", "Date", False, "c-date"))
+    if settings.member:
+        cols.append(DetailColumn("member", "Member", False, "c-member"))
+    if settings.notes:
+        cols.append(DetailColumn("notes", "Notes", False, "c-desc"))
+    elif not settings.work_role:
+        cols.append(DetailColumn("work_role", "Work role", False, "c-desc"))
+    if settings.work_role:
+        cols.append(DetailColumn("work_role", "Work role", False, "c-detail"))
+    if settings.work_type:
+        cols.append(DetailColumn("work_type", "Work type", False, "c-detail"))
+    if settings.billable:
+        cols.append(DetailColumn("billable", "Billable", False, "c-bill"))
+    if settings.hours:
+        cols.append(DetailColumn("hours", "Hours", True, "c-qty"))
+    if settings.hourly_rate:
+        cols.append(DetailColumn("rate", "Rate", True, "c-rate"))
+    if settings.extended_amount:
+        cols.append(DetailColumn("amount", "Amount", True, "c-amt"))
+    return tuple(cols)
+
+
+BILLABLE_LABELS = {"Billable": "Billable", "NoCharge": "No charge", "DoNotBill": "Not billed", "NoDefault": ""}
+
+
+def _detail_cell(doc: InvoiceDocument, entry: Any, key: str) -> str:
+    cur = doc.currency
+    if key == "date":
+        return _date(entry.date)
+    if key == "hours":
+        if entry.covered_hours:
+            return f"{format_hours(entry.covered_hours, cur)} / {format_hours(entry.hours - entry.covered_hours, cur)}"
+        return format_hours(entry.hours, cur)
+    if key == "rate":
+        return format_money(entry.rate, cur) if entry.rate is not None else ""
+    if key == "amount":
+        return format_money(entry.amount, cur)
+    if key == "billable":
+        return BILLABLE_LABELS.get(entry.billable, entry.billable)
+    if key == "notes":
+        return entry.notes or entry.work_role
+    return str(getattr(entry, key) or "")
+
+
+def view(doc: InvoiceDocument, branding: Branding) -> dict[str, Any]:
+    """Everything the templates print, as strings: the one source of both the page and the PDF."""
+    cur = doc.currency
+    charges = [s for s in doc.sections if s.key in SECTION_ORDER]
+    charges.sort(key=lambda s: SECTION_ORDER.index(s.key))
+    settlements = [s for s in doc.sections if s.key not in SECTION_ORDER]
+    settings = branding.time_detail_for(doc.time_detail_type)
+    columns = detail_columns(settings)
+    groups = []
+    if settings.show and doc.time_detail and columns:
+        for group in doc.time_detail:
+            heading = " ".join(p for p in (group.ticket_number if settings.ticket_number else "",
+                                           group.summary if settings.ticket_summary or not group.ticket_id
+                                           else "") if p)
+            rows = tuple(tuple(Cell(_detail_cell(doc, e, c.key), c.numeric, c.css) for c in columns)
+                         for e in group.entries)
+            sub = []
+            for c in columns:
+                if c.key == "hours":
+                    sub.append(format_hours(group.hours, cur))
+                elif c.key == "amount":
+                    sub.append(format_money(group.amount, cur))
+                else:
+                    sub.append("")
+            groups.append({"heading": heading or "Time", "rows": rows, "subtotal": tuple(sub)})
+    ship_to = doc.ship_to if doc.ship_to and (doc.ship_to.name, doc.ship_to.address) != (
+        doc.bill_to.name, doc.bill_to.address) else None
+    totals = [("Subtotal", format_money(doc.totals.subtotal, cur), "subtotal")]
+    for tax in doc.tax_lines:
+        label = tax.caption + (f" ({format_number(tax.rate, cur, _rate_places(tax.rate))}%)" if tax.rate else "")
+        totals.append((label, format_money(tax.amount, cur), "tax"))
+    totals.append(("Total", format_money(doc.totals.total, cur), "total"))
+    if doc.totals.payments:
+        totals.append(("Payments", format_money(-doc.totals.payments, cur), "paid"))
+    if doc.totals.credits:
+        totals.append(("Credits", format_money(-doc.totals.credits, cur), "paid"))
+    totals.append(("Balance due", format_money(doc.totals.balance, cur), "balance"))
+    meta = [("Invoice number", doc.number), ("Date", _date(doc.date)), ("Due date", _date(doc.due_date))]
+    if doc.terms:
+        meta.append(("Terms", doc.terms))
+    if branding.show_po and doc.po_number:
+        meta.append(("PO number", doc.po_number))
+    if doc.reference:
+        meta.append(("Reference", doc.reference))
+    if doc.bill_to.account_number:
+        meta.append(("Account", doc.bill_to.account_number))
+    if doc.applies_to:
+        meta.append(("For", doc.applies_to))
+    return {
+        "doc": doc, "branding": branding, "currency": cur, "meta": meta,
+        "sections": [_section_view(doc, s) for s in charges],
+        "settlements": [_section_view(doc, s) for s in settlements],
+        "totals": totals, "ship_to": ship_to,
+        "detail_columns": columns, "detail_groups": groups, "detail_subtotals": settings.subtotals,
+        "balance": format_money(doc.totals.balance, cur),
+        "font": branding.font_info,
+    }
+
+
+def _rate_places(rate: Decimal) -> int:
+    return min(3, max(0, -rate.normalize().as_tuple().exponent))
+
+
+# -- outputs -----------------------------------------------------------------------------------------------------
+
+
+def render_document_html(doc: InvoiceDocument, branding: Branding, *, logo_url: str | None,
+                         pdf_url: str | None) -> markupsafe.Markup:
+    """The branded invoice fragment for a page (no inline style or script; classes from invoice.css)."""
+    context = view(doc, branding)
+    html = environment().get_template("invoices/_document.html").render(
+        **context, logo_src=logo_url, pdf_url=pdf_url, medium="web")
+    return markupsafe.Markup(html)  # noqa: S704 - rendered by an autoescaping environment
+
+
+def branding_css(branding: Branding) -> str:
+    """CSS text for the colours and font of a branding (served at a URL, since CSP forbids inline style).
+
+    The values are validated (#rrggbb, a FONTS key), so nothing from a form reaches the CSS unchecked.
+    """
+    from app.branding.model import check_colour
+
+    brand = check_colour("brand_colour", branding.brand_colour)
+    accent = check_colour("accent_colour", branding.accent_colour)
+    font = branding.font_info
+    faces = _font_faces(font, "/static/fonts/")
+    return (f"{faces}\n.bi-invoice {{ --bi-brand: {brand}; --bi-accent: {accent}; "
+            f"font-family: '{font.css_family}', {font.generic}; }}\n")
+
+
+def _font_faces(font: Font, base: str) -> str:
+    return (f"@font-face {{ font-family: '{font.css_family}'; src: url('{base}{font.regular}'); "
+            f"font-weight: normal; font-style: normal; }}\n"
+            f"@font-face {{ font-family: '{font.css_family}'; src: url('{base}{font.bold}'); "
+            f"font-weight: bold; font-style: normal; }}")
+
+
+def render_pdf(doc: InvoiceDocument, branding: Branding, *, logo: bytes | None,
+               page_size: PageSize = "A4") -> bytes:
+    """The invoice as a PDF (xhtml2pdf), A4 or Letter, fonts embedded, "Page X of Y" on every page."""
+    from app.invoices import pdf
+
+    return pdf.render(doc, branding, logo=logo, page_size=page_size)
+
+
+__all__ = ["render_document_html", "branding_css", "render_pdf", "view", "environment", "FONTS", "PAGE_SIZES"]
