@@ -37,14 +37,13 @@ class Font:
 FONTS: dict[str, Font] = {
     "dejavu-sans": Font("DejaVu Sans", "BI DejaVu Sans", "DejaVuSans.ttf", "DejaVuSans-Bold.ttf", "sans-serif"),
     "dejavu-serif": Font("DejaVu Serif", "BI DejaVu Serif", "DejaVuSerif.ttf", "DejaVuSerif-Bold.ttf", "serif"),
-    "liberation-sans": Font("Liberation Sans", "BI Liberation Sans", "LiberationSans-Regular.ttf",
-                            "LiberationSans-Bold.ttf", "sans-serif"),
-    "liberation-serif": Font("Liberation Serif", "BI Liberation Serif", "LiberationSerif-Regular.ttf",
-                             "LiberationSerif-Bold.ttf", "serif"),
     "noto-sans": Font("Noto Sans", "BI Noto Sans", "NotoSans-Regular.ttf", "NotoSans-Bold.ttf", "sans-serif"),
     "noto-serif": Font("Noto Serif", "BI Noto Serif", "NotoSerif-Regular.ttf", "NotoSerif-Bold.ttf", "serif"),
 }
 DEFAULT_FONT = "dejavu-sans"
+# Characters a family lacks (CJK such as 消費税) are set in this font instead, in both page and PDF.
+FALLBACK_FONT = Font("Droid Sans Fallback", "BI Fallback", "DroidSansFallbackFull.ttf", "DroidSansFallbackFull.ttf",
+                     "sans-serif")
 
 
 class BrandingError(ValueError):

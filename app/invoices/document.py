@@ -186,9 +186,9 @@ class InvoiceDocument:
         return next((s for s in self.sections if s.key == key), None)
 
 
-def quantize(amount: Decimal, decimals: int) -> Decimal:
-    """Round half up to the currency's decimals, the way invoice amounts are rounded."""
-    return amount.quantize(Decimal(1).scaleb(-max(0, decimals)), rounding=ROUND_HALF_UP)
+def quantize(amount: Decimal, decimals: int, rounding: str = ROUND_HALF_UP) -> Decimal:
+    """Round to the currency's decimals (half up unless told otherwise)."""
+    return amount.quantize(Decimal(1).scaleb(-max(0, decimals)), rounding=rounding)
 
 
 def format_number(value: Decimal, currency: Currency, places: int | None = None) -> str:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 from datetime import date
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal
 from typing import Any
 
 from app.connectwise import errors as cw_errors
@@ -358,13 +358,20 @@ def _tax_lines(h: p.InvoiceHeader, code: p.TaxCodeRecord | None, products: list[
         return [TaxLine(caption, h.sales_tax)] if (h.sales_tax or h.tax_code_id) else []
     taxable_products = sum((x.ext_price for x in products if x.billable == "Billable" and x.taxable), ZERO)
     services = h.service_total + h.agreement_amount + h.service_adjustment_amount - h.downpayment_applied
-    computed = []
-    for level in code.levels:
-        base = ((services if level.services else ZERO) + (taxable_products if level.products else ZERO)
-                + (h.expense_total if level.expenses else ZERO))
-        amount = _q(base * level.rate / 100, h.currency) if level.percent else _q(level.rate, h.currency)
-        computed.append(TaxLine(level.caption or caption, amount, level.rate if level.percent else None))
-    if not _agrees(sum((t.amount for t in computed), ZERO), h.sales_tax, h.currency):
+    computed: list[TaxLine] = []
+    # CW does not document its rounding of a tax level at exactly half a cent (.NET rounds half to even by
+    # default, SQL Server half away from zero): take whichever reproduces CW's salesTax.
+    for rounding in (ROUND_HALF_UP, ROUND_HALF_EVEN):
+        computed = []
+        for level in code.levels:
+            base = ((services if level.services else ZERO) + (taxable_products if level.products else ZERO)
+                    + (h.expense_total if level.expenses else ZERO))
+            amount = quantize(base * level.rate / 100, h.currency.decimals, rounding) if level.percent \
+                else _q(level.rate, h.currency)
+            computed.append(TaxLine(level.caption or caption, amount, level.rate if level.percent else None))
+        if _agrees(sum((t.amount for t in computed), ZERO), h.sales_tax, h.currency):
+            break
+    else:
         # Avalara, single-unit rules or taxable maximums: CW knows, the API does not say. Show CW's one figure.
         mismatches.append("salesTax levels")
         return [TaxLine(caption, h.sales_tax)]
