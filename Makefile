@@ -3,8 +3,9 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+OIDC_STAMP := devtools/oidc/node_modules/.installed
 
-.PHONY: dev test migrate lint install bench-rls bench-cw clean-dev
+.PHONY: dev test migrate lint install oidc bench-rls bench-cw clean-dev
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -13,10 +14,17 @@ $(STAMP): requirements.txt requirements-dev.txt
 
 install: $(STAMP)
 
-dev: install
+# The local OpenID provider (npm oidc-provider) used by the SSO tests; same stamp as devtools/oidc_provider.py.
+$(OIDC_STAMP): devtools/oidc/package.json devtools/oidc/package-lock.json
+	@cd devtools/oidc && npm ci --no-audit --no-fund --loglevel=error
+	@touch $(OIDC_STAMP)
+
+oidc: $(OIDC_STAMP)
+
+dev: install oidc
 	$(BIN)/python -m devtools.dev
 
-test: install
+test: install oidc
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 migrate: install
