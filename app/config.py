@@ -86,6 +86,13 @@ class Config:
     MAILGUN_DOMAIN: str = ""
     MAILGUN_API_URL: str = "https://api.mailgun.net"
     SUPPORT_STAFF_EMAILS: str = ""
+    # Single sign-on: a provider is offered only when both its client id and secret are set.
+    GOOGLE_CLIENT_ID: str = ""
+    GOOGLE_CLIENT_SECRET: str = ""
+    GOOGLE_METADATA_URL: str = "https://accounts.google.com/.well-known/openid-configuration"
+    MICROSOFT_CLIENT_ID: str = ""
+    MICROSOFT_CLIENT_SECRET: str = ""
+    MICROSOFT_METADATA_URL: str = "https://login.microsoftonline.com/common/v2.0/.well-known/openid-configuration"
     extra: dict = field(default_factory=dict)
 
     # Variables that production must set, with their check.
@@ -139,6 +146,11 @@ class Config:
             raise ConfigError("MAILGUN_API_KEY: MAIL_BACKEND=mailgun needs MAILGUN_API_KEY and MAILGUN_DOMAIN")
         if self.SESSION_IDLE_MINUTES < 1 or self.SESSION_ABSOLUTE_HOURS < 1:
             raise ConfigError("SESSION_IDLE_MINUTES: session timeouts must be positive")
+        for sso in ("GOOGLE", "MICROSOFT"):
+            if bool(getattr(self, f"{sso}_CLIENT_ID").strip()) != bool(getattr(self, f"{sso}_CLIENT_SECRET").strip()):
+                raise ConfigError(f"{sso}_CLIENT_ID: set both {sso}_CLIENT_ID and {sso}_CLIENT_SECRET, or neither")
+            if self.is_production and not getattr(self, f"{sso}_METADATA_URL").startswith("https://"):
+                raise ConfigError(f"{sso}_METADATA_URL: must be an https:// URL in production")
         if not self.is_production:
             return
         if self.mail_backend != "mailgun":
