@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from flask import Blueprint, abort, current_app, flash, redirect, request, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import login_user
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
@@ -36,3 +36,13 @@ def sign_in_link():  # type: ignore[no-untyped-def]
     login_user(user)
     flash(f"Signed in as {user.email} (development link).", "success")
     return redirect(url_for("main.dashboard"))
+
+
+@bp.get("/outbox")
+def outbox():  # type: ignore[no-untyped-def]
+    """Mail the development outbox has "sent" (sign-in codes included), newest first."""
+    if not current_app.config["BI"].is_development:
+        abort(404)
+    from app.mail.send import outbox as sent
+
+    return render_template("dev/outbox.html", messages=sent())

@@ -11,17 +11,19 @@ from flask_login import current_user
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+# "support" is platform staff inside a tenant through a time-limited grant: enough to diagnose and fix settings,
+# never users, billing, or approving more support access.
 PERMISSIONS: dict[str, frozenset[str]] = {
-    "connect_connectwise": frozenset({"owner", "admin"}),
-    "branding": frozenset({"owner", "admin"}),
-    "review_rules": frozenset({"owner", "admin", "billing_manager"}),
+    "connect_connectwise": frozenset({"owner", "admin", "support"}),
+    "branding": frozenset({"owner", "admin", "support"}),
+    "review_rules": frozenset({"owner", "admin", "billing_manager", "support"}),
     "manage_reviewers": frozenset({"owner", "admin", "billing_manager"}),
     "send_emails": frozenset({"owner", "admin", "billing_manager"}),
     "billing": frozenset({"owner"}),
     "users_and_roles": frozenset({"owner", "admin"}),
     "approve_support_access": frozenset({"owner"}),
-    "view_audit_log": frozenset({"owner", "admin"}),
-    "view": frozenset({"owner", "admin", "billing_manager", "reviewer", "viewer"}),
+    "view_audit_log": frozenset({"owner", "admin", "support"}),
+    "view": frozenset({"owner", "admin", "billing_manager", "reviewer", "viewer", "support"}),
 }
 
 
@@ -38,6 +40,7 @@ def permission_required(permission: str) -> Callable[[F], F]:
         @functools.wraps(view)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             if not current_user.is_authenticated or not can(current_user.role, permission):
+                _audit_refusal(permission)
                 abort(403)
             return view(*args, **kwargs)
 
@@ -58,3 +61,18 @@ def permission_page(permission: str) -> Callable[[F], F]:
         return login_required(tenant_required(check(view)))  # type: ignore[return-value]
 
     return decorator
+
+
+def _audit_refusal(permission: str) -> None:
+    """A refused authorization is audited in the user's tenant, committed even though the answer is 403."""
+    tenant_id = getattr(current_user, "tenant_id", None) if current_user.is_authenticated else None
+    if tenant_id is None:
+        return
+    from flask import request
+
+    from app.audit.log import Actor
+    from app.auth.signin import audit_outside_request
+
+    actor = getattr(current_user, "audit_actor", None) or Actor.user(current_user.id, current_user.email)
+    audit_outside_request(tenant_id, actor, "auth.forbidden", target_type="endpoint", target_id=request.endpoint or "",
+                          after={"permission": permission, "role": current_user.role, "method": request.method})

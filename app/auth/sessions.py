@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
+from urllib.parse import urlsplit
 
 from flask import Flask, g, redirect, request, url_for
 from flask_login import LoginManager, current_user
 
+from app.auth.signin import safe_next
 from app.observability.logs import tenant_id_var
 from app.tenancy import db_session, set_tenant
 from app.users.models import User
@@ -21,6 +24,10 @@ def _parse(user_key: str) -> tuple[uuid.UUID, uuid.UUID] | None:
 
 
 def load_user(user_key: str) -> User | None:
+    if user_key.startswith("support:"):
+        from app.support.access import load_support_user
+
+        return load_support_user(user_key)  # type: ignore[return-value]
     parsed = _parse(user_key)
     if parsed is None:
         return None
@@ -45,9 +52,12 @@ def init_login(app: Flask) -> None:
 
     @manager.unauthorized_handler
     def _unauthorized():  # type: ignore[no-untyped-def]
-        target = url_for("auth.sign_in", next=request.full_path if request.method == "GET" else None)
         if request.headers.get("HX-Request"):
-            return "", 401, {"HX-Redirect": target}
+            # Back to the page the browser shows, not to the partial that noticed the expired session.
+            page = urlsplit(request.headers.get("HX-Current-URL", ""))
+            back = page.path + (f"?{page.query}" if page.query else "") if page.path else None
+            return "", 401, {"HX-Redirect": url_for("auth.sign_in", next=safe_next(back))}
+        target = url_for("auth.sign_in", next=request.full_path if request.method == "GET" else None)
         return redirect(target)
 
     manager.init_app(app)
@@ -64,4 +74,8 @@ def init_login(app: Flask) -> None:
             g.tenant_name = tenant_name(db_session()) if g.get("tenant_id") else ""
         return g.tenant_name or ""
 
+    def isotime(timestamp: float) -> str:
+        return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d %H:%M UTC")
+
     app.jinja_env.globals.update(can=can_template, current_tenant_name=current_tenant_name)
+    app.jinja_env.filters["isotime"] = isotime

@@ -1,23 +1,195 @@
-"""Sign-in page and sign-out. (Emailed codes and SSO arrive with the sign-in issue.)"""
+"""Sign-in with an emailed code, choosing a tenant, switching, signing out, and a user's own sessions."""
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, flash, redirect, render_template, url_for
+import re
+import uuid
+
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_required, logout_user
 
+from app.audit.log import Actor, record
+from app.audit.web import request_origin
+from app.auth import codes
+from app.auth.directory import memberships
+from app.auth.server_sessions import end_user_sessions, user_sessions
+from app.auth.signin import (
+    audit_outside_request,
+    finish,
+    is_staff,
+    pending_choice,
+    safe_next,
+    sign_in_as,
+    sign_in_as_staff,
+)
+from app.security.limits import (
+    CODE_CHECK_PER_ATTEMPT,
+    CODE_CHECK_PER_IP,
+    CODE_REQUEST_PER_EMAIL,
+    CODE_REQUEST_PER_IP,
+    attempt_key,
+    email_key,
+    limiter,
+)
+from app.tenancy import db_session
+
 bp = Blueprint("auth", __name__)
+EMAIL = re.compile(r"^[^@\s<>\"',;]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}\.)+[A-Za-z]{2,63}$")
+
+
+def _providers() -> list[str]:
+    try:
+        from app.auth.oidc import enabled_providers
+    except ImportError:  # TEMPORARY until the SSO module lands
+        return []
+    return enabled_providers(current_app)
+
+
+def _sign_in_page(email: str = "", error: str | None = None, status: int = 200):  # type: ignore[no-untyped-def]
+    return render_template("auth/sign_in.html", email=email, error=error, providers=_providers(),
+                           next=safe_next(request.values.get("next")) or "",
+                           dev=current_app.config["BI"].is_development), status
 
 
 @bp.get("/sign-in")
 def sign_in():  # type: ignore[no-untyped-def]
     if current_user.is_authenticated:
-        return redirect(url_for("main.dashboard"))
-    return render_template("auth/sign_in.html", dev=current_app.config["BI"].is_development)
+        return redirect(safe_next(request.args.get("next")) or url_for("main.dashboard"))
+    return _sign_in_page()
+
+
+@bp.post("/sign-in")
+@limiter.limit(CODE_REQUEST_PER_IP)
+@limiter.limit(CODE_REQUEST_PER_EMAIL, key_func=email_key)
+def request_code():  # type: ignore[no-untyped-def]
+    email = (request.form.get("email") or "").strip().lower()
+    if not EMAIL.match(email) or len(email) > 320:
+        return _sign_in_page(email, "Enter your work email address, like name@company.com.", 422)
+    attempt_id = codes.start_attempt(current_app.extensions["redis"], email, request.remote_addr or "",
+                                     request.headers.get("User-Agent", ""))
+    next_path = safe_next(request.form.get("next"))
+    session["signin_attempt"] = attempt_id
+    session["signin_email"] = email
+    if next_path:
+        session["next"] = next_path
+    return redirect(url_for("auth.enter_code"))
+
+
+@bp.get("/sign-in/code")
+def enter_code():  # type: ignore[no-untyped-def]
+    if not session.get("signin_attempt"):
+        return redirect(url_for("auth.sign_in"))
+    return render_template("auth/code.html", email=session.get("signin_email", ""), error=None,
+                           linking=bool(session.get("sso_link")))
+
+
+@bp.post("/sign-in/code")
+@limiter.limit(CODE_CHECK_PER_IP)
+@limiter.limit(CODE_CHECK_PER_ATTEMPT, key_func=attempt_key)
+def check_code():  # type: ignore[no-untyped-def]
+    attempt_id = session.get("signin_attempt")
+    email = session.get("signin_email")
+    if not attempt_id or not email:
+        flash("Ask for a new code to sign in.", "info")
+        return redirect(url_for("auth.sign_in"))
+    typed = (request.form.get("code") or "").strip()
+    result = codes.check_code(current_app.extensions["redis"], attempt_id, email, typed)
+    if result is not codes.CheckResult.OK:
+        _audit_failed_code(email, result)
+        if result is codes.CheckResult.LOCKED:
+            for key in ("signin_attempt", "signin_email", "sso_link"):
+                session.pop(key, None)
+            flash("Too many wrong codes. Ask for a new code.", "error")
+            return redirect(url_for("auth.sign_in"))
+        message = "That code is not right, or it has expired. Check the newest email, or ask for a new code."
+        return render_template("auth/code.html", email=email, error=message,
+                               linking=bool(session.get("sso_link"))), 422
+    link = session.pop("sso_link", None)
+    session.pop("signin_attempt", None)
+    session.pop("signin_email", None)
+    if link:
+        from app.auth.sso import link_confirmed
+
+        return link_confirmed(link, email)
+    return finish(email, "email_code")
+
+
+def _audit_failed_code(email: str, result: codes.CheckResult) -> None:
+    """A failed code is recorded in each tenant the email belongs to (an unknown email has no tenant to tell)."""
+    for m in memberships(email):
+        audit_outside_request(m.tenant_id, Actor.user(m.user_id, email), "auth.code_failed",
+                              target_type="user", target_id=m.user_id, after={"result": result.value})
+
+
+@bp.route("/sign-in/choose", methods=["GET", "POST"])
+def choose():  # type: ignore[no-untyped-def]
+    pending = pending_choice()
+    if current_user.is_authenticated and pending is None:
+        pending = {"email": _signed_in_email(), "method": session.get("auth", {}).get("method", "switch")}
+    if pending is None:
+        flash("Sign in again to choose an account.", "info")
+        return redirect(url_for("auth.sign_in"))
+    options = memberships(pending["email"])
+    staff = is_staff(pending["email"])
+    if request.method == "POST":
+        choice = request.form.get("tenant_id", "")
+        if choice == "support" and staff:
+            return sign_in_as_staff(pending["email"], pending["method"])
+        for m in options:
+            if str(m.tenant_id) == choice:
+                return sign_in_as(m, pending["email"], pending["method"])
+        abort(400, description="Choose one of the accounts listed.")
+    return render_template("auth/choose.html", options=options, staff=staff,
+                           current=str(current_user.tenant_id) if current_user.is_authenticated else "")
+
+
+def _signed_in_email() -> str:
+    return session.get("auth", {}).get("email") or current_user.email
 
 
 @bp.post("/sign-out")
-@login_required
 def sign_out():  # type: ignore[no-untyped-def]
+    if current_user.is_authenticated and getattr(current_user, "tenant_id", None):
+        record(db_session(), current_user.tenant_id, _actor(), "auth.signed_out", target_type="user",
+               target_id=current_user.id, origin=request_origin())
     logout_user()
+    session.destroy()  # type: ignore[attr-defined]
     flash("You are signed out.", "info")
     return redirect(url_for("auth.sign_in"))
+
+
+def _actor() -> Actor:
+    return getattr(current_user, "audit_actor", None) or Actor.user(current_user.id, current_user.email)
+
+
+@bp.get("/account/sessions")
+@login_required
+def sessions():  # type: ignore[no-untyped-def]
+    found = user_sessions(current_app.extensions["redis"], current_user.get_id(), getattr(session, "sid", None))
+    return render_template("auth/sessions.html", sessions=found)
+
+
+@bp.post("/account/sessions/end")
+@login_required
+def end_sessions():  # type: ignore[no-untyped-def]
+    which = request.form.get("session", "others")
+    redis = current_app.extensions["redis"]
+    sid = getattr(session, "sid", None)
+    if which == "others":
+        ended = end_user_sessions(redis, current_user.get_id(), keep_sid=sid)
+    elif re.fullmatch(r"[0-9a-f]{16}", which):
+        ended = end_user_sessions(redis, current_user.get_id(), keep_sid=sid, only_public_id=which)
+    else:
+        abort(400, description="Choose a session to end.")
+    if getattr(current_user, "tenant_id", None) and ended:
+        record(db_session(), current_user.tenant_id, _actor(), "auth.sessions_ended", target_type="user",
+               target_id=current_user.id, after={"ended": ended}, origin=request_origin())
+    flash(f"Ended {ended} other session{'s' if ended != 1 else ''}.", "success")
+    return redirect(url_for("auth.sessions"))
+
+
+def parse_uuid(value: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(value)
+    except (ValueError, TypeError):
+        return None

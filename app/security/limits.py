@@ -21,7 +21,7 @@ CODE_CHECK_PER_IP = "30/10 minutes"
 CODE_CHECK_PER_ATTEMPT = "10/10 minutes"
 SSO_CALLBACK_PER_IP = "30/10 minutes"
 # Public invoice links (issue 5)
-PUBLIC_LINK_PER_TOKEN = "60/minute"
+PUBLIC_LINK_PER_TOKEN = "60/minute"  # noqa: S105 (a limit, not a secret)
 PUBLIC_LINK_PER_IP = "120/minute"
 # Webhooks (later issues)
 WEBHOOK_PER_IP = "600/minute"

@@ -1,0 +1,67 @@
+"""Pre-tenant lookups for sign-in, each through its narrow SECURITY DEFINER function (see migration 0003)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from flask import current_app
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+
+@dataclass(frozen=True)
+class Membership:
+    """One active user row an email (or SSO identity) signs in as."""
+
+    tenant_id: uuid.UUID
+    tenant_name: str
+    user_id: uuid.UUID
+    role: str
+
+    @property
+    def user_key(self) -> str:
+        return f"{self.tenant_id}:{self.user_id}"
+
+
+@dataclass(frozen=True)
+class StaffGrant:
+    grant_id: uuid.UUID
+    tenant_id: uuid.UUID
+    tenant_name: str
+    status: str
+    reason: str
+    minutes: int
+    requested_at: datetime
+    expires_at: datetime | None
+
+
+def _run(query: str, params: dict, factory: Callable[[], Session] | None = None) -> list:
+    session = (factory or current_app.extensions["session_factory"])()
+    try:
+        return list(session.execute(text(query), params).all())
+    finally:
+        session.close()
+
+
+def memberships(email: str) -> list[Membership]:
+    rows = _run("select * from bi_user_memberships(:email)", {"email": email.strip().lower()})
+    return [Membership(r.tenant_id, r.tenant_name, r.user_id, r.role) for r in rows]
+
+
+def identity_memberships(issuer: str, provider_tenant: str | None, subject: str) -> list[Membership]:
+    rows = _run("select * from bi_sso_identity_users(:iss, :tid, :sub)",
+                {"iss": issuer, "tid": provider_tenant or "", "sub": subject})
+    return [Membership(r.tenant_id, r.tenant_name, r.user_id, r.role) for r in rows]
+
+
+def tenant_directory() -> list[tuple[uuid.UUID, str]]:
+    return [(r.tenant_id, r.tenant_name) for r in _run("select * from bi_tenant_directory()", {})]
+
+
+def staff_grants(email: str) -> list[StaffGrant]:
+    rows = _run("select * from bi_support_grants_for(:email)", {"email": email.strip().lower()})
+    return [StaffGrant(r.grant_id, r.tenant_id, r.tenant_name, r.status, r.reason, r.minutes, r.requested_at,
+                       r.expires_at) for r in rows]

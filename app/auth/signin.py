@@ -1,0 +1,99 @@
+"""Finishing a sign-in, whatever proved the email: a new session id, the tenant chosen, audited, then `next`.
+
+An email that belongs to several tenants (or to support staff) picks where to go after proving itself; the proof is
+kept in the server-side session for a few minutes so the choice needs no second proof.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from urllib.parse import urlsplit
+
+from flask import Response, current_app, flash, redirect, session, url_for
+from flask_login import login_user, logout_user
+
+from app.audit.log import Actor, record
+from app.audit.web import request_origin
+from app.auth.directory import Membership, memberships
+from app.tenancy import db_session, set_tenant, tenant_session
+from app.users.models import User
+
+PENDING_SECONDS = 600
+
+
+def safe_next(value: str | None) -> str | None:
+    """``value`` if it is a path on this site, else None (never another origin, scheme or protocol-relative URL)."""
+    if not value or len(value) > 2000 or any(ord(ch) < 32 for ch in value) or "\\" in value:
+        return None
+    parts = urlsplit(value)
+    if parts.scheme or parts.netloc or not value.startswith("/") or value.startswith("//"):
+        return None
+    return value
+
+
+def audit_outside_request(tenant_id: uuid.UUID, actor: Actor, action: str, **details: object) -> None:
+    """An audit row committed on its own, so it stays even when the request answers with an error."""
+    with tenant_session(tenant_id) as s:
+        record(s, tenant_id, actor, action, origin=request_origin(), **details)  # type: ignore[arg-type]
+
+
+def is_staff(email: str) -> bool:
+    return email.strip().lower() in current_app.config["BI"].support_staff
+
+
+def finish(email: str, method: str, found: list[Membership] | None = None) -> Response:
+    """Sign in a proven email: straight in when it has one place to go, else to the chooser."""
+    email = email.strip().lower()
+    found = memberships(email) if found is None else found
+    staff = is_staff(email)
+    if not found and not staff:
+        flash("That account is not active. Ask an owner of your company's Better Invoice account.", "error")
+        return redirect(url_for("auth.sign_in"))
+    if len(found) == 1 and not staff:
+        return sign_in_as(found[0], email, method)
+    next_path = session.get("next")
+    session.clear()
+    session.rotate()  # type: ignore[attr-defined]
+    session["pending_choice"] = {"email": email, "method": method, "until": time.time() + PENDING_SECONDS}
+    if next_path:
+        session["next"] = next_path
+    return redirect(url_for("auth.choose"))
+
+
+def pending_choice() -> dict | None:
+    pending = session.get("pending_choice")
+    if not pending or pending.get("until", 0) < time.time():
+        return None
+    return pending
+
+
+def sign_in_as(membership: Membership, email: str, method: str) -> Response:
+    """Start a fresh session (new id) as ``membership``'s user, audit it, and go to `next` or the dashboard."""
+    next_path = safe_next(session.get("next"))
+    staff_email = email if is_staff(email) else None
+    logout_user()
+    session.clear()
+    session.rotate()  # type: ignore[attr-defined]
+    set_tenant(membership.tenant_id)
+    user = db_session().get(User, membership.user_id)
+    if user is None or not user.active:
+        flash("That account is not active.", "error")
+        return redirect(url_for("auth.sign_in"))
+    login_user(user)
+    session["auth"] = {"email": email, "method": method, "at": time.time()}
+    if staff_email:
+        session["staff_email"] = staff_email
+    record(db_session(), membership.tenant_id, Actor.user(user.id, user.email), "auth.signed_in",
+           target_type="user", target_id=user.id, after={"method": method}, origin=request_origin())
+    return redirect(next_path or url_for("main.dashboard"))
+
+
+def sign_in_as_staff(email: str, method: str) -> Response:
+    """Support staff with no tenant of their own land on the support console."""
+    logout_user()
+    session.clear()
+    session.rotate()  # type: ignore[attr-defined]
+    session["auth"] = {"email": email, "method": method, "at": time.time()}
+    session["staff_email"] = email
+    return redirect(url_for("support.console"))

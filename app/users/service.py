@@ -1,0 +1,80 @@
+"""Changing users: roles, deactivation, adding one by hand. Every change is audited; the last owner stays."""
+
+from __future__ import annotations
+
+import uuid
+
+from flask import current_app
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from app.audit.log import Actor, Origin, changes, record
+from app.auth.server_sessions import end_user_sessions
+from app.users.models import ROLES, User
+
+
+class UserChangeError(ValueError):
+    """A change that is not allowed; the message says why, for the person who tried."""
+
+
+def _active_owners(s: Session) -> int:
+    return s.execute(select(func.count()).select_from(User).where(User.role == "owner", User.active)).scalar_one()
+
+
+def _audit(s: Session, actor: Actor, user: User, action: str, before: dict, after: dict, origin: Origin) -> None:
+    old, new = changes(before, after)
+    if new:
+        record(s, user.tenant_id, actor, action, target_type="user", target_id=user.id, before=old, after=new,
+               origin=origin)
+
+
+def change_role(s: Session, actor: Actor, actor_role: str, user_id: uuid.UUID, role: str, origin: Origin) -> User:
+    if role not in ROLES:
+        raise UserChangeError("Choose one of the listed roles.")
+    user = s.get(User, user_id, with_for_update=True)
+    if user is None:
+        raise UserChangeError("That user no longer exists.")
+    if "owner" in (role, user.role) and actor_role != "owner" and role != user.role:
+        raise UserChangeError("Only an owner can make someone an owner or change an owner's role.")
+    if user.role == "owner" and role != "owner" and user.active and _active_owners(s) <= 1:
+        raise UserChangeError("This is the last owner. Make someone else an owner first.")
+    before = {"role": user.role}
+    user.role = role
+    s.flush()
+    _audit(s, actor, user, "user.role_changed", before, {"role": role}, origin)
+    return user
+
+
+def set_active(s: Session, actor: Actor, actor_role: str, user_id: uuid.UUID, active: bool, origin: Origin) -> User:
+    user = s.get(User, user_id, with_for_update=True)
+    if user is None:
+        raise UserChangeError("That user no longer exists.")
+    if user.role == "owner" and actor_role != "owner":
+        raise UserChangeError("Only an owner can deactivate an owner.")
+    if not active and user.role == "owner" and user.active and _active_owners(s) <= 1:
+        raise UserChangeError("This is the last owner. Make someone else an owner first.")
+    before = {"active": user.active}
+    user.active = active
+    s.flush()
+    _audit(s, actor, user, "user.deactivated" if not active else "user.reactivated", before, {"active": active},
+           origin)
+    if not active:
+        end_user_sessions(current_app.extensions["redis"], user.get_id())
+    return user
+
+
+def add_user(s: Session, actor: Actor, actor_role: str, tenant_id: uuid.UUID, email: str, name: str, role: str,
+             origin: Origin) -> User:
+    email = email.strip().lower()
+    if role not in ROLES:
+        raise UserChangeError("Choose one of the listed roles.")
+    if role == "owner" and actor_role != "owner":
+        raise UserChangeError("Only an owner can add an owner.")
+    if s.execute(select(User.id).where(func.lower(User.email) == email)).first():
+        raise UserChangeError("Someone with that email is already a user here.")
+    user = User(id=uuid.uuid4(), tenant_id=tenant_id, email=email, name=name.strip()[:200], role=role, active=True)
+    s.add(user)
+    s.flush()
+    record(s, tenant_id, actor, "user.added", target_type="user", target_id=user.id,
+           after={"email": email, "role": role}, origin=origin)
+    return user

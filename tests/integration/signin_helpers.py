@@ -1,0 +1,58 @@
+"""Driving the emailed-code sign-in as a browser would: ask, run the mail job, read the outbox, type the code."""
+
+from __future__ import annotations
+
+import json
+import re
+
+from rq import SimpleWorker
+
+from app.jobs.queue import get_queue
+from app.mail.send import OUTBOX_KEY
+from tests.conftest import csrf_of
+
+AT = chr(64)
+
+
+def run_jobs(app, queue: str = "default") -> None:  # type: ignore[no-untyped-def]
+    conn = app.extensions["redis"]
+    q = get_queue(conn, queue)
+    with app.app_context():
+        SimpleWorker([q], connection=conn, serializer=q.serializer).work(burst=True)
+
+
+def outbox(app) -> list[dict]:  # type: ignore[no-untyped-def]
+    return [json.loads(m) for m in app.extensions["redis"].lrange(OUTBOX_KEY, 0, -1)]
+
+
+def latest_code(app, to: str) -> str | None:  # type: ignore[no-untyped-def]
+    for message in outbox(app):
+        if message["to"] == to:
+            found = re.search(r"\b(\d{6})\b", message["text"])
+            return found.group(1) if found else None
+    return None
+
+
+def ask_for_code(app, client, email: str, next_path: str | None = None):  # type: ignore[no-untyped-def]
+    data = {"email": email, "csrf_token": csrf_of(client)}
+    if next_path:
+        data["next"] = next_path
+    response = client.post("/sign-in", data=data)
+    run_jobs(app)
+    return response
+
+
+def type_code(client, code: str):  # type: ignore[no-untyped-def]
+    return client.post("/sign-in/code", data={"code": code, "csrf_token": csrf_of(client)})
+
+
+def sign_in_with_code(app, client, email: str, next_path: str | None = None):  # type: ignore[no-untyped-def]
+    ask_for_code(app, client, email, next_path)
+    code = latest_code(app, email)
+    assert code, "no code was mailed"
+    return type_code(client, code)
+
+
+def session_cookie(client) -> str | None:  # type: ignore[no-untyped-def]
+    cookie = client.get_cookie("bi_session")
+    return cookie.value if cookie else None
