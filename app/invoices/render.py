@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import markupsafe
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, pass_context, select_autoescape
 
 from app.branding.model import FONTS, Branding, Font, TimeDetail
 from app.invoices.document import (
@@ -37,7 +37,7 @@ PageSize = Literal["A4", "Letter"]
 PAGE_SIZES = {"A4": "a4", "Letter": "letter"}
 
 COLUMN_LABELS = {"description": "Description", "detail": "", "date": "Date", "quantity": "Qty", "rate": "Rate",
-                 "amount": "Amount", "note": ""}
+                 "amount": "Amount", "note": "Billing"}
 SECTION_COLUMN_LABELS = {
     "services": {"description": "Work role", "detail": "Work type", "quantity": "Hours", "rate": "Rate"},
     "agreement_services": {"description": "Work role", "detail": "Work type", "quantity": "Hours",
@@ -63,8 +63,37 @@ def environment() -> Environment:
             env = Environment(loader=FileSystemLoader(str(TEMPLATES)),
                               autoescape=select_autoescape(default=True, default_for_string=True),
                               undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+            env.filters["t"] = _text_filter
             _env = env
         return _env
+
+
+@pass_context
+def _text_filter(ctx: Any, value: Any) -> markupsafe.Markup:
+    """``|t``: escape; in the PDF also wrap runs of characters the font lacks (``t_glyphs``) in a span set in
+    the fallback font (CJK), since xhtml2pdf does no per-glyph font fallback the way browsers do."""
+    text = "" if value is None else str(value)
+    glyphs = ctx.get("t_glyphs") if ctx.get("medium") == "pdf" else None
+    if not glyphs or all(ord(c) in glyphs or c.isspace() for c in text):
+        return markupsafe.escape(text)
+    out: list[str] = []
+    run: list[str] = []
+    missing = False
+    for ch in text:
+        lacks = ord(ch) not in glyphs and not ch.isspace()
+        if lacks != missing and run:
+            out.append(_run("".join(run), missing))
+            run = []
+        missing = lacks
+        run.append(ch)
+    if run:
+        out.append(_run("".join(run), missing))
+    return markupsafe.Markup("".join(out))  # noqa: S704 - every run is escaped in _run
+
+
+def _run(text: str, fallback: bool) -> str:
+    escaped = str(markupsafe.escape(text))
+    return f'<span class="bi-fb">{escaped}</span>' if fallback else escaped
 
 
 # -- view model --------------------------------------------------------------------------------------------------
@@ -127,7 +156,8 @@ def _cell_text(doc: InvoiceDocument, section: Section, line: Any, key: str) -> s
 
 def _qty(value: Decimal, cur: Any) -> str:
     """Quantities print without trailing zeros: 2, 2.5, 0.25 (with the currency's decimal separator)."""
-    places = max(0, -value.normalize().as_tuple().exponent) if value == value.to_integral_value() or True else 0
+    exponent = value.normalize().as_tuple().exponent
+    places = -exponent if isinstance(exponent, int) and exponent < 0 else 0
     return format_number(value, cur, min(places, 4))
 
 
@@ -137,10 +167,10 @@ def _date(value: Any) -> str:
 
 def _section_view(doc: InvoiceDocument, section: Section) -> SectionView:
     labels = {**COLUMN_LABELS, **SECTION_COLUMN_LABELS.get(section.key, {})}
-    keys = [k for k in section.columns if k != "note" or not any(line.amount is None for line in section.lines)]
-    # A detail column nobody filled in is dropped so the description gets the room.
-    keys = [k for k in keys if k != "detail" or any(line.detail for line in section.lines)]
-    keys = [k for k in keys if k != "note" or any(line.note for line in section.lines)]
+    # A detail column nobody filled in is dropped so the description gets the room; a note shows in the
+    # amount cell where there is one ("No charge"), in its own column where there is not.
+    keys = [k for k in section.columns if k != "detail" or any(line.detail for line in section.lines)]
+    keys = [k for k in keys if k != "note" or ("amount" not in keys and any(line.note for line in section.lines))]
     columns = tuple(Column(k, labels.get(k, ""), k in NUMERIC, _col_css(k)) for k in keys)
     rows = tuple(tuple(Cell(_cell_text(doc, section, line, c.key), c.numeric, c.css) for c in columns)
                  for line in section.lines)
@@ -225,6 +255,8 @@ def view(doc: InvoiceDocument, branding: Branding) -> dict[str, Any]:
                     sub.append(format_money(group.amount, cur))
                 else:
                     sub.append("")
+            if not columns[0].numeric:
+                sub[0] = "Subtotal"
             groups.append({"heading": heading or "Time", "rows": rows, "subtotal": tuple(sub)})
     ship_to = doc.ship_to if doc.ship_to and (doc.ship_to.name, doc.ship_to.address) != (
         doc.bill_to.name, doc.bill_to.address) else None

@@ -1,0 +1,172 @@
+"""The PDF: the same document body as the web page, laid out by xhtml2pdf with the shipped fonts embedded.
+
+What xhtml2pdf does not do for us, done here: column widths sized to the content (measured with the font's
+metrics, the description takes what is left), a fallback font for characters the chosen family lacks (CJK),
+and the logo as a data URI (only PNG or JPEG bytes are accepted).
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import logging
+import threading
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import markupsafe
+from reportlab.pdfbase import pdfmetrics
+from reportlab.pdfbase.pdfmetrics import stringWidth
+from reportlab.pdfbase.ttfonts import TTFont
+from xhtml2pdf import pisa
+
+from app.branding.model import FALLBACK_FONT, Branding, Font, check_colour
+from app.invoices.document import InvoiceDocument
+
+log = logging.getLogger(__name__)
+POINTS_PER_MM = 72 / 25.4
+# Content width: page width less the 1.5 cm side margins of pdf.html.
+CONTENT_WIDTH = {"A4": (210 - 30) * POINTS_PER_MM, "Letter": (215.9 - 30) * POINTS_PER_MM}
+LINE_SIZE, HEAD_SIZE, CELL_PADDING = 8.5, 7.5, 8.5  # font sizes and left+right cell padding (pt) of invoice.css
+TEXT_SHARE = {"c-desc": 3.0, "c-detail": 1.6, "c-member": 1.0}
+
+
+class PdfError(RuntimeError):
+    """xhtml2pdf could not lay the invoice out (a bug on our side, never the customer's data)."""
+
+
+@dataclass(frozen=True)
+class _Metrics:
+    regular: str  # reportlab font names registered for width measuring
+    bold: str
+    glyphs: frozenset[int]
+
+
+_register_lock = threading.Lock()
+
+
+@lru_cache(maxsize=16)
+def _metrics(font: Font) -> _Metrics:
+    """Register the family with reportlab once (for measuring) and read which characters it has."""
+    from app.invoices.render import FONT_DIR
+
+    with _register_lock:
+        names = []
+        for suffix, filename in (("", font.regular), ("-Bold", font.bold)):
+            name = f"bi-measure-{font.regular}{suffix}"
+            if name not in pdfmetrics.getRegisteredFontNames():
+                pdfmetrics.registerFont(TTFont(name, str(FONT_DIR / filename)))
+            names.append(name)
+        glyphs = frozenset(pdfmetrics.getFont(names[0]).face.charToGlyph)
+    return _Metrics(names[0], names[1], glyphs)
+
+
+def _logo_data_uri(logo: bytes | None) -> str | None:
+    if not logo:
+        return None
+    if logo.startswith(b"\x89PNG\r\n\x1a\n"):
+        kind = "png"
+    elif logo.startswith(b"\xff\xd8\xff"):
+        kind = "jpeg"
+    else:
+        log.warning("invoice logo ignored: not PNG or JPEG bytes")
+        return None
+    return f"data:image/{kind};base64,{base64.b64encode(logo).decode()}"
+
+
+def column_widths(context: dict[str, Any], metrics: _Metrics, width: float) -> dict[tuple[str, str], str]:
+    """Widths (pt) per (section key, column key): numbers and dates as wide as their widest text, the text
+    columns share the rest in fixed proportions so descriptions wrap instead of pushing numbers off the page."""
+    tables: list[tuple[str, list[Any], list[tuple[Any, ...]]]] = [
+        (s.key, list(s.columns), list(s.rows) + ([_subtotal_row(s)] if s.subtotal else []))
+        for s in (*context["sections"], *context["settlements"])]
+    if context["detail_groups"]:
+        rows = [r for g in context["detail_groups"] for r in g["rows"]]
+        rows += [tuple(_Text(t) for t in g["subtotal"]) for g in context["detail_groups"]]
+        tables.append(("detail", list(context["detail_columns"]), rows))
+    out: dict[tuple[str, str], str] = {}
+    for key, columns, rows in tables:
+        natural = []
+        for i, col in enumerate(columns):
+            head = stringWidth(col.label, metrics.bold, HEAD_SIZE)
+            body = max((stringWidth(_text_of(r, i), metrics.regular, LINE_SIZE) for r in rows if i < len(r)),
+                       default=0.0)
+            natural.append(max(head, body) + CELL_PADDING)
+        fixed = [i for i, c in enumerate(columns) if c.css not in TEXT_SHARE]
+        flexible = [i for i, c in enumerate(columns) if c.css in TEXT_SHARE]
+        used = sum(natural[i] for i in fixed)
+        left = max(width - used, width * 0.25)
+        if flexible:
+            wanted = sum(natural[i] for i in flexible)
+            if wanted <= left:
+                # Everything fits on one line: extra room goes to the description.
+                extra = left - wanted
+                sizes = {i: natural[i] for i in flexible}
+                first = next((i for i in flexible if columns[i].css == "c-desc"), flexible[0])
+                sizes[first] += extra
+            else:
+                shares = {i: TEXT_SHARE[columns[i].css] for i in flexible}
+                total = sum(shares.values())
+                sizes = {i: min(natural[i], left * shares[i] / total) for i in flexible}
+                spare = left - sum(sizes.values())
+                grow = [i for i in flexible if sizes[i] < natural[i]]
+                for i in grow:
+                    sizes[i] += spare * shares[i] / sum(shares[j] for j in grow)
+            for i, size in sizes.items():
+                out[(key, columns[i].key)] = f"{size:.1f}"
+        for i in fixed:
+            out[(key, columns[i].key)] = f"{natural[i]:.1f}"
+    return out
+
+
+@dataclass(frozen=True)
+class _Text:
+    text: str
+
+
+def _text_of(row: tuple[Any, ...], i: int) -> str:
+    return row[i].text
+
+
+def _subtotal_row(section: Any) -> tuple[Any, ...]:
+    cells = [_Text("") for _ in section.columns]
+    cells[-1] = _Text(section.subtotal)
+    return tuple(cells)
+
+
+def render(doc: InvoiceDocument, branding: Branding, *, logo: bytes | None, page_size: str = "A4") -> bytes:
+    from app.invoices.render import CSS_FILE, FONT_DIR, PAGE_SIZES, environment, view
+
+    if page_size not in PAGE_SIZES:
+        raise ValueError(f"page_size must be one of {', '.join(PAGE_SIZES)}")
+    context = view(doc, branding)
+    font: Font = context["font"]
+    metrics = _metrics(font)
+    env = environment()
+    template = env.get_template("invoices/pdf.html")
+    html = template.render(
+        **context, medium="pdf", pdf_url=None, logo_src=_logo_data_uri(logo), page_size=PAGE_SIZES[page_size],
+        widths=column_widths(context, metrics, CONTENT_WIDTH[page_size]),
+        font_files={"regular": str(FONT_DIR / font.regular), "bold": str(FONT_DIR / font.bold),
+                    "fallback": str(FONT_DIR / FALLBACK_FONT.regular)},
+        pdf_css=markupsafe.Markup(_pdf_css(CSS_FILE.read_text("utf-8"))),  # noqa: S704 - our own stylesheet
+        brand=check_colour("brand_colour", branding.brand_colour),
+        accent=check_colour("accent_colour", branding.accent_colour),
+        t_glyphs=metrics.glyphs,
+    )
+    out = io.BytesIO()
+    result = pisa.CreatePDF(html, dest=out, encoding="utf-8")
+    if result.err:
+        raise PdfError(f"xhtml2pdf failed to lay out invoice {doc.id} ({result.err} errors)")
+    return out.getvalue()
+
+
+@lru_cache(maxsize=4)
+def _pdf_css(web_css: str) -> str:
+    """The web stylesheet plus what differs on paper (no page padding, no max width, fallback font)."""
+    return web_css + (
+        "\n.bi-invoice { padding: 0; max-width: none; }\n"
+        f".bi-fb {{ font-family: \"{FALLBACK_FONT.css_family}\"; }}\n"
+        ".bi-page-footer { font-size: 7.5pt; color: #666; text-align: right; }\n"
+    )
