@@ -123,11 +123,14 @@ def _init_request_context(app: Flask) -> None:
 def _register_blueprints(app: Flask, cfg: Config) -> None:
     from app.audit.views import bp as audit_bp
     from app.auth.views import bp as auth_bp
+    from app.branding.views import bp as branding_bp
     from app.connectwise.views import bp as connectwise_bp
+    from app.invoices.public import bp as public_invoices_bp
+    from app.invoices.views import bp as invoices_bp
     from app.views.health import bp as health_bp
     from app.views.main import bp as main_bp
 
-    for bp in (health_bp, main_bp, auth_bp, audit_bp, connectwise_bp):
+    for bp in (health_bp, main_bp, auth_bp, audit_bp, connectwise_bp, branding_bp, invoices_bp, public_invoices_bp):
         app.register_blueprint(bp)
     if cfg.is_development:
         from app.auth.dev import bp as dev_bp

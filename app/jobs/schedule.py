@@ -18,6 +18,7 @@ log = logging.getLogger(__name__)
 PERIODIC: dict[str, tuple[str, int]] = {
     "audit_retention": ("app.audit.retention.purge_expired", 24 * 3600),
     "member_sync": ("app.connectwise.members.sync_all_tenants", 6 * 3600),
+    "link_view_retention": ("app.invoices.retention.purge_expired_views", 24 * 3600),
 }
 _PENDING = (JobStatus.SCHEDULED, JobStatus.QUEUED, JobStatus.STARTED, JobStatus.DEFERRED)
 

@@ -18,3 +18,37 @@
   document.addEventListener("DOMContentLoaded", function () { expire(document); });
   document.addEventListener("htmx:afterSettle", function () { expire(document); });
 })();
+
+// Invoices: copy a public link to the clipboard (buttons with data-copy), and start a finished PDF download once.
+(function () {
+  "use strict";
+  function copy(button) {
+    var value = button.getAttribute("data-copy");
+    var done = function () { button.textContent = "Copied"; button.classList.add("copied"); };
+    if (navigator.clipboard && window.isSecureContext) {
+      navigator.clipboard.writeText(value).then(done, function () { select(button); });
+    } else {
+      select(button);
+    }
+  }
+  function select(button) {  // no clipboard access: select the link so Ctrl/Cmd+C copies it
+    var field = button.parentElement && button.parentElement.querySelector("input.link-field");
+    if (field) { field.focus(); field.select(); button.textContent = "Press Ctrl+C"; }
+  }
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest("[data-copy]");
+    if (button) { copy(button); }
+  });
+  document.addEventListener("htmx:afterSettle", function (event) {
+    // A link just made by a click: copy it at once (the click still counts as the user's gesture).
+    event.detail.elt.querySelectorAll("[data-copy-now]").forEach(function (button) {
+      button.removeAttribute("data-copy-now");
+      copy(button);
+    });
+    var root = event.detail.elt.parentElement || document;
+    root.querySelectorAll("a[data-autodownload]").forEach(function (link) {
+      link.removeAttribute("data-autodownload");
+      link.click();
+    });
+  });
+})();

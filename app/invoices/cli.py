@@ -1,0 +1,47 @@
+"""`flask --app wsgi invoices link TENANT_ID INVOICE_ID [--expires DAYS]`: make a public link, print its URL."""
+
+from __future__ import annotations
+
+import uuid
+
+import click
+from flask import current_app
+from flask.cli import AppGroup
+
+from app.audit.log import Actor
+from app.connectwise.errors import ConnectWiseError
+from app.invoices import links as public_links
+from app.invoices.cw import NotConnected, tenant_client
+from app.tenancy import tenant_session
+
+invoices_cli = AppGroup("invoices", help="Invoices and their public links.")
+
+
+@invoices_cli.command("link")
+@click.argument("tenant_id")
+@click.argument("invoice_id", type=click.IntRange(min=1))
+@click.option("--expires", "expires_days", type=click.IntRange(1, public_links.MAX_EXPIRY_DAYS), default=None,
+              help="Days until the link stops working (default: never).")
+def link(tenant_id: str, invoice_id: int, expires_days: int | None) -> None:
+    """Create a public link to INVOICE_ID of TENANT_ID (checked in ConnectWise first) and print its URL."""
+    try:
+        uuid.UUID(tenant_id)
+    except ValueError as exc:
+        raise click.ClickException("TENANT_ID must be a tenant's id (a UUID)") from exc
+    app = current_app
+    factory = app.extensions["session_factory"]
+    with tenant_session(tenant_id, factory) as session:
+        try:
+            with tenant_client(session, app.extensions["keyring"], app.config["BI"], app.extensions["redis"],
+                               for_page=False) as client:
+                client.get(f"finance/invoices/{invoice_id}", {"fields": "id"}, cache=False)
+        except NotConnected as exc:
+            raise click.ClickException(f"tenant {tenant_id} has no ConnectWise connection") from exc
+        except ConnectWiseError as exc:
+            if getattr(exc, "status", None) == 404:
+                raise click.ClickException(f"ConnectWise has no invoice {invoice_id}") from exc
+            raise click.ClickException(f"ConnectWise could not be read: {exc}") from exc
+        new = public_links.create_link(session, tenant_id, invoice_id, actor=Actor.system("cli"),
+                                       expires_at=public_links.expiry_from_days(expires_days))
+    base = app.config["BI"].BASE_URL.rstrip("/")
+    click.echo(base + public_links.public_path(new.token))

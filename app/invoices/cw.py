@@ -1,0 +1,82 @@
+"""A ConnectWise client for the current tenant, tuned per caller (pages fail fast, jobs may retry longer).
+
+The client discovers its API base with one unauthenticated round trip per instance. Pages create a client per
+request, so that trip would add a third sequential round trip to every public render; we remember the base per
+tenant and site in Redis (an hour) and hand it to the next client.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from app.config import Config
+from app.connectwise.client import Client
+from app.connectwise.connection import get_connection, make_client
+from app.security.crypto import Keyring
+
+log = logging.getLogger(__name__)
+API_BASE_TTL_SECONDS = 3600
+# Pages: one retry, short waits (a person is waiting; a Retry-After of a minute becomes a 503 page instead).
+PAGE_OPTIONS: dict[str, Any] = {"max_retries": 1, "backoff_base": 0.2, "max_backoff": 1.0}
+PAGE_MAX_SLEEP = 2.0
+
+
+class NotConnected(Exception):
+    """The tenant has no ConnectWise connection."""
+
+
+def _capped_sleep(seconds: float) -> None:
+    time.sleep(min(seconds, PAGE_MAX_SLEEP))
+
+
+def _base_key(tenant_id: str, site: str, company_id: str) -> str:
+    digest = hashlib.sha256(f"{site}|{company_id}".encode()).hexdigest()[:24]
+    return f"bi:cw:apibase:{tenant_id}:{digest}"
+
+
+def tenant_client(session: Session, keyring: Keyring, config: Config, redis: Any, *, for_page: bool = True,
+                  **options: Any) -> Client:
+    """A client for the session's tenant; raises NotConnected. Use it as a context manager."""
+    conn = get_connection(session)
+    if conn is None:
+        raise NotConnected()
+    kwargs: dict[str, Any] = {**PAGE_OPTIONS, "sleep": _capped_sleep} if for_page else {}
+    kwargs.update(options)
+    client = make_client(conn, keyring, config, redis, **kwargs)
+    key = _base_key(str(conn.tenant_id), client.site, client.company_id)
+    cached = _redis_get(redis, key)
+    if cached:
+        # Same tenant, same site and company id: the discovery answer cannot differ.
+        client._api_base = cached  # noqa: SLF001 (the client offers no setter; see the module docstring)
+    else:
+        try:
+            base = client.api_base
+        except Exception:
+            client.close()
+            raise
+        _redis_set(redis, key, base)
+    return client
+
+
+def _redis_get(redis: Any, key: str) -> str | None:
+    if redis is None:
+        return None
+    try:
+        raw = redis.get(key)
+    except Exception:  # a cache outage only costs a round trip
+        return None
+    return raw.decode() if isinstance(raw, bytes) else raw
+
+
+def _redis_set(redis: Any, key: str, value: str) -> None:
+    if redis is None:
+        return
+    try:
+        redis.set(key, value, ex=API_BASE_TTL_SECONDS)
+    except Exception:
+        log.warning("could not remember the ConnectWise API base")

@@ -1,0 +1,172 @@
+"""Public invoice links: /i/<token> (the branded page), its PDF, brand stylesheet and logo. No sign-in.
+
+Every render reads the invoice live from ConnectWise (the client's short raw-response cache aside) and writes one
+usage row; nothing of the invoice is stored. Unknown, revoked and expired tokens all get the same plain "link not
+valid" page (404 for unknown, 410 for revoked/expired), so the page tells a stranger nothing. A ConnectWise
+outage answers 503 "temporarily unavailable". Responses are never indexed, cached by proxies or sent on as a
+referrer.
+
+The public PDF is made in the request, not in a job: a client clicking "Download PDF" in an email gets the file
+from a plain link (no script, no polling page), xhtml2pdf renders a typical invoice in well under two seconds,
+and the per-token and per-IP rate limits bound the work one link or one address can ask for.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from typing import Any
+
+from flask import Blueprint, Response, current_app, g, render_template, send_file, url_for
+from flask_login import current_user
+
+from app.branding import store as branding_store
+from app.branding.store import StoredBranding
+from app.connectwise.errors import ConnectWiseError
+from app.invoices.cw import NotConnected, tenant_client
+from app.invoices.document import InvoiceDocument
+from app.invoices.errors import InvoiceNotFound
+from app.invoices.links import ResolvedLink, record_view, resolve
+from app.invoices.pdf_jobs import pdf_filename
+from app.invoices.reconstruct import reconstruct
+from app.invoices.render import branding_css, render_document_html, render_pdf
+from app.security.limits import PUBLIC_LINK_PER_IP, PUBLIC_LINK_PER_TOKEN, client_ip, limiter, view_arg_key
+from app.tenancy import db_session, set_tenant
+
+log = logging.getLogger(__name__)
+bp = Blueprint("public_invoices", __name__, url_prefix="/i")
+PUBLIC_HEADERS = {"X-Robots-Tag": "noindex, nofollow", "Referrer-Policy": "no-referrer",
+                  "Cache-Control": "private, no-store"}
+ASSET_HEADERS = {"X-Robots-Tag": "noindex, nofollow", "Referrer-Policy": "no-referrer",
+                 "Cache-Control": "private, max-age=300"}
+# The IP limit is shared by every public endpoint; the token limit counts pages and PDFs of one link.
+per_ip = limiter.shared_limit(PUBLIC_LINK_PER_IP, scope="public-link-ip", key_func=client_ip)
+per_token = limiter.limit(PUBLIC_LINK_PER_TOKEN, key_func=view_arg_key("token"))
+
+
+class _Stop(Exception):
+    """A finished response to send instead of the invoice."""
+
+    def __init__(self, response: Response):
+        self.response = response
+
+
+def _page(template: str, status: int, **context: Any) -> Response:
+    response = current_app.make_response((render_template(template, **context), status))
+    response.headers.update(PUBLIC_HEADERS)
+    return response
+
+
+def not_valid(status: int) -> Response:
+    """The one page for unknown (404), revoked and expired (410) links: same words, no hint which."""
+    return _page("invoices/public_not_valid.html", status)
+
+
+def unavailable() -> Response:
+    response = _page("invoices/public_unavailable.html", 503)
+    response.headers["Retry-After"] = "30"
+    return response
+
+
+def _link(token: str) -> tuple[ResolvedLink, str]:
+    """The live link of ``token`` and who is looking; the request's tenant becomes the link's."""
+    link = resolve(db_session(), token)
+    if link is None:
+        raise _Stop(not_valid(404))
+    if link.status != "active":
+        raise _Stop(not_valid(410))
+    # Load the signed-in user (if any) first: loading sets the user's own tenant, which must not win.
+    viewer = _viewer(link)
+    set_tenant(link.tenant_id)
+    return link, viewer
+
+
+def _viewer(link: ResolvedLink) -> str:
+    """'staff' when someone signed in to this link's tenant opens it (a preview), else 'client'."""
+    if current_user.is_authenticated and str(getattr(current_user, "tenant_id", "")) == str(link.tenant_id):
+        return "staff"
+    return "client"
+
+
+def _document(link: ResolvedLink) -> InvoiceDocument:
+    app = current_app
+    try:
+        with tenant_client(db_session(), app.extensions["keyring"], app.config["BI"],
+                           app.extensions["redis"]) as client:
+            return reconstruct(client, link.invoice_id)
+    except InvoiceNotFound as exc:
+        raise _Stop(not_valid(410)) from exc  # the invoice is gone from ConnectWise: the link no longer works
+    except (ConnectWiseError, NotConnected) as exc:
+        log.warning("public link render failed: %s", type(exc).__name__,
+                    extra={"event": "invoices.public_unavailable", "invoice_id": link.invoice_id})
+        raise _Stop(unavailable()) from exc
+
+
+def _branding(link: ResolvedLink) -> StoredBranding:
+    return branding_store.load(db_session(), link.tenant_id)
+
+
+@bp.get("/<token>")
+@per_ip
+@per_token
+def page(token: str) -> Response:
+    try:
+        link, viewer = _link(token)
+        doc = _document(link)
+    except _Stop as stop:
+        return stop.response
+    stored = _branding(link)
+    logo_url = url_for(".logo", token=token, v=stored.version) if stored.has_logo else None
+    html = render_document_html(doc, stored.branding, logo_url=logo_url, pdf_url=url_for(".pdf", token=token))
+    record_view(db_session(), link.tenant_id, link.invoice_id, doc.totals.total, kind="page", viewer=viewer,
+                link_id=link.link_id)
+    g.public_invoice = True
+    return _page("invoices/public.html", 200, document=html, title=f"{doc.title} {doc.number}",
+                 brand_css_url=url_for(".brand_css", token=token, v=stored.version),
+                 pdf_url=url_for(".pdf", token=token))
+
+
+@bp.get("/<token>/pdf")
+@per_ip
+@per_token
+def pdf(token: str) -> Response:
+    try:
+        link, viewer = _link(token)
+        doc = _document(link)
+    except _Stop as stop:
+        return stop.response
+    stored = _branding(link)
+    data = render_pdf(doc, stored.branding, logo=stored.logo, page_size=stored.page_size)  # type: ignore[arg-type]
+    record_view(db_session(), link.tenant_id, link.invoice_id, doc.totals.total, kind="pdf", viewer=viewer,
+                link_id=link.link_id)
+    response = send_file(io.BytesIO(data), mimetype="application/pdf", as_attachment=True,
+                         download_name=pdf_filename(doc.number, link.invoice_id), max_age=0)
+    response.headers.update(PUBLIC_HEADERS)
+    return response
+
+
+@bp.get("/<token>/brand.css")
+@per_ip
+def brand_css(token: str) -> Response:
+    try:
+        link, _viewer_kind = _link(token)
+    except _Stop as stop:
+        return stop.response
+    response = Response(branding_css(_branding(link).branding), mimetype="text/css")
+    response.headers.update(ASSET_HEADERS)
+    return response
+
+
+@bp.get("/<token>/logo")
+@per_ip
+def logo(token: str) -> Response:
+    try:
+        link, _viewer_kind = _link(token)
+    except _Stop as stop:
+        return stop.response
+    stored = _branding(link)
+    if not stored.has_logo:
+        return not_valid(404)
+    response = Response(stored.logo, mimetype=stored.logo_mime or "application/octet-stream")
+    response.headers.update(ASSET_HEADERS)
+    return response

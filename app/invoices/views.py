@@ -1,0 +1,182 @@
+"""The invoices pages for signed-in people: the list, one invoice's branded preview, PDF downloads (job with
+progress) and the invoice's public links (create, list with last view, revoke one or all; audited)."""
+
+from __future__ import annotations
+
+import io
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from flask import Blueprint, abort, current_app, render_template, request, send_file, url_for
+from flask_login import current_user
+
+from app.audit.log import Actor
+from app.audit.web import request_origin
+from app.auth.roles import can, permission_page
+from app.branding import store as branding_store
+from app.connectwise.errors import ConnectWiseError
+from app.invoices import links as public_links
+from app.invoices.cw import NotConnected, tenant_client
+from app.invoices.errors import InvoiceNotFound
+from app.invoices.listing import TYPES, InvoiceQuery, billing_statuses, list_invoices
+from app.invoices.pdf_jobs import pdf_file, pdf_state, request_pdf
+from app.invoices.reconstruct import reconstruct
+from app.invoices.render import render_document_html
+from app.tenancy import current_tenant_id, db_session
+from app.views.htmx import wants_partial
+
+bp = Blueprint("invoices", __name__, url_prefix="/invoices")
+# Sharing an invoice with a client is sending it: the same people who may send emails may make and revoke links.
+LINK_PERMISSION = "send_emails"
+
+
+def _client():  # type: ignore[no-untyped-def]
+    app = current_app
+    return tenant_client(db_session(), app.extensions["keyring"], app.config["BI"], app.extensions["redis"])
+
+
+def _actor() -> Actor:
+    return Actor.user(current_user.id, current_user.email)
+
+
+def _can_share() -> bool:
+    return can(current_user.role, LINK_PERMISSION)
+
+
+def base_url() -> str:
+    return current_app.config["BI"].BASE_URL.rstrip("/")
+
+
+@bp.get("/")
+@permission_page("view")
+def index():  # type: ignore[no-untyped-def]
+    query = InvoiceQuery.from_args(request.args)
+    context: dict[str, Any] = {"query": query, "types": TYPES, "statuses": [], "result": None, "error": None,
+                               "connected": True, "can_share": _can_share()}
+    try:
+        with _client() as client:
+            # Both reads go through the client's short per-tenant cache; the list itself pages in ConnectWise.
+            statuses, result = client.parallel([lambda: billing_statuses(client),
+                                                lambda: list_invoices(client, query)])
+        context.update(statuses=statuses, result=result)
+    except NotConnected:
+        context["connected"] = False
+    except ConnectWiseError as exc:
+        context["error"] = str(exc)
+    template = "invoices/_list.html" if wants_partial() else "invoices/page.html"
+    return render_template(template, **context)
+
+
+@bp.get("/<int:invoice_id>")
+@permission_page("view")
+def preview(invoice_id: int):  # type: ignore[no-untyped-def]
+    stored = branding_store.load(db_session(), current_tenant_id())
+    try:
+        with _client() as client:
+            doc = reconstruct(client, invoice_id)
+    except NotConnected:
+        abort(404, description="Connect ConnectWise first (Settings › ConnectWise).")
+    except InvoiceNotFound:
+        abort(404, description=f"ConnectWise has no invoice {invoice_id}.")
+    except ConnectWiseError as exc:
+        abort(503, description=f"ConnectWise could not be read: {exc}. Try again in a minute.")
+    logo_url = (url_for("branding.logo", tenant_id=current_tenant_id(), version=stored.version)
+                if stored.has_logo else None)
+    html = render_document_html(doc, stored.branding, logo_url=logo_url, pdf_url=None)
+    public_links.record_view(db_session(), current_tenant_id(), invoice_id, doc.totals.total, kind="page",
+                             viewer="staff")
+    return render_template("invoices/preview.html", doc=doc, document=html, stored=stored,
+                           brand_css_url=url_for("branding.brand_css", tenant_id=current_tenant_id(),
+                                                 version=stored.version),
+                           can_share=_can_share(), **_links_context(invoice_id))
+
+
+# -- PDF -------------------------------------------------------------------------------------------------------
+
+
+@bp.post("/<int:invoice_id>/pdf")
+@permission_page("view")
+def pdf_start(invoice_id: int):  # type: ignore[no-untyped-def]
+    size = request.form.get("size") or request.args.get("size") or ""
+    if size:
+        try:
+            size = branding_store.check_page_size(size)
+        except ValueError:
+            abort(400, description="Choose A4 or Letter.")
+    else:
+        size = branding_store.load(db_session(), current_tenant_id()).page_size
+    state = request_pdf(current_app.extensions["redis"], current_tenant_id(), invoice_id, size)
+    return render_template("invoices/_pdf_job.html", state=state)
+
+
+@bp.get("/pdf/<key>")
+@permission_page("view")
+def pdf_status(key: str):  # type: ignore[no-untyped-def]
+    state = pdf_state(current_app.extensions["redis"], current_tenant_id(), key)
+    if state is None:
+        abort(404, description="That download has expired. Start it again.")
+    return render_template("invoices/_pdf_job.html", state=state)
+
+
+@bp.get("/pdf/<key>/file")
+@permission_page("view")
+def pdf_download(key: str):  # type: ignore[no-untyped-def]
+    redis = current_app.extensions["redis"]
+    state = pdf_state(redis, current_tenant_id(), key)
+    data = pdf_file(redis, current_tenant_id(), key) if state and state.status == "done" else None
+    if state is None or data is None:
+        abort(404, description="That download has expired. Start it again.")
+    return send_file(io.BytesIO(data), mimetype="application/pdf", as_attachment=True,
+                     download_name=state.filename, max_age=0)
+
+
+# -- public links ----------------------------------------------------------------------------------------------
+
+
+def _links_context(invoice_id: int, new_url: str | None = None, error: str | None = None) -> dict[str, Any]:
+    links = public_links.links_for_invoice(db_session(), invoice_id) if _can_share() else []
+    now = datetime.now(UTC)
+    return {"invoice_id": invoice_id, "links": [(link, link.status(now)) for link in links], "new_url": new_url,
+            "link_error": error, "max_expiry": public_links.MAX_EXPIRY_DAYS}
+
+
+@bp.post("/<int:invoice_id>/links")
+@permission_page(LINK_PERMISSION)
+def link_create(invoice_id: int):  # type: ignore[no-untyped-def]
+    """Make a link. From the list's "copy public link" (compact=1) or the preview's links panel."""
+    compact = request.form.get("compact") == "1"
+    try:
+        expires_at = public_links.expiry_from_days(request.form.get("expires_days", ""))
+    except public_links.LinkError as exc:
+        if compact:
+            abort(400, description=str(exc))
+        return render_template("invoices/_links.html", can_share=True, **_links_context(invoice_id, error=str(exc))), 422
+    new = public_links.create_link(db_session(), current_tenant_id(), invoice_id, actor=_actor(),
+                                   created_by=current_user.id, expires_at=expires_at, origin=request_origin())
+    url = base_url() + public_links.public_path(new.token)
+    if compact:
+        return render_template("invoices/_copy_link.html", url=url, invoice_id=invoice_id)
+    return render_template("invoices/_links.html", can_share=True, **_links_context(invoice_id, new_url=url))
+
+
+@bp.post("/<int:invoice_id>/links/<link_id>/revoke")
+@permission_page(LINK_PERMISSION)
+def link_revoke(invoice_id: int, link_id: str):  # type: ignore[no-untyped-def]
+    try:
+        uuid.UUID(link_id)
+    except ValueError:
+        abort(404)
+    link = public_links.revoke(db_session(), link_id, invoice_id=invoice_id, actor=_actor(),
+                               revoked_by=current_user.id, origin=request_origin())
+    if link is None:
+        abort(404, description="There is no such link.")
+    return render_template("invoices/_links.html", can_share=True, **_links_context(invoice_id))
+
+
+@bp.post("/<int:invoice_id>/links/revoke-all")
+@permission_page(LINK_PERMISSION)
+def link_revoke_all(invoice_id: int):  # type: ignore[no-untyped-def]
+    public_links.revoke_all(db_session(), current_tenant_id(), invoice_id, actor=_actor(),
+                            revoked_by=current_user.id, origin=request_origin())
+    return render_template("invoices/_links.html", can_share=True, **_links_context(invoice_id))
