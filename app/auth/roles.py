@@ -44,6 +44,7 @@ def permission_required(permission: str) -> Callable[[F], F]:
                 abort(403)
             return view(*args, **kwargs)
 
+        wrapper.required_permission = permission  # type: ignore[attr-defined]  # read by the route-map test
         return wrapper  # type: ignore[return-value]
 
     return decorator
@@ -58,7 +59,9 @@ def permission_page(permission: str) -> Callable[[F], F]:
     check = permission_required(permission)
 
     def decorator(view: F) -> F:
-        return login_required(tenant_required(check(view)))  # type: ignore[return-value]
+        wrapped = login_required(tenant_required(check(view)))
+        wrapped.required_permission = permission  # type: ignore[attr-defined]
+        return wrapped  # type: ignore[return-value]
 
     return decorator
 

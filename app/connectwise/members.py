@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from flask import current_app
@@ -36,6 +36,7 @@ class SyncOutcome:
     updated: int = 0
     deactivated: int = 0
     kept_owner: bool = False
+    deactivated_keys: list[str] = field(default_factory=list)
 
 
 def sync_state(session: Session, tenant_id: uuid.UUID | str) -> MemberSync:
@@ -80,12 +81,16 @@ def apply_members(session: Session, tenant_id: uuid.UUID | str, members: list[Me
             outcome.updated += 1
             if before["active"] and not after["active"]:
                 outcome.deactivated += 1
+                outcome.deactivated_keys.append(user.get_id())
     for user in users:
         if user.cw_member_id is not None and user.cw_member_id not in seen and user.active:
             user.active = False  # removed from ConnectWise
             outcome.deactivated += 1
+            outcome.deactivated_keys.append(user.get_id())
             outcome.updated += 1
     outcome.kept_owner = _keep_an_active_owner(session, users)
+    still_inactive = {u.get_id() for u in users if not u.active}
+    outcome.deactivated_keys = [k for k in outcome.deactivated_keys if k in still_inactive]
     session.flush()
     return outcome
 
@@ -130,6 +135,10 @@ def run_sync(tenant_id: str) -> SyncOutcome:
                 record(session, tenant_id, ACTOR, "connectwise.members_synced", target_type="users",
                        after={"members": len(members), "created": outcome.created, "updated": outcome.updated,
                               "deactivated": outcome.deactivated})
+        from app.auth.server_sessions import end_user_sessions
+
+        for key in outcome.deactivated_keys:  # an inactive member's sessions end with the sync, not at next use
+            end_user_sessions(current_app.extensions["redis"], key)
         log.info("member sync: %d members, %d created, %d updated, %d deactivated", len(members),
                  outcome.created, outcome.updated, outcome.deactivated, extra={"event": "connectwise.member_sync"})
         return outcome

@@ -107,13 +107,20 @@ def test_member_sync_creates_viewers_and_inactive_members_cannot_sign_in(app, cl
         assert synced and all(u.role == "viewer" for u in synced)
         assert all(u.active for u in synced)
         member = synced[0]
-    # The member turns inactive in ConnectWise; the next sync takes their access.
+    other = app.test_client()
+    sign_in(other, t, member.id)
+    assert other.get("/").status_code == 200
+    # The member turns inactive in ConnectWise; the next sync ends their sessions and stops their sign-in.
     fresh_sim.state.data["members"].set_fields(member.cw_member_id, {"inactiveFlag": True})
     with app.app_context():
         assert run_sync(str(t.id)).deactivated == 1
-    other = app.test_client()
-    sign_in(other, t, member.id)
-    assert other.get("/").status_code == 302  # back to sign-in: an inactive user has no session
+    assert app.extensions["redis"].scard(f"bi:user-sess:{t.id}:{member.id}") == 0
+    assert other.get("/").status_code == 302  # back to sign-in
+    from tests.integration.signin_helpers import ask_for_code, outbox
+
+    app.extensions["redis"].delete("bi:dev-outbox")
+    ask_for_code(app, app.test_client(), member.email)
+    assert outbox(app) == []  # no code for an inactive member
 
 
 @pytest.mark.parametrize("fault", [
