@@ -52,6 +52,8 @@ _REF_PATHS = {
     "timeZone": ("/system/timeZoneSetups", "timeZoneSetup_href"),
     "billingCycle": ("/finance/billingCycles", "billingCycle_href"),
     "ivItem": ("/procurement/catalog", "product_href"),
+    "phase": ("/project/phases", "phase_href"),
+    "salesOrder": ("/sales/orders", "salesOrder_href"),
 }
 
 

@@ -74,6 +74,8 @@ class Draft:
     remaining_downpayment: float = 0.0
     paid_fraction: float | None = None
     taxed: bool = True
+    phase: dict | None = None  # a ProjectPhaseReference: the invoice bills one phase of a project
+    sales_order: dict | None = None  # a SalesOrderReference: the invoice bills a sales order
 
     @property
     def dec(self) -> int:
@@ -251,6 +253,24 @@ class InvoiceSeeder:
                     ticket_id=ticket["id"],
                 )
 
+    def cover_time(self, d: Draft, agreement_id: int, hours: float = 1.0) -> None:
+        """Charge the billable time of ``d`` against an agreement: up to ``hours`` per entry are covered."""
+        for row in d.times:
+            if row.billable != "Billable":
+                continue
+            row.agreement_id = agreement_id
+            row.covered = min(row.hours, hours)
+            row.extended = money((row.hours - row.covered) * row.rate, d.dec)
+
+    def apply_to(self, d: Draft, kind: str, target: dict) -> None:
+        """Re-point ``d`` at a project phase or a sales order (before ``finish``)."""
+        if kind == "ProjectPhase":
+            d.phase = target
+        else:
+            d.sales_order = target
+        d.apply_to = (kind, target["id"])
+        self.invoice_refs[d.id]["applyToType"] = kind
+
     def finish(self, d: Draft) -> None:
         ctx, dec = self.ctx, d.dec
         service = money(sum(t.extended for t in d.times), dec)
@@ -365,6 +385,8 @@ class InvoiceSeeder:
             "ticket": ctx.ref("ticket", d.ticket_id) if d.ticket_id else None,
             "project": ctx.ref("project", d.project_id) if d.project_id else None,
             "agreement": ctx.ref("agreement", d.agreement_id) if d.agreement_id else None,
+            "phase": d.phase,
+            "salesOrder": d.sales_order,
             "glBatch": ref("batch", 600 + d.id // 50, name=f"GL{600 + d.id // 50}") if closed else None,
             "_info": audit_info(
                 iso(updated),

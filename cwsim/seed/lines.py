@@ -54,6 +54,7 @@ class TimeRow:
     ticket_id: int | None = None
     project_id: int | None = None
     agreement_id: int | None = None
+    covered: float = 0.0  # hours the agreement covers; only the rest is charged
 
 
 @dataclass(slots=True)
@@ -224,6 +225,12 @@ def make_builders(ctx: SeedContext, invoice_refs: dict[int, dict]) -> dict[str, 
         if row.agreement_id:
             out["agreement"] = ctx.ref("agreement", row.agreement_id)
             out["agreementType"] = "Managed Services"
+        if row.covered:
+            # Agreement time: covered hours at the agreement's cost, the overage billed at the overage rate.
+            dec = companies[row.company_id]["currency"]["numberOfDecimals"]
+            out["agreementHours"] = row.covered
+            out["agreementAmount"] = round(row.covered * row.rate, dec)
+            out["overageRate"] = row.rate
         return out
 
     def expense(row: ExpenseRow) -> dict:

@@ -19,8 +19,10 @@ from cwsim.seed.invoices import (
     InvoiceSeeder,
 )
 from cwsim.seed.work import active_additions
+from cwsim.serialize import ref
 
 MONTHS_BACK_LIMIT = 30
+PHASES = ("Phase 1: Discovery and design", "Phase 2: Implementation")
 BODY_TYPES = [
     ("Standard", 50),
     ("Agreement", 28),
@@ -294,6 +296,11 @@ def _body_invoice(s: InvoiceSeeder) -> None:
         company = next(c for c in ctx.customers if c["id"] == project["company"]["id"])
         invoice_type = "Standard" if kind == "ProjectActual" else kind
         d = s.draft(invoice_type, company, day, status, project_id=project["id"], paid_fraction=fraction)
+        if kind == "ProjectActual" and d.id % 3 == 0:
+            # Billed by phase (no random draw, so the rest of the data set stays as it was).
+            phase_id = project["id"] * 10 + 1 + d.id % 2
+            s.apply_to(d, "ProjectPhase", ref("phase", phase_id, href_path=f"/project/projects/{project['id']}"
+                                              f"/phases/{phase_id}", name=PHASES[d.id % 2]))
         if kind == "DownPayment":
             d.adjustment = money(project["downpayment"], d.dec)
             d.remaining_downpayment = d.adjustment
@@ -340,9 +347,21 @@ def _body_invoice(s: InvoiceSeeder) -> None:
             paid_fraction=fraction,
         )
         s.ticket_time(d, chosen)
+        agreements = ctx.agreements_by_company.get(company["id"])
+        if d.ticket_id is not None and d.id % 7 == 5:
+            # A fixed-fee ticket: the time is billed at the agreed fee (an adjustment rounds it to the fee).
+            ctx.data["tickets"].records[d.ticket_id]["billingMethod"] = "FixedFee"
+            service = sum(t.extended for t in d.times)
+            d.adjustment = money((int(service // 100) + 1) * 100 - service, d.dec)
+            d.adjustment_reason = "Fixed fee"
+        elif agreements and d.id % 5 == 2:
+            s.cover_time(d, agreements[0]["id"])  # agreement time: covered / overage
         if rng.random() < 0.35:
             for _ in range(rng.randint(1, 3)):
                 s.add_product(d, rng.choice(HARDWARE), float(rng.randint(1, 5)))
+            if d.id % 4 == 3 and d.ticket_id is None:
+                order_id = 800 + d.id
+                s.apply_to(d, "SalesOrder", ref("salesOrder", order_id, identifier=f"SO-{order_id}"))
         if rng.random() < 0.15:
             miles = rng.randint(12, 90)
             s.add_expense(d, 0, miles * 0.67, f"Mileage to {company['city']} site, {miles} mi")

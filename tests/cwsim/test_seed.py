@@ -84,9 +84,10 @@ def test_amounts_add_up_on_every_invoice(client):
         tol = 0.5 * 10**-dec + 1e-9
         p, t, e = (by_invoice(rows, inv["id"]) for rows in (products, times, expenses))
         for entry in t:
-            expected = (
-                entry["invoiceHours"] * entry["hourlyRate"] if entry["billableOption"] == "Billable" else 0
-            )
+            # Agreement time charges only the hours the agreement does not cover, at the overage rate.
+            charged = entry["invoiceHours"] - entry.get("agreementHours", 0.0)
+            rate = entry.get("overageRate") or entry["hourlyRate"]
+            expected = charged * rate if entry["billableOption"] == "Billable" else 0
             assert entry.get("extendedInvoiceAmount", 0.0) == pytest.approx(expected, abs=tol)
         for line in p:
             assert line["extPrice"] == pytest.approx(line["price"] * line["quantity"], abs=tol)
