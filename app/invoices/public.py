@@ -41,7 +41,7 @@ ASSET_HEADERS = {"X-Robots-Tag": "noindex, nofollow", "Referrer-Policy": "no-ref
                  "Cache-Control": "private, max-age=300"}
 # The IP limit is shared by every public endpoint; the token limit counts pages and PDFs of one link.
 per_ip = limiter.shared_limit(PUBLIC_LINK_PER_IP, scope="public-link-ip", key_func=client_ip)
-per_token = limiter.limit(PUBLIC_LINK_PER_TOKEN, key_func=view_arg_key("token"))
+per_token = limiter.shared_limit(PUBLIC_LINK_PER_TOKEN, scope="public-link-token", key_func=view_arg_key("token"))
 
 
 class _Stop(Exception):
