@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
+pytest_plugins = ["tests.oidc_fixtures"]
+
 TEST_KEYS = "k2:" + base64.b64encode(b"\x22" * 32).decode() + ",k1:" + base64.b64encode(b"\x11" * 32).decode()
 
 

@@ -25,6 +25,14 @@ class Membership:
     def user_key(self) -> str:
         return f"{self.tenant_id}:{self.user_id}"
 
+    def as_dict(self) -> dict[str, str]:
+        return {"tenant_id": str(self.tenant_id), "tenant_name": self.tenant_name, "user_id": str(self.user_id),
+                "role": self.role}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, str]) -> Membership:
+        return cls(uuid.UUID(d["tenant_id"]), d["tenant_name"], uuid.UUID(d["user_id"]), d["role"])
+
 
 @dataclass(frozen=True)
 class StaffGrant:

@@ -42,20 +42,26 @@ def is_staff(email: str) -> bool:
     return email.strip().lower() in current_app.config["BI"].support_staff
 
 
-def finish(email: str, method: str, found: list[Membership] | None = None) -> Response:
-    """Sign in a proven email: straight in when it has one place to go, else to the chooser."""
+def finish(email: str, method: str, found: list[Membership] | None = None, *, email_proven: bool = True) -> Response:
+    """Sign in: straight in when there is one place to go, else to the chooser.
+
+    ``email_proven`` is False when only a linked SSO identity (not the address) was proven: such a sign-in never
+    gets support-staff rights from the email.
+    """
     email = email.strip().lower()
     found = memberships(email) if found is None else found
-    staff = is_staff(email)
+    staff = email_proven and is_staff(email)
     if not found and not staff:
         flash("That account is not active. Ask an owner of your company's Better Invoice account.", "error")
         return redirect(url_for("auth.sign_in"))
     if len(found) == 1 and not staff:
-        return sign_in_as(found[0], email, method)
+        return sign_in_as(found[0], email, method, email_proven=email_proven)
     next_path = session.get("next")
     session.clear()
     session.rotate()  # type: ignore[attr-defined]
-    session["pending_choice"] = {"email": email, "method": method, "until": time.time() + PENDING_SECONDS}
+    session["pending_choice"] = {"email": email, "method": method, "until": time.time() + PENDING_SECONDS,
+                                 "options": [m.as_dict() for m in found], "staff": staff,
+                                 "email_proven": email_proven}
     if next_path:
         session["next"] = next_path
     return redirect(url_for("auth.choose"))
@@ -68,10 +74,10 @@ def pending_choice() -> dict | None:
     return pending
 
 
-def sign_in_as(membership: Membership, email: str, method: str) -> Response:
+def sign_in_as(membership: Membership, email: str, method: str, *, email_proven: bool = True) -> Response:
     """Start a fresh session (new id) as ``membership``'s user, audit it, and go to `next` or the dashboard."""
     next_path = safe_next(session.get("next"))
-    staff_email = email if is_staff(email) else None
+    staff_email = email if email_proven and is_staff(email) else None
     logout_user()
     session.clear()
     session.rotate()  # type: ignore[attr-defined]

@@ -11,12 +11,11 @@ from flask_login import current_user, login_required, logout_user
 from app.audit.log import Actor, record
 from app.audit.web import request_origin
 from app.auth import codes
-from app.auth.directory import memberships
+from app.auth.directory import Membership, memberships
 from app.auth.server_sessions import end_user_sessions, user_sessions
 from app.auth.signin import (
     audit_outside_request,
     finish,
-    is_staff,
     pending_choice,
     safe_next,
     sign_in_as,
@@ -38,10 +37,8 @@ EMAIL = re.compile(r"^[^@\s<>\"',;]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}\.)+[A
 
 
 def _providers() -> list[str]:
-    try:
-        from app.auth.oidc import enabled_providers
-    except ImportError:  # TEMPORARY until the SSO module lands
-        return []
+    from app.auth.oidc import enabled_providers
+
     return enabled_providers(current_app)
 
 
@@ -123,21 +120,26 @@ def _audit_failed_code(email: str, result: codes.CheckResult) -> None:
 
 @bp.route("/sign-in/choose", methods=["GET", "POST"])
 def choose():  # type: ignore[no-untyped-def]
+    """Pick the tenant after sign-in (the options the proof covered), or switch while signed in."""
     pending = pending_choice()
-    if current_user.is_authenticated and pending is None:
-        pending = {"email": _signed_in_email(), "method": session.get("auth", {}).get("method", "switch")}
-    if pending is None:
+    if pending is not None:
+        options = [Membership.from_dict(d) for d in pending["options"]]
+        email, method = pending["email"], pending["method"]
+        staff, proven = bool(pending.get("staff")), bool(pending.get("email_proven", True))
+    elif current_user.is_authenticated and getattr(current_user, "role", "") != "support":
+        email = _signed_in_email()
+        options, method = memberships(email), session.get("auth", {}).get("method", "switch")
+        staff = proven = bool(session.get("staff_email"))
+    else:
         flash("Sign in again to choose an account.", "info")
         return redirect(url_for("auth.sign_in"))
-    options = memberships(pending["email"])
-    staff = is_staff(pending["email"])
     if request.method == "POST":
         choice = request.form.get("tenant_id", "")
         if choice == "support" and staff:
-            return sign_in_as_staff(pending["email"], pending["method"])
+            return sign_in_as_staff(email, method)
         for m in options:
             if str(m.tenant_id) == choice:
-                return sign_in_as(m, pending["email"], pending["method"])
+                return sign_in_as(m, email, method, email_proven=proven)
         abort(400, description="Choose one of the accounts listed.")
     return render_template("auth/choose.html", options=options, staff=staff,
                            current=str(current_user.tenant_id) if current_user.is_authenticated else "")

@@ -1,0 +1,109 @@
+"""SSO sign-in routes and account linking (the protocol itself is in ``app.auth.oidc``).
+
+An identity is (issuer, provider tenant, subject); later sign-ins match on that, never on email. The first time an
+identity meets a user, the email must be vouched for by the provider; where it cannot vouch, the person confirms the
+address once with an emailed code before the link is made. Nothing is ever linked by an unverified email.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from flask import Blueprint, Response, current_app, redirect, render_template, request, session, url_for
+from sqlalchemy import func, select
+
+from app.audit.log import Actor, record
+from app.audit.web import request_origin
+from app.auth import codes
+from app.auth.directory import Membership, identity_memberships, memberships
+from app.auth.models import SsoIdentity
+from app.auth.oidc import PROVIDERS, SsoError, VerifiedIdentity, begin, complete, enabled_providers
+from app.auth.signin import finish, safe_next
+from app.security.limits import SSO_CALLBACK_PER_IP, limiter
+from app.tenancy import tenant_session
+
+bp = Blueprint("sso", __name__)
+
+
+def _redirect_uri(provider: str) -> str:
+    cfg = current_app.config["BI"]
+    path = url_for("sso.callback", provider=provider)
+    # In production the registered URI is on BASE_URL; elsewhere the host the browser used (loopback in tests).
+    return cfg.BASE_URL.rstrip("/") + path if cfg.is_production else url_for("sso.callback", provider=provider,
+                                                                             _external=True)
+
+
+def _failed(message: str, status: int = 400) -> tuple[str, int]:
+    return render_template("auth/sign_in.html", email="", error=None, sso_error=message,
+                           providers=enabled_providers(current_app), next="",
+                           dev=current_app.config["BI"].is_development), status
+
+
+@bp.get("/sign-in/sso/<provider>")
+def start(provider: str):  # type: ignore[no-untyped-def]
+    if provider not in PROVIDERS or provider not in enabled_providers(current_app):
+        return _failed("That sign-in option is not available.", 404)
+    next_path = safe_next(request.args.get("next"))
+    if next_path:
+        session["next"] = next_path
+    try:
+        return begin(provider, _redirect_uri(provider), request.args.get("login_hint") or None)
+    except SsoError as exc:
+        return _failed(exc.message, 503)
+
+
+@bp.get("/sign-in/sso/<provider>/callback")
+@limiter.limit(SSO_CALLBACK_PER_IP)
+def callback(provider: str):  # type: ignore[no-untyped-def]
+    if provider not in PROVIDERS:
+        return _failed("That sign-in option is not available.", 404)
+    try:
+        identity = complete(provider, _redirect_uri(provider))
+    except SsoError as exc:
+        return _failed(exc.message, 503 if exc.reason == "provider_unavailable" else 400)
+    linked = identity_memberships(identity.issuer, identity.tenant_id, identity.subject)
+    if identity.email_vouched:
+        fresh = [m for m in memberships(identity.email) if m.user_key not in {x.user_key for x in linked}]
+        _link(identity, fresh)
+        found = linked + fresh
+        if not found:
+            return _failed(f"{identity.email} has no Better Invoice account. Ask an owner of your company's "
+                           f"account to add you.", 403)
+        return finish(identity.email, f"sso_{provider}", found)
+    if linked:
+        return finish(identity.email, f"sso_{provider}", linked, email_proven=False)
+    if not memberships(identity.email):
+        return _failed(f"{identity.email} has no Better Invoice account. Ask an owner of your company's "
+                       f"account to add you.", 403)
+    # The provider could not vouch for this email: confirm it once with a code before linking.
+    attempt_id = codes.start_attempt(current_app.extensions["redis"], identity.email, request.remote_addr or "",
+                                     request.headers.get("User-Agent", ""), purpose="link")
+    session["signin_attempt"], session["signin_email"] = attempt_id, identity.email
+    session["sso_link"] = {"provider": identity.provider, "issuer": identity.issuer, "tenant_id": identity.tenant_id,
+                           "subject": identity.subject, "email": identity.email, "name": identity.name}
+    return redirect(url_for("auth.enter_code"))
+
+
+def link_confirmed(link: dict, email: str) -> Response:
+    """The emailed code proved the address the provider could not vouch for: link, then sign in."""
+    identity = VerifiedIdentity(link["provider"], link["issuer"], link["tenant_id"], link["subject"], email, True,
+                                link.get("name", ""))
+    found = memberships(email)
+    _link(identity, found)
+    return finish(email, f"sso_{identity.provider}", found)
+
+
+def _link(identity: VerifiedIdentity, targets: list[Membership]) -> None:
+    for m in targets:
+        with tenant_session(m.tenant_id) as s:
+            exists = s.execute(select(SsoIdentity.id).where(
+                SsoIdentity.issuer == identity.issuer, SsoIdentity.provider_tenant == (identity.tenant_id or ""),
+                SsoIdentity.subject == identity.subject)).first()
+            if exists:
+                continue
+            s.add(SsoIdentity(id=uuid.uuid4(), tenant_id=m.tenant_id, user_id=m.user_id, provider=identity.provider,
+                              issuer=identity.issuer, provider_tenant=identity.tenant_id or "",
+                              subject=identity.subject, email=identity.email, last_used_at=func.now()))
+            record(s, m.tenant_id, Actor.user(m.user_id, identity.email), "auth.sso_linked", target_type="user",
+                   target_id=m.user_id, after={"provider": identity.provider, "issuer": identity.issuer},
+                   origin=request_origin())
