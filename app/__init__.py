@@ -42,16 +42,19 @@ def create_app(config: Config | None = None) -> Flask:
     _init_services(app, cfg)
     _init_request_context(app)
 
+    from app.auth.oidc import init_oidc
+    from app.auth.server_sessions import init_server_sessions
     from app.auth.sessions import init_login
     from app.security.csrf import init_csrf
     from app.security.headers import init_headers
     from app.security.limits import init_limits
+    from app.support.views import init_support
     from app.views.errors import init_error_pages
-
-    from app.auth.server_sessions import init_server_sessions
 
     init_server_sessions(app, app.extensions["redis"], cfg.SESSION_IDLE_MINUTES, cfg.SESSION_ABSOLUTE_HOURS)
     init_login(app)
+    init_oidc(app)
+    init_support(app)
     init_csrf(app)
     init_headers(app)
     init_limits(app, cfg)
@@ -122,15 +125,19 @@ def _init_request_context(app: Flask) -> None:
 
 def _register_blueprints(app: Flask, cfg: Config) -> None:
     from app.audit.views import bp as audit_bp
+    from app.auth.sso import bp as sso_bp
     from app.auth.views import bp as auth_bp
     from app.branding.views import bp as branding_bp
     from app.connectwise.views import bp as connectwise_bp
     from app.invoices.public import bp as public_invoices_bp
     from app.invoices.views import bp as invoices_bp
+    from app.support.views import bp as support_bp
+    from app.users.views import bp as users_bp
     from app.views.health import bp as health_bp
     from app.views.main import bp as main_bp
 
-    for bp in (health_bp, main_bp, auth_bp, audit_bp, connectwise_bp, branding_bp, invoices_bp, public_invoices_bp):
+    for bp in (health_bp, main_bp, auth_bp, audit_bp, connectwise_bp, branding_bp, invoices_bp, public_invoices_bp,
+               users_bp, support_bp, sso_bp):
         app.register_blueprint(bp)
     if cfg.is_development:
         from app.auth.dev import bp as dev_bp

@@ -17,6 +17,7 @@ from tests.conftest import csrf_of
 from tests.integration.signin_helpers import latest_code, outbox, run_jobs, type_code
 from tests.oidc_fixtures import AT, GOOGLE_ACCOUNTS, MICROSOFT_ACCOUNTS, TENANT_A, follow_provider
 
+
 @pytest.fixture()
 def sso_app(config, oidc_provider, redis_conn):  # type: ignore[no-untyped-def]
     from app import create_app
