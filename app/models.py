@@ -5,8 +5,9 @@ from app.auth.models import SsoIdentity
 from app.branding.models import BrandingSettings
 from app.connectwise.models import Connection, MemberSync
 from app.invoices.models import LinkView, PublicLink
-from app.tenants.models import Tenant, TenantSettings
 from app.support.models import SupportGrant
+from app.tenants.models import Tenant, TenantSettings
 from app.users.models import User
 
-__all__ = ["AuditEntry", "BrandingSettings", "LinkView", "PublicLink", "Connection", "MemberSync", "SsoIdentity", "SupportGrant", "Tenant", "TenantSettings", "User"]
+__all__ = ["AuditEntry", "BrandingSettings", "Connection", "LinkView", "MemberSync", "PublicLink", "SsoIdentity", "SupportGrant",
+           "Tenant", "TenantSettings", "User"]
