@@ -201,7 +201,7 @@ def complete(provider: str, redirect_uri: str) -> VerifiedIdentity:
     if pending is None or pending.get("provider") != provider:
         raise _refuse(provider, "state",
                       "This sign-in was not started in this browser or has expired. Please start again.")
-    if not pending.get("nonce"):
+    if not pending.get("code_verifier") or not pending.get("nonce"):
         raise _refuse(provider, "missing_verifier", _try_again(provider))
     if pending.get("redirect_uri") != redirect_uri:
         raise _refuse(provider, "redirect_uri", _try_again(provider))
