@@ -26,7 +26,6 @@ from app.auth import oidc
 from app.auth.oidc import SsoError, begin, complete, enabled_providers, init_oidc
 from app.config import Config, ConfigError
 from devtools.oidc_provider import start
-from tests.oidc_fixtures import *  # noqa: F403 (the oidc_provider fixture, until tests/conftest.py loads it)
 from tests.oidc_fixtures import (
     AT,
     GOOGLE_ACCOUNTS,
