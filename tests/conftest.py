@@ -71,6 +71,16 @@ def app(config):  # type: ignore[no-untyped-def]
     application.extensions["engine"].dispose()
 
 
+@pytest.fixture(autouse=True)
+def _fresh_rate_limits(request):  # type: ignore[no-untyped-def]
+    """Each test starts with no rate-limit counters (the suite itself would otherwise trip the sign-in limits)."""
+    if "app" in request.fixturenames:
+        from app.security.limits import reset_limits
+
+        request.getfixturevalue("app")
+        reset_limits()
+
+
 @pytest.fixture()
 def client(app):  # type: ignore[no-untyped-def]
     return app.test_client()

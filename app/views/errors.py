@@ -51,6 +51,8 @@ def init_error_pages(app: Flask) -> None:
     def _http_error(exc: HTTPException):  # type: ignore[no-untyped-def]
         if isinstance(exc, InternalServerError):
             return _server_error(exc)
+        if exc.code == 429:  # the limiter's description is its limit string; people get our sentence instead
+            return render_error(429)
         return render_error(exc.code or 500, exc.description)
 
     @app.errorhandler(Exception)
