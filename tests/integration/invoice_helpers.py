@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import uuid
 
+import pytest
 from sqlalchemy import select
 
 from app.tenancy import tenant_session
@@ -55,3 +56,20 @@ def make_link(client, invoice_id: int, expires_days: str = "") -> str:  # type: 
     match = TOKEN_IN_URL.search(response.get_data(as_text=True))
     assert match, "the new link's URL is shown"
     return match.group(1)
+
+
+KNOB_DEFAULTS = {"latency_ms": 0.0, "budget": None, "error_rate": 0.0, "error_next": 0, "timeout_next": 0,
+                 "malformed_next": 0, "revoked": False}
+
+
+@pytest.fixture(autouse=True)
+def sim_knobs_at_defaults(sim):  # type: ignore[no-untyped-def]
+    """Faults another test left switched on must not leak into this one (cheap: no data rebuild)."""
+    sim.configure(**KNOB_DEFAULTS)
+    yield
+    sim.configure(**KNOB_DEFAULTS)
+
+
+def rebuild_afterwards(request, sim) -> None:  # type: ignore[no-untyped-def]
+    """For a test that changes the simulator's data: rebuild it afterwards so later tests see the seed again."""
+    request.addfinalizer(sim.reset)

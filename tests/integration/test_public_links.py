@@ -16,7 +16,15 @@ from app.invoices.retention import purge_expired_views_rows
 from app.security.limits import reset_limits
 from app.tenancy import tenant_session
 from tests.conftest import sign_in
-from tests.integration.invoice_helpers import TOKEN_IN_URL, add_user, connected_tenant, htmx, make_link
+from tests.integration.invoice_helpers import (  # noqa: F401 (fixtures)
+    TOKEN_IN_URL,
+    add_user,
+    connected_tenant,
+    htmx,
+    make_link,
+    rebuild_afterwards,
+    sim_knobs_at_defaults,
+)
 
 INVOICE = 3  # the simulator's invoice with products and time (cases: below_cost_product)
 
@@ -227,10 +235,10 @@ def test_expiry_must_be_a_sensible_number_of_days(app, client, make_tenant, sim)
     {"error_rate": 1.0, "error_status": 500},
     {"malformed_next": 20},
 ])
-def test_a_connectwise_outage_answers_503_try_again_never_a_stack_trace(app, client, make_tenant, fresh_sim, fault):
-    t = connected_tenant(client, make_tenant, fresh_sim)
+def test_a_connectwise_outage_answers_503_try_again_never_a_stack_trace(app, client, make_tenant, sim, fault):
+    t = connected_tenant(client, make_tenant, sim)
     token = make_link(client, INVOICE)
-    fresh_sim.configure(**fault)
+    sim.configure(**fault)
     visitor = app.test_client()
     for path in (f"/i/{token}", f"/i/{token}/pdf"):
         response = visitor.get(path)
@@ -240,11 +248,12 @@ def test_a_connectwise_outage_answers_503_try_again_never_a_stack_trace(app, cli
         assert "Traceback" not in html and "ConnectWise answered" not in html
         assert response.headers["Retry-After"]
     assert _views(app, t.id) == []
-    fresh_sim.configure(error_rate=0.0, malformed_next=0)
+    sim.configure(error_rate=0.0, malformed_next=0)
     assert visitor.get(f"/i/{token}").status_code == 200
 
 
-def test_connectwise_text_is_escaped_on_the_public_page(app, client, make_tenant, fresh_sim):
+def test_connectwise_text_is_escaped_on_the_public_page(app, client, make_tenant, fresh_sim, request):
+    rebuild_afterwards(request, fresh_sim)
     connected_tenant(client, make_tenant, fresh_sim)
     invoices = fresh_sim.state.data["invoices"]
     invoice = invoices.get(INVOICE)
@@ -259,7 +268,8 @@ def test_connectwise_text_is_escaped_on_the_public_page(app, client, make_tenant
 
 
 def test_each_render_reads_connectwise_again_once_its_short_cache_has_expired(app, client, make_tenant, fresh_sim,
-                                                                           redis_conn):
+                                                                           redis_conn, request):
+    rebuild_afterwards(request, fresh_sim)
     connected_tenant(client, make_tenant, fresh_sim)
     token = make_link(client, INVOICE)
     visitor = app.test_client()

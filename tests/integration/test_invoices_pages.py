@@ -1,0 +1,193 @@
+"""The invoices page (ConnectWise paging, search, filters), the branded preview, and PDF downloads via a job."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from rq import SimpleWorker
+from sqlalchemy import select
+
+from app.invoices.models import LinkView
+from app.invoices.pdf_jobs import pdf_filename
+from app.jobs.queue import get_queue
+from app.tenancy import tenant_session
+from tests.conftest import sign_in
+from tests.integration.conftest import SIM_INVOICES
+from tests.integration.invoice_helpers import (  # noqa: F401 (fixtures)
+    add_user,
+    connected_tenant,
+    htmx,
+    sim_knobs_at_defaults,
+)
+
+ROW = re.compile(r'<a href="/invoices/(\d+)">([^<]+)</a>')
+
+
+def _rows(html: str) -> list[tuple[int, str]]:
+    return [(int(i), n) for i, n in ROW.findall(html)]
+
+
+def test_the_list_pages_in_connectwise_newest_first_with_a_count(app, client, make_tenant, sim):
+    connected_tenant(client, make_tenant, sim)
+    before = len(sim.requests)
+    html = client.get("/invoices/").get_data(as_text=True)
+    first = _rows(html)
+    assert len(first) == 25
+    assert f"{SIM_INVOICES} invoices" in html and "page 1 of 20" in html
+    second = _rows(client.get("/invoices/?page=2").get_data(as_text=True))
+    assert len(second) == 25 and not set(first) & set(second)
+    calls = [r for r in sim.requests[before:] if "/finance/invoices" in r.path]
+    assert any("pageSize=25" in r.query and "page=2" in r.query for r in calls)
+    assert any(r.path.endswith("/finance/invoices/count") for r in calls)
+    assert not any("pageSize=1000" in r.query for r in calls)  # never the whole list
+    dates = [sim.state.data["invoices"].get(i)["date"] for i, _ in first]
+    assert dates == sorted(dates, reverse=True)
+
+
+def test_search_finds_an_invoice_by_number_or_company_name(app, client, make_tenant, sim):
+    connected_tenant(client, make_tenant, sim)
+    rows = _rows(client.get("/invoices/?q=INV-10012").get_data(as_text=True))
+    assert rows == [(12, "INV-10012")]
+    company = sim.state.data["invoices"].get(3)["company"]["name"]
+    html = client.get("/invoices/", query_string={"q": company.split()[0]}).get_data(as_text=True)
+    found = _rows(html)
+    assert (3, "INV-10003") in found or "page 1 of" in html
+    assert all(company.split()[0].lower() in sim.state.data["invoices"].get(i)["company"]["name"].lower()
+               for i, _ in found)
+
+
+@pytest.mark.parametrize("q", ['" or 1=1 or "', "[2024-01-01]", "%*_", "\\", "INV' --", "a" * 500])
+def test_search_text_never_breaks_the_connectwise_condition(app, client, make_tenant, sim, q):
+    connected_tenant(client, make_tenant, sim)
+    response = client.get("/invoices/", query_string={"q": q})
+    html = response.get_data(as_text=True)
+    assert response.status_code == 200
+    assert "could not be read" not in html
+
+
+def test_filters_by_type_and_status(app, client, make_tenant, sim):
+    connected_tenant(client, make_tenant, sim)
+    credit = _rows(client.get("/invoices/?type=CreditMemo").get_data(as_text=True))
+    assert credit and all(sim.state.data["invoices"].get(i)["type"] == "CreditMemo" for i, _ in credit)
+    html = client.get("/invoices/?status=6").get_data(as_text=True)  # Paid
+    paid = _rows(html)
+    assert paid and all(sim.state.data["invoices"].get(i)["status"]["id"] == 6 for i, _ in paid)
+    assert '<option value="6" selected>Paid</option>' in html
+    junk = client.get("/invoices/?type=Nope&status=x&page=-4")
+    assert junk.status_code == 200 and len(_rows(junk.get_data(as_text=True))) == 25
+
+
+def test_an_htmx_search_answers_the_list_partial(app, client, make_tenant, sim):
+    connected_tenant(client, make_tenant, sim)
+    html = client.get("/invoices/?q=INV-10012", headers={"HX-Request": "true"}).get_data(as_text=True)
+    assert "<html" not in html and "INV-10012" in html and "Copy public link" in html
+
+
+def test_without_a_connection_the_page_says_to_connect(app, client, make_tenant):
+    sign_in(client, make_tenant())
+    html = client.get("/invoices/").get_data(as_text=True)
+    assert "Connect ConnectWise first" in html
+
+
+def test_a_connectwise_outage_shows_a_message_not_an_error_page(app, client, make_tenant, sim):
+    connected_tenant(client, make_tenant, sim)
+    sim.configure(error_rate=1.0, error_status=502)
+    response = client.get("/invoices/?q=anything-new")
+    assert response.status_code == 200 and "ConnectWise could not be read" in response.get_data(as_text=True)
+    preview = client.get("/invoices/4")
+    assert preview.status_code == 503 and "Traceback" not in preview.get_data(as_text=True)
+
+
+def test_the_preview_renders_the_branded_invoice_inside_the_app_and_records_a_staff_view(app, client, make_tenant,
+                                                                                        sim):
+    t = connected_tenant(client, make_tenant, sim)
+    response = client.get("/invoices/3")
+    html = response.get_data(as_text=True)
+    assert response.status_code == 200
+    assert "mainnav" in html and "bi-invoice" in html and "INV-10003" in html
+    assert f"/branding/{t.id}/" in html and "css/invoice.css" in html
+    with tenant_session(t.id, app.extensions["session_factory"]) as session:
+        views = session.execute(select(LinkView)).scalars().all()
+    assert [(v.kind, v.viewer, v.link_id, v.invoice_id) for v in views] == [("page", "staff", None, 3)]
+    assert client.get("/invoices/99999").status_code == 404
+
+
+def test_viewers_may_list_and_preview_but_not_see_link_buttons(app, client, make_tenant, sim):
+    t = connected_tenant(client, make_tenant, sim)
+    other = app.test_client()
+    sign_in(other, t, add_user(app, t, "viewer"))
+    html = other.get("/invoices/").get_data(as_text=True)
+    assert len(_rows(html)) == 25 and "Copy public link" not in html
+
+
+def test_copy_public_link_makes_a_link_and_offers_it_for_the_clipboard(app, client, make_tenant, sim):
+    connected_tenant(client, make_tenant, sim)
+    response = client.post("/invoices/3/links", data={"compact": "1"}, headers=htmx(client))
+    html = response.get_data(as_text=True)
+    assert response.status_code == 200
+    assert 'data-copy="http' in html and "/i/" in html and "<html" not in html
+    assert "onclick" not in html and "<script" not in html  # the copy is app.js's job (CSP: no inline script)
+
+
+def _run_jobs(app, redis_conn) -> None:  # type: ignore[no-untyped-def]
+    queue = get_queue(redis_conn, "default")
+    with app.app_context():
+        SimpleWorker([queue], connection=redis_conn, serializer=queue.serializer).work(burst=True)
+
+
+def test_pdf_download_runs_as_a_job_with_progress_then_serves_the_file(app, client, make_tenant, sim, redis_conn):
+    t = connected_tenant(client, make_tenant, sim)
+    response = client.post("/invoices/3/pdf", data={"size": "Letter"}, headers=htmx(client))
+    html = response.get_data(as_text=True)
+    assert response.status_code == 200 and 'hx-trigger="every 1s"' in html and "Waiting for a worker" in html
+    key = re.search(r"/invoices/pdf/([A-Za-z0-9_-]+)", html).group(1)
+    job = get_queue(redis_conn, "default").jobs[0]
+    assert list(job.args) == [str(t.id), 3, "Letter", key]  # ids only, tenant first
+    _run_jobs(app, redis_conn)
+    html = client.get(f"/invoices/pdf/{key}").get_data(as_text=True)
+    assert "Ready" in html and "every 1s" not in html and "Invoice-INV-10003.pdf" in html
+    download = client.get(f"/invoices/pdf/{key}/file")
+    assert download.status_code == 200 and download.mimetype == "application/pdf"
+    assert download.data.startswith(b"%PDF")
+    assert download.headers["Content-Disposition"].startswith("attachment")
+    assert "Invoice-INV-10003.pdf" in download.headers["Content-Disposition"]
+    assert redis_conn.ttl(f"bi:pdf:{t.id}:{key}:file") <= 600
+    with tenant_session(t.id, app.extensions["session_factory"]) as session:
+        views = session.execute(select(LinkView)).scalars().all()
+    assert [(v.kind, v.viewer) for v in views] == [("pdf", "staff")]
+
+
+def test_a_pdf_job_of_one_tenant_is_invisible_to_another(app, client, make_tenant, sim, redis_conn):
+    connected_tenant(client, make_tenant, sim, "Tenant A")
+    html = client.post("/invoices/3/pdf", headers=htmx(client)).get_data(as_text=True)
+    key = re.search(r"/invoices/pdf/([A-Za-z0-9_-]+)", html).group(1)
+    _run_jobs(app, redis_conn)
+    other = app.test_client()
+    connected_tenant(other, make_tenant, sim, "Tenant B")
+    assert other.get(f"/invoices/pdf/{key}").status_code == 404
+    assert other.get(f"/invoices/pdf/{key}/file").status_code == 404
+    assert client.get(f"/invoices/pdf/{key}/file").status_code == 200
+
+
+def test_a_failed_pdf_job_says_why(app, client, make_tenant, sim, redis_conn):
+    connected_tenant(client, make_tenant, sim)
+    html = client.post("/invoices/99999/pdf", headers=htmx(client)).get_data(as_text=True)
+    key = re.search(r"/invoices/pdf/([A-Za-z0-9_-]+)", html).group(1)
+    _run_jobs(app, redis_conn)
+    html = client.get(f"/invoices/pdf/{key}").get_data(as_text=True)
+    assert "Failed" in html and "no invoice 99999" in html
+    assert client.get(f"/invoices/pdf/{key}/file").status_code == 404
+    assert client.post("/invoices/3/pdf", data={"size": "A3"}, headers=htmx(client)).status_code == 400
+
+
+@pytest.mark.parametrize("number,expected", [
+    ("INV-10003", "Invoice-INV-10003.pdf"),
+    ("../../etc/passwd", "Invoice-etc-passwd.pdf"),
+    ('a"b\r\nSet-Cookie: x', "Invoice-a-b-Set-Cookie-x.pdf"),
+    ("Þekking/2025 #7", "Invoice-ekking-2025-7.pdf"),
+    ("", "Invoice-42.pdf"),
+    ("///", "Invoice-42.pdf"),
+])
+def test_pdf_file_names_come_from_the_invoice_number_made_safe(number, expected):
+    assert pdf_filename(number, 42) == expected
