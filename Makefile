@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 OIDC_STAMP := devtools/oidc/node_modules/.installed
 
-.PHONY: dev test migrate lint install oidc bench-rls bench-cw clean-dev
+.PHONY: dev test migrate lint install oidc browser bench-rls bench-cw clean-dev
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -21,10 +21,15 @@ $(OIDC_STAMP): devtools/oidc/package.json devtools/oidc/package-lock.json
 
 oidc: $(OIDC_STAMP)
 
+# Chromium for the browser tests comes from Debian; Playwright drives it and never downloads a browser of its own.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
+
 dev: install oidc
 	$(BIN)/python -m devtools.dev
 
-test: install oidc
+test: install oidc browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 migrate: install

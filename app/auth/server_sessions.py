@@ -104,11 +104,15 @@ class RedisSessionInterface(SessionInterface):
         name = self.get_cookie_name(app)
         domain = self.get_cookie_domain(app)
         path = self.get_cookie_path(app)
-        if session.destroy_requested or (not session and session.sid is None):
-            if session.sid is not None:
-                self._delete(session.sid, session.meta.get("u"))
+        if session.destroy_requested and session.sid is not None:
+            self._delete(session.sid, session.meta.get("u"))
+            session.sid, session.meta = None, {}
+            if not session:
                 response.delete_cookie(name, domain=domain, path=path, secure=self.get_cookie_secure(app),
                                        httponly=True, samesite=self.get_cookie_samesite(app))
+                return
+            # Something was put in after the end (a "signed out" message): it goes into a brand-new session.
+        if not session and session.sid is None:
             return
         if not session and not session.modified:
             return
