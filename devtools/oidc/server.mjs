@@ -211,10 +211,11 @@ function makeProvider({ issuer, config, accounts, jwk, cookieSuffix }) {
     jwks: { keys: [jwk] },
     cookies: {
       keys: [crypto.randomBytes(32).toString('base64url')],
+      // Cookies are per host, not per port: names of our own keep clear of the app's cookies on 127.0.0.1.
       names: {
-        session: `_session${cookieSuffix}`,
-        interaction: `_interaction${cookieSuffix}`,
-        resume: `_interaction_resume${cookieSuffix}`,
+        session: `op_session${cookieSuffix}`,
+        interaction: `op_interaction${cookieSuffix}`,
+        resume: `op_resume${cookieSuffix}`,
       },
     },
     claims: claimsConfig(config.style),
