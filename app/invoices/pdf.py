@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import io
 import logging
+import re
 import threading
 from dataclasses import dataclass
 from functools import lru_cache
@@ -135,7 +136,8 @@ def _subtotal_row(section: Any) -> tuple[Any, ...]:
     return tuple(cells)
 
 
-def render(doc: InvoiceDocument, branding: Branding, *, logo: bytes | None, page_size: str = "A4") -> bytes:
+def html_for(doc: InvoiceDocument, branding: Branding, *, logo: bytes | None, page_size: str = "A4") -> str:
+    """The HTML xhtml2pdf lays out: pdf.html around the same _document.html as the page."""
     from app.invoices.render import CSS_FILE, FONT_DIR, PAGE_SIZES, environment, view
 
     if page_size not in PAGE_SIZES:
@@ -143,9 +145,7 @@ def render(doc: InvoiceDocument, branding: Branding, *, logo: bytes | None, page
     context = view(doc, branding)
     font: Font = context["font"]
     metrics = _metrics(font)
-    env = environment()
-    template = env.get_template("invoices/pdf.html")
-    html = template.render(
+    return environment().get_template("invoices/pdf.html").render(
         **context, medium="pdf", pdf_url=None, logo_src=_logo_data_uri(logo), page_size=PAGE_SIZES[page_size],
         widths=column_widths(context, metrics, CONTENT_WIDTH[page_size]),
         font_files={"regular": str(FONT_DIR / font.regular), "bold": str(FONT_DIR / font.bold),
@@ -155,6 +155,10 @@ def render(doc: InvoiceDocument, branding: Branding, *, logo: bytes | None, page
         accent=check_colour("accent_colour", branding.accent_colour),
         t_glyphs=metrics.glyphs,
     )
+
+
+def render(doc: InvoiceDocument, branding: Branding, *, logo: bytes | None, page_size: str = "A4") -> bytes:
+    html = html_for(doc, branding, logo=logo, page_size=page_size)
     out = io.BytesIO()
     result = pisa.CreatePDF(html, dest=out, encoding="utf-8")
     if result.err:
@@ -165,6 +169,8 @@ def render(doc: InvoiceDocument, branding: Branding, *, logo: bytes | None, page
 @lru_cache(maxsize=4)
 def _pdf_css(web_css: str) -> str:
     """The web stylesheet plus what differs on paper (no page padding, no max width, fallback font)."""
+    # xhtml2pdf warns on every render about properties it does not implement; paper does not need them.
+    web_css = re.sub(r"\s*(border-collapse|box-sizing)\s*:[^;]+;", "", web_css)
     return web_css + (
         "\n.bi-invoice { padding: 0; max-width: none; }\n"
         f".bi-fb {{ font-family: \"{FALLBACK_FONT.css_family}\"; }}\n"

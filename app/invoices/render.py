@@ -18,7 +18,7 @@ from typing import Any, Literal
 import markupsafe
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, pass_context, select_autoescape
 
-from app.branding.model import FONTS, Branding, Font, TimeDetail
+from app.branding.model import FALLBACK_FONT, FONTS, Branding, Font, TimeDetail
 from app.invoices.document import (
     SECTION_ORDER,
     InvoiceDocument,
@@ -50,6 +50,7 @@ SECTION_COLUMN_LABELS = {
     "credits": {"description": "Credit", "detail": "Credit memo"},
 }
 NUMERIC = {"quantity", "rate", "amount"}
+CJK_RANGES = "U+2E80-2FFF, U+3000-303F, U+3040-30FF, U+3100-31FF, U+3400-4DBF, U+4E00-9FFF, U+AC00-D7AF, U+F900-FAFF, U+FF00-FFEF"
 
 _env_lock = threading.Lock()
 _env: Environment | None = None
@@ -319,8 +320,12 @@ def branding_css(branding: Branding) -> str:
     accent = check_colour("accent_colour", branding.accent_colour)
     font = branding.font_info
     faces = _font_faces(font, "/static/fonts/")
-    return (f"{faces}\n.bi-invoice {{ --bi-brand: {brand}; --bi-accent: {accent}; "
-            f"font-family: '{font.css_family}', {font.generic}; }}\n")
+    # The fallback face is fetched only for the CJK ranges the chosen family lacks.
+    fallback = (f"@font-face {{ font-family: '{FALLBACK_FONT.css_family}'; "
+                f"src: url('/static/fonts/{FALLBACK_FONT.regular}'); unicode-range: {CJK_RANGES}; }}")
+    return (f"{faces}\n{fallback}\n.bi-invoice {{ --bi-brand: {brand}; --bi-accent: {accent}; "
+            f"font-family: '{font.css_family}', '{FALLBACK_FONT.css_family}', {font.generic}; }}\n"
+            f".bi-invoice .bi-pdf-button {{ background: {accent}; }}\n")
 
 
 def _font_faces(font: Font, base: str) -> str:
