@@ -99,8 +99,9 @@ def test_a_request_produces_spans_for_the_request_sql_and_redis(traced_app, expo
     assert any(s.attributes.get("db.system") == "redis" or s.attributes.get("db.system.name") == "redis"
                for s in spans), names
     request_span = next(s for s in spans if "/_obs/work" in s.name)
-    sql_span = next(s for s in spans if "select" in s.name.lower() or "SELECT" in str(s.attributes))
-    assert sql_span.context.trace_id == request_span.context.trace_id
+    # The request's own SQL runs in the request's trace (set-up SQL before it has traces of its own).
+    sql_spans = [s for s in spans if "select" in s.name.lower() or "SELECT" in str(s.attributes)]
+    assert any(s.context.trace_id == request_span.context.trace_id for s in sql_spans)
 
 
 def test_outbound_http_is_traced(traced_app, exporter, capture_server):
