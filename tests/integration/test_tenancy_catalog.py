@@ -92,3 +92,15 @@ def test_tenant_ids_function_returns_ids_only(app, make_tenant):
         assert list(result.keys()) == ["bi_tenant_ids"]
         ids = {row[0] for row in result}
     assert {a.id, b.id} <= ids
+
+
+def test_no_password_or_card_column_exists_anywhere(owner_engine):
+    """The Trust page: no passwords stored, no card data stored."""
+    with owner_engine.connect() as conn:
+        columns = conn.execute(text("""
+            select table_name, column_name from information_schema.columns where table_schema = 'public'
+        """)).all()
+    forbidden = ("password", "passwd", "pwd", "card_number", "cardnumber", "pan", "cvv", "cvc", "card_exp")
+    found = [(t, c) for t, c in columns if any(word == c.lower() or c.lower().startswith(word + "_")
+                                                 or c.lower().endswith("_" + word) for word in forbidden)]
+    assert found == []
