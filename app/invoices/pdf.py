@@ -17,6 +17,7 @@ from functools import lru_cache
 from typing import Any
 
 import markupsafe
+from PIL import Image
 from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.pdfmetrics import stringWidth
 from reportlab.pdfbase.ttfonts import TTFont
@@ -61,6 +62,24 @@ def _metrics(font: Font) -> _Metrics:
             names.append(name)
         glyphs = frozenset(pdfmetrics.getFont(names[0]).face.charToGlyph)
     return _Metrics(names[0], names[1], glyphs)
+
+
+LOGO_BOX = (60 * POINTS_PER_MM, 20 * POINTS_PER_MM)  # the most a logo takes on paper: 60 x 20 mm
+
+
+def _logo_size(logo: bytes | None) -> tuple[str, str] | None:
+    """Width and height (pt) that fit the logo in LOGO_BOX keeping its aspect (xhtml2pdf ignores max-height)."""
+    if not logo:
+        return None
+    try:
+        with Image.open(io.BytesIO(logo)) as image:
+            width, height = image.size
+    except (OSError, ValueError):
+        return None
+    if width <= 0 or height <= 0:
+        return None
+    scale = min(LOGO_BOX[0] / width, LOGO_BOX[1] / height)
+    return f"{width * scale:.1f}", f"{height * scale:.1f}"
 
 
 def _logo_data_uri(logo: bytes | None) -> str | None:
@@ -146,7 +165,8 @@ def html_for(doc: InvoiceDocument, branding: Branding, *, logo: bytes | None, pa
     font: Font = context["font"]
     metrics = _metrics(font)
     return environment().get_template("invoices/pdf.html").render(
-        **context, medium="pdf", pdf_url=None, logo_src=_logo_data_uri(logo), page_size=PAGE_SIZES[page_size],
+        **context, medium="pdf", pdf_url=None, logo_src=_logo_data_uri(logo), logo_size=_logo_size(logo),
+        page_size=PAGE_SIZES[page_size],
         widths=column_widths(context, metrics, CONTENT_WIDTH[page_size]),
         font_files={"regular": str(FONT_DIR / font.regular), "bold": str(FONT_DIR / font.bold),
                     "fallback": str(FONT_DIR / FALLBACK_FONT.regular)},
