@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from flask import current_app, session
+from flask_login import UserMixin
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
@@ -31,8 +32,8 @@ def staff_actor(email: str, grant_id: uuid.UUID | str | None = None) -> Actor:
     return Actor("support", str(grant_id) if grant_id else None, email)
 
 
-@dataclass
-class SupportUser:
+@dataclass(eq=False)
+class SupportUser(UserMixin):
     """A staff member inside a tenant through a live grant (not a row in ``users``)."""
 
     tenant_id: uuid.UUID
@@ -49,18 +50,6 @@ class SupportUser:
     @property
     def name(self) -> str:
         return f"Support: {self.email}"
-
-    @property
-    def is_active(self) -> bool:
-        return True
-
-    @property
-    def is_authenticated(self) -> bool:
-        return True
-
-    @property
-    def is_anonymous(self) -> bool:
-        return False
 
     @property
     def audit_actor(self) -> Actor:

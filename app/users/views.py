@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 
 from flask import Blueprint, abort, g, render_template, request
 from flask_login import current_user
@@ -51,34 +52,31 @@ def _row(user: User, error: str | None = None, status: int = 200):  # type: igno
     return _page()
 
 
-@bp.post("/<user_id>/role")
-@permission_page("users_and_roles")
-def role(user_id: str):  # type: ignore[no-untyped-def]
+def _change(user_id: str, apply: Callable[[uuid.UUID], User]):  # type: ignore[no-untyped-def]
+    """Run one change on a user; a refusal comes back inline in the user's row."""
     uid = _user_id(user_id)
     try:
-        user = change_role(db_session(), _actor(), current_user.role, uid, request.form.get("role", ""),
-                           request_origin())
+        user = apply(uid)
     except UserChangeError as exc:
         user = db_session().get(User, uid)
         if user is None:
             abort(404)
         return _row(user, str(exc), 422)
     return _row(user)
+
+
+@bp.post("/<user_id>/role")
+@permission_page("users_and_roles")
+def role(user_id: str):  # type: ignore[no-untyped-def]
+    return _change(user_id, lambda uid: change_role(db_session(), _actor(), current_user.role, uid,
+                                                    request.form.get("role", ""), request_origin()))
 
 
 @bp.post("/<user_id>/active")
 @permission_page("users_and_roles")
 def active(user_id: str):  # type: ignore[no-untyped-def]
-    uid = _user_id(user_id)
-    try:
-        user = set_active(db_session(), _actor(), current_user.role, uid, request.form.get("active") == "true",
-                          request_origin())
-    except UserChangeError as exc:
-        user = db_session().get(User, uid)
-        if user is None:
-            abort(404)
-        return _row(user, str(exc), 422)
-    return _row(user)
+    return _change(user_id, lambda uid: set_active(db_session(), _actor(), current_user.role, uid,
+                                                   request.form.get("active") == "true", request_origin()))
 
 
 @bp.post("/")

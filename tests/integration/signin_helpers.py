@@ -56,3 +56,20 @@ def sign_in_with_code(app, client, email: str, next_path: str | None = None):  #
 def session_cookie(client) -> str | None:  # type: ignore[no-untyped-def]
     cookie = client.get_cookie("bi_session")
     return cookie.value if cookie else None
+
+
+def audit_rows(app, tenant_id, action: str | None = None) -> list:  # type: ignore[no-untyped-def]
+    """The tenant's audit rows, oldest first (optionally one action), detached from their session."""
+    from sqlalchemy import select
+
+    from app.audit.models import AuditEntry
+    from app.tenancy import tenant_session
+
+    with tenant_session(tenant_id, app.extensions["session_factory"]) as s:
+        query = select(AuditEntry).order_by(AuditEntry.id)
+        if action:
+            query = query.where(AuditEntry.action == action)
+        rows = s.execute(query).scalars().all()
+        for r in rows:
+            s.expunge(r)
+        return rows

@@ -9,12 +9,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs
 
 import pytest
-from sqlalchemy import select
 
-from app.audit.models import AuditEntry
-from app.tenancy import tenant_session
 from tests.conftest import csrf_of
-from tests.integration.signin_helpers import ask_for_code, run_jobs, sign_in_with_code, type_code
+from tests.integration.signin_helpers import ask_for_code, audit_rows, run_jobs, sign_in_with_code, type_code
 
 
 class _Mailgun(BaseHTTPRequestHandler):
@@ -101,14 +98,6 @@ def test_a_mailgun_failure_fails_the_job_with_its_reason_and_no_code(mailgun_app
     assert sent_code not in job.latest_result().exc_string
 
 
-def _audit(app, tenant_id) -> list[AuditEntry]:  # type: ignore[no-untyped-def]
-    with tenant_session(tenant_id, app.extensions["session_factory"]) as s:
-        rows = s.execute(select(AuditEntry).order_by(AuditEntry.id)).scalars().all()
-        for r in rows:
-            s.expunge(r)
-        return rows
-
-
 def test_sign_in_failed_code_and_sign_out_are_audited_with_the_client_ip_behind_the_proxy(config, make_tenant,
                                                                                        redis_conn):
     from app import create_app
@@ -122,7 +111,7 @@ def test_sign_in_failed_code_and_sign_out_are_audited_with_the_client_ip_behind_
         type_code(client, "999999")  # wrong (one chance in a million of being right)
         sign_in_with_code(app, client, t.owner_email)
         client.post("/sign-out", data={"csrf_token": csrf_of(client)})
-        rows = [(r.action, r.source_ip) for r in _audit(app, t.id)]
+        rows = [(r.action, r.source_ip) for r in audit_rows(app, t.id)]
         for action in ("auth.code_failed", "auth.signed_in", "auth.signed_out"):
             assert (action, "198.51.100.7") in rows, action
     finally:
@@ -134,7 +123,7 @@ def test_without_a_trusted_proxy_the_forwarded_header_is_ignored(app, make_tenan
     client = app.test_client()
     client.environ_base.update({"REMOTE_ADDR": "10.0.0.3", "HTTP_X_FORWARDED_FOR": "198.51.100.66"})
     sign_in_with_code(app, client, t.owner_email)
-    rows = [(r.action, r.source_ip) for r in _audit(app, t.id)]
+    rows = [(r.action, r.source_ip) for r in audit_rows(app, t.id)]
     assert ("auth.signed_in", "10.0.0.3") in rows
 
 

@@ -9,12 +9,11 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select, update
 
-from app.audit.models import AuditEntry
 from app.support.models import SupportGrant
 from app.tenancy import tenant_session
 from app.tenants.models import TenantSettings
 from tests.conftest import csrf_of, sign_in
-from tests.integration.signin_helpers import AT, run_jobs, sign_in_with_code
+from tests.integration.signin_helpers import AT, audit_rows, run_jobs, sign_in_with_code
 
 STAFF = f"sam{AT}betterinvoice.example"
 
@@ -49,14 +48,6 @@ def _grant(app, tenant_id) -> SupportGrant:  # type: ignore[no-untyped-def]
         return grant
 
 
-def _audit(app, tenant_id) -> list[AuditEntry]:  # type: ignore[no-untyped-def]
-    with tenant_session(tenant_id, app.extensions["session_factory"]) as s:
-        rows = s.execute(select(AuditEntry).order_by(AuditEntry.id)).scalars().all()
-        for r in rows:
-            s.expunge(r)
-        return rows
-
-
 def test_support_staff_request_the_owner_approves_and_staff_open_the_tenant_with_a_banner(staff_app, make_tenant):
     name = f"Customer IT {uuid.uuid4().hex[:6]}"
     t = make_tenant(name)
@@ -82,7 +73,7 @@ def test_support_staff_request_the_owner_approves_and_staff_open_the_tenant_with
     # Staff may look at the audit log, never the users page.
     assert staff.get("/settings/audit-log/").status_code == 200
     assert staff.get("/settings/users/").status_code == 403
-    actions = [(e.action, e.actor_type, e.actor_label) for e in _audit(staff_app, t.id)]
+    actions = [(e.action, e.actor_type, e.actor_label) for e in audit_rows(staff_app, t.id)]
     assert ("support.requested", "support", STAFF) in actions
     assert ("support.approved", "user", t.owner_email) in actions
     assert ("support.opened", "support", STAFF) in actions
@@ -106,7 +97,7 @@ def test_an_expired_grant_is_refused_and_its_expiry_audited(staff_app, make_tena
             expires_at=SupportGrant.expires_at - timedelta(minutes=10)))
     assert staff.get("/").status_code == 302  # refused at once
     assert staff.post(f"/support/grants/{t.id}/{grant.id}/open", data={"csrf_token": csrf_of(staff)}).status_code == 403
-    expired = [e for e in _audit(staff_app, t.id) if e.action == "support.expired"]
+    expired = [e for e in audit_rows(staff_app, t.id) if e.action == "support.expired"]
     assert len(expired) == 1 and expired[0].after["staff"] == STAFF
     assert _grant(staff_app, t.id).status == "ended"
 
@@ -133,7 +124,7 @@ def test_the_expiry_job_ends_the_grant_on_its_own(staff_app, make_tenant):
     queue.enqueue_job(job)  # what the scheduler does when the time comes
     run_jobs(staff_app, "maintenance")
     assert _grant(staff_app, t.id).status == "ended"
-    assert [e.action for e in _audit(staff_app, t.id)].count("support.expired") == 1
+    assert [e.action for e in audit_rows(staff_app, t.id)].count("support.expired") == 1
 
 
 def test_a_request_needs_a_reason_and_at_most_sixty_minutes(staff_app, make_tenant):

@@ -5,13 +5,11 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from sqlalchemy import select
 
-from app.audit.models import AuditEntry
 from app.tenancy import tenant_session
 from app.users.models import User
 from tests.conftest import csrf_of, sign_in
-from tests.integration.signin_helpers import AT, sign_in_with_code
+from tests.integration.signin_helpers import AT, audit_rows, sign_in_with_code
 
 HX = {"HX-Request": "true"}
 
@@ -38,14 +36,6 @@ def _get(app, tenant, user_id) -> User:  # type: ignore[no-untyped-def]
         return user
 
 
-def _audit(app, tenant, action: str) -> list[AuditEntry]:  # type: ignore[no-untyped-def]
-    with tenant_session(tenant.id, app.extensions["session_factory"]) as s:
-        rows = s.execute(select(AuditEntry).where(AuditEntry.action == action)).scalars().all()
-        for r in rows:
-            s.expunge(r)
-        return rows
-
-
 def test_an_owner_changes_a_role_inline_and_it_is_audited(app, client, make_tenant):
     t = make_tenant()
     viewer = _add(app, t, "viewer")
@@ -54,7 +44,7 @@ def test_an_owner_changes_a_role_inline_and_it_is_audited(app, client, make_tena
                            headers={**HX, "X-CSRF-Token": csrf_of(client)})
     assert response.status_code == 200 and f'id="user-{viewer.id}"' in response.get_data(as_text=True)
     assert _get(app, t, viewer.id).role == "reviewer"
-    [entry] = _audit(app, t, "user.role_changed")
+    [entry] = audit_rows(app, t.id, "user.role_changed")
     assert entry.before == {"role": "viewer"} and entry.after == {"role": "reviewer"}
     assert entry.actor_id == str(t.owner_id) and entry.source_ip == "127.0.0.1"
 
@@ -98,7 +88,7 @@ def test_deactivating_a_user_ends_all_their_sessions_and_blocks_sign_in(app, cli
                 headers={**HX, "X-CSRF-Token": csrf_of(client)})
     assert theirs.get("/").status_code == 302
     assert app.extensions["redis"].scard(f"bi:user-sess:{t.id}:{member.id}") == 0
-    [entry] = _audit(app, t, "user.deactivated")
+    [entry] = audit_rows(app, t.id, "user.deactivated")
     assert entry.before == {"active": True} and entry.after == {"active": False}
 
 
