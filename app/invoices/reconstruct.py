@@ -274,7 +274,7 @@ def _service_sections(h: p.InvoiceHeader, times: list[p.TimeRecord], currency: C
         # CW's serviceTotal, less what the agreement-time section shows: the two always add up to CW's figure.
         out.append(Section("services", "Billable services", cols, lines, h.service_total - covered_sum))
     if covered:
-        out.append(Section("agreement_services", "Agreement time (covered / overage)", cols, covered_lines,
+        out.append(Section("agreement_services", "Agreement time", cols, covered_lines,
                            covered_sum if plain else h.service_total))
     if not_billed:
         lines = tuple(Line(description=role or "Services", detail=wtype,

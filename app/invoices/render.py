@@ -40,8 +40,8 @@ COLUMN_LABELS = {"description": "Description", "detail": "", "date": "Date", "qu
                  "amount": "Amount", "note": "Billing"}
 SECTION_COLUMN_LABELS = {
     "services": {"description": "Work role", "detail": "Work type", "quantity": "Hours", "rate": "Rate"},
-    "agreement_services": {"description": "Work role", "detail": "Work type", "quantity": "Hours",
-                           "rate": "Rate"},
+    "agreement_services": {"description": "Work role", "detail": "Work type",
+                           "quantity": "Hours covered / overage", "rate": "Rate covered / overage"},
     "non_billable_services": {"description": "Work role", "detail": "Work type", "quantity": "Hours"},
     "agreement": {"description": "Description", "detail": "Item", "quantity": "Qty", "rate": "Unit price"},
     "products": {"description": "Description", "detail": "Item", "quantity": "Qty", "rate": "Unit price"},

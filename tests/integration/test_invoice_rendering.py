@@ -65,6 +65,21 @@ def test_the_page_and_the_pdf_carry_the_same_figures(docs, invoice_id):
         assert needle in page and needle in pdf
 
 
+def test_every_invoice_of_the_data_set_renders_and_one_of_each_display_type_makes_a_pdf(sim):
+    sim.reset()
+    seen = {}
+    with make(sim) as cw:
+        for invoice_id in sim.state.data["invoices"].ids():
+            doc = reconstruct(cw, invoice_id)
+            page = str(render_document_html(doc, default_branding(), logo_url=None, pdf_url=None))
+            assert doc.number in page and "Balance due" in page
+            seen.setdefault(doc.display_type, doc)
+    assert len(seen) == 10
+    for doc in seen.values():
+        text = " ".join(pdf_pages(render_pdf(doc, default_branding(), logo=None, page_size="Letter")))
+        assert doc.number in text and doc.display_type in text
+
+
 def test_sample_invoices_of_every_length_carry_the_same_figures_in_both():
     for lines, currency in ((1, "USD"), (30, "EUR"), (120, "JPY")):
         doc = sample_document(lines, currency)
