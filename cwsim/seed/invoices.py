@@ -50,6 +50,7 @@ CASES: dict[str, list[int]] = {
     "no_tax_code": [14],
 }
 OPEN, READY, APPROVED, REJECTED, SENT, PAID, CLOSED, VOID = 1, 2, 3, 4, 5, 6, 7, 8
+CREDIT_MEMO = 11  # the head's credit memo (docks returned), applied as a credit to some later invoices
 HARDWARE = list(range(6, 20))
 
 
@@ -299,11 +300,17 @@ class InvoiceSeeder:
         paid = 0.0
         if d.paid_fraction is not None and total > 0:
             paid = money(total * d.paid_fraction, dec)
-        balance = money(total - paid, dec)
-        self._store(d, service, product, expense, subtotal, sales_tax, total, paid, balance, tax_code)
+        # Some open USD invoices have part of credit memo INV-10011 applied to them (CW: InvoicePayment with
+        # a `credit` reference; the invoice's `credits`). Chosen by id, so no random draw changes.
+        credit = 0.0
+        if (d.kind == "Standard" and d.id % 11 == 6 and d.paid_fraction is None and total > 0
+                and d.company["currency"]["currencyCode"] == "USD" and CREDIT_MEMO in self.invoice_refs):
+            credit = money(min(total * 0.1, 250.0), dec)
+        balance = money(total - paid - credit, dec)
+        self._store(d, service, product, expense, subtotal, sales_tax, total, paid, balance, tax_code, credit)
 
     def _store(
-        self, d, service, product, expense, subtotal, sales_tax, total, paid, balance, tax_code
+        self, d, service, product, expense, subtotal, sales_tax, total, paid, balance, tax_code, credit=0.0
     ) -> None:
         ctx, company = self.ctx, d.company
         cid = company["id"]
@@ -378,7 +385,7 @@ class InvoiceSeeder:
             "adjustedBy": "lmartin" if d.adjustment else "",
             "closedBy": "lmartin" if closed else "",
             "payments": paid,
-            "credits": 0.0,
+            "credits": credit,
             "balance": balance,
             "specialInvoiceFlag": d.kind in ("Miscellaneous", "CreditMemo", "DownPayment"),
             "billingSetupReference": ctx.ref("billingSetup", 1),
@@ -411,6 +418,11 @@ class InvoiceSeeder:
             day = min(d.day + timedelta(days=12 + d.id % 20), ctx.anchor)
             self.tables["payments"].add(
                 d.id * 10 + 1, PaymentRow(d.id * 10 + 1, d.id, paid, balance, at(day, 15))
+            )
+        if credit:
+            day = min(d.day + timedelta(days=5), ctx.anchor)
+            self.tables["payments"].add(
+                d.id * 10 + 2, PaymentRow(d.id * 10 + 2, d.id, credit, balance, at(day, 11), CREDIT_MEMO)
             )
         reviewed = d.status not in (OPEN, READY)
         reviewer = 152 if d.kind == "Agreement" else 141

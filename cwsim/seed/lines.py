@@ -81,6 +81,7 @@ class PaymentRow:
     amount: float
     balance_after: float
     day: datetime
+    credit_invoice_id: int | None = None  # a credit memo applied, not money received
 
 
 @dataclass(slots=True)
@@ -266,9 +267,9 @@ def make_builders(ctx: SeedContext, invoice_refs: dict[int, dict]) -> dict[str, 
     def payment(row: PaymentRow) -> dict:
         invoice = ctx.data["invoices"].records.get(row.invoice_id, {})
         stamp = iso(row.day)
-        return {
+        out = {
             "id": row.id,
-            "type": "Payment",
+            "type": "Credit" if row.credit_invoice_id else "Payment",
             "source": "Default",
             "invoice": invoice_refs[row.invoice_id],
             "amount": row.amount,
@@ -280,6 +281,9 @@ def make_builders(ctx: SeedContext, invoice_refs: dict[int, dict]) -> dict[str, 
             "paymentSyncStatus": "Applied",
             "_info": audit_info(stamp, "lmartin", stamp),
         }
+        if row.credit_invoice_id:
+            out["credit"] = invoice_refs[row.credit_invoice_id]
+        return out
 
     def routing(row: RoutingRow) -> dict:
         out = {

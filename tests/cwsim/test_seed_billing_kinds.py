@@ -62,3 +62,16 @@ def test_agreement_time_reaches_the_wire_with_its_agreement_fields(client):
     entries = fetch_all(client, "/time/entries", conditions="agreementHours > 0")
     assert entries
     assert all({"agreement", "agreementHours", "agreementAmount", "overageRate"} <= e.keys() for e in entries)
+
+
+def test_some_invoices_have_a_credit_memo_applied_as_a_credit(data):
+    credited = [i for i in rows(data, "invoices") if i["credits"]]
+    assert credited
+    payments = rows(data, "payments")
+    for invoice in credited:
+        applied = [p for p in payments if p["invoice"]["id"] == invoice["id"] and "credit" in p]
+        assert len(applied) == 1 and applied[0]["type"] == "Credit"
+        assert applied[0]["credit"]["billingType"] == "CreditMemo"
+        assert applied[0]["amount"] == invoice["credits"]
+        assert invoice["balance"] == pytest.approx(invoice["total"] - invoice["payments"] - invoice["credits"],
+                                                   abs=0.005)

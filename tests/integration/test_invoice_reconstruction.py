@@ -171,6 +171,18 @@ def test_payments_are_listed_and_the_balance_is_connectwise_balance(everything):
     assert doc.totals.balance == d(raw[16]["balance"]) > 0
 
 
+def test_applied_credit_memos_are_listed_as_credits(everything):
+    raw, docs = everything
+    credited = [i for i, cw in raw.items() if cw.get("credits")]
+    assert credited
+    for invoice_id in credited:
+        doc = docs[invoice_id]
+        section = doc.section("credits")
+        assert section is not None and section.subtotal == d(raw[invoice_id]["credits"]) == doc.totals.credits
+        assert section.lines[0].detail == "INV-10011" and section.lines[0].amount == section.subtotal
+        assert doc.section("payments") is None or doc.totals.payments
+
+
 def test_time_detail_is_grouped_by_ticket(everything, sim):
     _raw, docs = everything
     doc = docs[16]
