@@ -8,13 +8,16 @@ referrer.
 
 The public PDF is made in the request, not in a job: a client clicking "Download PDF" in an email gets the file
 from a plain link (no script, no polling page), xhtml2pdf renders a typical invoice in well under two seconds,
-and the per-token and per-IP rate limits bound the work one link or one address can ask for.
+and the per-token and per-IP rate limits bound the work one link or one address can ask for. A rendered public
+PDF is kept in Redis for the ConnectWise cache's lifetime (tenant- and link-keyed), so repeated clicks on one link
+do not render again (a 500-line invoice takes ~5 s).
 """
 
 from __future__ import annotations
 
 import io
 import logging
+from decimal import Decimal
 from typing import Any
 
 from flask import Blueprint, Response, current_app, g, render_template, send_file, url_for
@@ -132,17 +135,59 @@ def page(token: str) -> Response:
 def pdf(token: str) -> Response:
     try:
         link, viewer = _link(token)
-        doc = _document(link)
     except _Stop as stop:
         return stop.response
     stored = _branding(link)
-    data = render_pdf(doc, stored.branding, logo=stored.logo, page_size=stored.page_size)  # type: ignore[arg-type]
-    record_view(db_session(), link.tenant_id, link.invoice_id, doc.totals.total, kind="pdf", viewer=viewer,
+    made = _recent_pdf(link, stored)
+    if made is None:
+        try:
+            doc = _document(link)
+        except _Stop as stop:
+            return stop.response
+        data = render_pdf(doc, stored.branding, logo=stored.logo, page_size=stored.page_size)  # type: ignore[arg-type]
+        made = (data, doc.totals.total, pdf_filename(doc.number, link.invoice_id))
+        _keep_pdf(link, stored, made)
+    data, total, filename = made
+    record_view(db_session(), link.tenant_id, link.invoice_id, total, kind="pdf", viewer=viewer,
                 link_id=link.link_id)
     response = send_file(io.BytesIO(data), mimetype="application/pdf", as_attachment=True,
-                         download_name=pdf_filename(doc.number, link.invoice_id), max_age=0)
+                         download_name=filename, max_age=0)
     response.headers.update(PUBLIC_HEADERS)
     return response
+
+
+# A public PDF is rendered in the request (see the module docstring). So that one link clicked again and again
+# cannot keep a worker busy, the file is kept in Redis, per tenant and link, for as long as the ConnectWise client
+# would serve the same data from its own cache anyway (CONNECTWISE_CACHE_TTL_SECONDS; 0 turns this off).
+
+
+def _pdf_key(link: ResolvedLink, stored: StoredBranding) -> str:
+    return f"bi:pubpdf:{link.tenant_id}:{link.link_id}:{stored.version}:{stored.page_size}"
+
+
+def _recent_pdf(link: ResolvedLink, stored: StoredBranding) -> tuple[bytes, Decimal, str] | None:
+    if current_app.config["BI"].CONNECTWISE_CACHE_TTL_SECONDS <= 0:
+        return None
+    try:
+        raw = current_app.extensions["redis"].hgetall(_pdf_key(link, stored))
+    except Exception:  # a cache outage only costs a render
+        return None
+    if not raw or b"pdf" not in raw:
+        return None
+    return raw[b"pdf"], Decimal(raw[b"total"].decode()), raw[b"filename"].decode()
+
+
+def _keep_pdf(link: ResolvedLink, stored: StoredBranding, made: tuple[bytes, Decimal, str]) -> None:
+    ttl = current_app.config["BI"].CONNECTWISE_CACHE_TTL_SECONDS
+    if ttl <= 0:
+        return
+    key = _pdf_key(link, stored)
+    try:
+        redis = current_app.extensions["redis"]
+        redis.hset(key, mapping={"pdf": made[0], "total": str(made[1]), "filename": made[2]})
+        redis.expire(key, ttl)
+    except Exception:
+        log.warning("could not keep a public PDF briefly")
 
 
 @bp.get("/<token>/brand.css")

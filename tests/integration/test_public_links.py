@@ -361,3 +361,24 @@ def test_the_token_lookup_returns_only_tenant_link_invoice_and_state(app, client
         assert (row.tenant_id, row.invoice_id, row.status) == (t.id, INVOICE, "active")
         assert conn.execute(text("select * from bi_public_link_lookup(:h)"), {"h": b"x" * 31}).all() == []
         assert conn.execute(text("select count(*) from public_links")).scalar() == 0
+
+
+def test_a_public_pdf_clicked_again_is_served_from_a_short_tenant_keyed_cache_and_still_counted(app, client,
+                                                                                              make_tenant, sim,
+                                                                                              redis_conn):
+    t = connected_tenant(client, make_tenant, sim)
+    token = make_link(client, INVOICE)
+    visitor = app.test_client()
+    first = visitor.get(f"/i/{token}/pdf")
+    before = len(sim.requests)
+    second = visitor.get(f"/i/{token}/pdf")
+    assert second.status_code == 200 and second.data == first.data
+    assert len(sim.requests) == before  # neither ConnectWise nor the renderer ran again
+    assert "Invoice-INV-10003.pdf" in second.headers["Content-Disposition"]
+    keys = [k.decode() for k in redis_conn.scan_iter("bi:pubpdf:*")]
+    assert keys and all(k.startswith(f"bi:pubpdf:{t.id}:") for k in keys)
+    assert 0 < redis_conn.ttl(keys[0]) <= app.config["BI"].CONNECTWISE_CACHE_TTL_SECONDS
+    assert [(v.kind, v.viewer) for v in _views(app, t.id)] == [("pdf", "client")] * 2
+    # Revoking still ends it at once, cached file or not.
+    client.post(f"/invoices/{INVOICE}/links/revoke-all", headers=htmx(client))
+    assert visitor.get(f"/i/{token}/pdf").status_code == 410
