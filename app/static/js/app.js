@@ -39,6 +39,13 @@
     var button = event.target.closest("[data-copy]");
     if (button) { copy(button); }
   });
+  // Validation errors answer 422 with the form re-rendered (DESIGN.md): swap them like a success.
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    if (event.detail.xhr && event.detail.xhr.status === 422) {
+      event.detail.shouldSwap = true;
+      event.detail.isError = false;
+    }
+  });
   document.addEventListener("htmx:afterSettle", function (event) {
     // A link just made by a click: copy it at once (the click still counts as the user's gesture).
     event.detail.elt.querySelectorAll("[data-copy-now]").forEach(function (button) {
