@@ -382,3 +382,17 @@ def test_a_public_pdf_clicked_again_is_served_from_a_short_tenant_keyed_cache_an
     # Revoking still ends it at once, cached file or not.
     client.post(f"/invoices/{INVOICE}/links/revoke-all", headers=htmx(client))
     assert visitor.get(f"/i/{token}/pdf").status_code == 410
+
+
+def test_the_request_log_never_holds_a_public_token(app, client, make_tenant, sim, caplog):
+    import logging
+
+    connected_tenant(client, make_tenant, sim)
+    token = make_link(client, INVOICE)
+    visitor = app.test_client()
+    with caplog.at_level(logging.INFO):
+        for path in (f"/i/{token}", f"/i/{token}/pdf", f"/i/{token}/brand.css", "/i/" + "Z" * 43):
+            visitor.get(path)
+    lines = [r.getMessage() for r in caplog.records] + [str(getattr(r, "path", "")) for r in caplog.records]
+    assert any("/i/<token>" in line for line in lines)
+    assert not any(token in line or "Z" * 43 in line for line in lines)
