@@ -91,6 +91,7 @@ def _init_services(app: Flask, cfg: Config) -> None:
 
 def _init_request_context(app: Flask) -> None:
     from app.observability.logs import new_request_id, request_id_var, tenant_id_var
+    from app.observability.paths import recordable_path
 
     @app.before_request
     def _start() -> None:
@@ -104,8 +105,9 @@ def _init_request_context(app: Flask) -> None:
         response.headers["X-Request-ID"] = g.get("request_id", "")
         g.response_ok = response.status_code < 400  # the request's transaction commits only then
         if request.endpoint != "static":
-            log.info("%s %s %s", request.method, request.path, response.status_code, extra={
-                "event": "request", "method": request.method, "path": request.path,
+            path = recordable_path()
+            log.info("%s %s %s", request.method, path, response.status_code, extra={
+                "event": "request", "method": request.method, "path": path,
                 "status": response.status_code,
                 "duration_ms": round((time.perf_counter() - g.get("request_started", time.perf_counter())) * 1000, 1),
             })

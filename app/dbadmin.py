@@ -39,10 +39,18 @@ def ensure_app_role(owner_url: str, app_url: str) -> str:
         owner = conn.execute("select current_user").fetchone()[0]
         if role == owner:
             raise SystemExit("DATABASE_URL: the app role must not be the owner role of DATABASE_OWNER_URL")
-        exists = conn.execute("select 1 from pg_roles where rolname = %s", (role,)).fetchone()
-        verb = sql.SQL("ALTER ROLE") if exists else sql.SQL("CREATE ROLE")
-        stmt = sql.SQL("{} {} LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE").format(
-            verb, sql.Identifier(role))
+        found = conn.execute("select rolsuper, rolbypassrls, rolcreatedb, rolcreaterole from pg_roles "
+                             "where rolname = %s", (role,)).fetchone()
+        if found is None:
+            stmt = sql.SQL("CREATE ROLE {} LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE").format(
+                sql.Identifier(role))
+        else:
+            # PostgreSQL lets only a BYPASSRLS role name that attribute in ALTER ROLE, even to turn it off; so an
+            # existing role is checked instead, and only its login and password are (re)set.
+            if any(found):
+                raise SystemExit(f"DATABASE_URL: role {role} must not be superuser, BYPASSRLS, CREATEDB or "
+                                 f"CREATEROLE; fix it as a superuser")
+            stmt = sql.SQL("ALTER ROLE {} LOGIN").format(sql.Identifier(role))
         if password:
             stmt = stmt + sql.SQL(" PASSWORD {}").format(sql.Literal(password))
         conn.execute(stmt)

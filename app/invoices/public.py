@@ -20,7 +20,7 @@ import logging
 from decimal import Decimal
 from typing import Any
 
-from flask import Blueprint, Response, current_app, render_template, request, send_file, url_for
+from flask import Blueprint, Response, current_app, render_template, send_file, url_for
 from flask_login import current_user
 
 from app.branding import store as branding_store
@@ -45,15 +45,6 @@ ASSET_HEADERS = {"X-Robots-Tag": "noindex, nofollow", "Referrer-Policy": "no-ref
 # The IP limit is shared by every public endpoint; the token limit counts pages and PDFs of one link.
 per_ip = limiter.shared_limit(PUBLIC_LINK_PER_IP, scope="public-link-ip", key_func=client_ip)
 per_token = limiter.shared_limit(PUBLIC_LINK_PER_TOKEN, scope="public-link-token", key_func=view_arg_key("token"))
-
-
-@bp.after_request
-def _mask_token_in_logs(response: Response) -> Response:
-    """The app's request log line prints ``request.path``; for these routes that path holds the token, a secret.
-    Blueprint after-request functions run before the app's, so the log sees the route instead (/i/<token>)."""
-    if request.url_rule is not None:
-        request.path = request.url_rule.rule
-    return response
 
 
 class _Stop(Exception):

@@ -58,10 +58,31 @@ def init_tracing(app: Any, engine: Any, exporter: str, endpoint: str = "", servi
     provider = tracer_provider(service_name)
     if processor is not None:
         provider.add_span_processor(processor)
-    FlaskInstrumentor().instrument_app(app, tracer_provider=provider, excluded_urls="healthz,static/.*")
+    FlaskInstrumentor().instrument_app(app, tracer_provider=provider, excluded_urls="healthz,static/.*",
+                                       request_hook=_scrub_secret_path,
+                                       response_hook=lambda span, _status, _headers: _scrub_secret_path(span, {}))
     SQLAlchemyInstrumentor().instrument(engine=engine, tracer_provider=provider, enable_commenter=False)
     _instrument_libraries()
     return True
+
+
+def _scrub_secret_path(span: Any, _environ: dict) -> None:
+    """Spans of routes whose path holds a secret (public-link tokens) record the route pattern instead.
+
+    Run at the start and again at the response, because the instrumentation writes the URL attributes both times.
+    """
+    from flask import has_request_context, request
+
+    from app.observability.paths import recordable_path
+
+    if not has_request_context():
+        return
+    path = recordable_path()
+    if span is None or not span.is_recording() or path == request.path:
+        return
+    for key in ("http.target", "url.path", "http.url", "url.full"):
+        span.set_attribute(key, path)
+    span.set_attribute("url.query", "")
 
 
 def tracer(name: str = "better-invoice") -> trace.Tracer:

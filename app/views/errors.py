@@ -7,6 +7,7 @@ import logging
 from flask import Flask, current_app, g, render_template, request
 from werkzeug.exceptions import HTTPException, InternalServerError
 
+from app.observability.paths import recordable_path
 from app.views.htmx import wants_partial
 
 log = logging.getLogger(__name__)
@@ -59,5 +60,5 @@ def init_error_pages(app: Flask) -> None:
     def _server_error(exc: Exception):  # type: ignore[no-untyped-def]
         original = getattr(exc, "original_exception", None) or exc
         log.error("unhandled %s", type(original).__name__, exc_info=original)
-        current_app.extensions["errors"].capture(original, path=request.path, method=request.method)
+        current_app.extensions["errors"].capture(original, path=recordable_path(), method=request.method)
         return render_error(500)

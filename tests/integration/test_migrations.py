@@ -50,3 +50,11 @@ def test_make_migrate_creates_the_app_role_with_its_grants(empty_database):
         assert conn.execute("select count(*) from tenants").fetchone()[0] == 0
         flags = conn.execute("select rolsuper, rolbypassrls from pg_roles where rolname = current_user").fetchone()
     assert flags == (False, False)
+
+
+def test_upgrading_again_keeps_the_existing_app_role(migrated):
+    """A second `make dev` or release step finds the app role already there and must not fail on it."""
+    from app import dbadmin
+
+    dbadmin.upgrade(migrated.owner_url, migrated.app_url)
+    dbadmin.upgrade(migrated.owner_url, migrated.app_url)

@@ -128,3 +128,19 @@ def test_a_forced_error_is_reported_with_tenant_and_request_id_and_without_secre
     assert "YWJjOmRlZmdoaWprbA==" not in payload
     events = [json.loads(b) for b in _Capture.bodies]
     assert events
+
+
+def test_public_link_tokens_never_reach_spans_or_the_request_log(traced_app, exporter, caplog):
+    import secrets
+
+    token = secrets.token_urlsafe(32)
+    exporter.clear()
+    with caplog.at_level("INFO", logger="app.request"):
+        response = traced_app.test_client().get(f"/i/{token}?ref=mail")
+    assert response.status_code in (404, 410)
+    spans = exporter.get_finished_spans()
+    assert spans
+    for span in spans:
+        assert token not in span.name and token not in str(dict(span.attributes or {})), span.name
+    assert any("/i/<token>" in str(dict(s.attributes or {})) for s in spans)
+    assert token not in caplog.text and "/i/<token>" in caplog.text
