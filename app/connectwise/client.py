@@ -146,6 +146,12 @@ class Client:
             self._api_base = f"{parts.scheme}://{host}/{codebase}apis/3.0"
         return self._api_base
 
+    def use_known_api_base(self, base: str) -> None:
+        """Skip discovery with a base this site and company already answered (kept by the caller, e.g. in Redis)."""
+        if not base.startswith(self.site.split("://")[0] + "://") or not base.endswith("/apis/3.0"):
+            raise ValueError("not an API base of this kind of site")
+        self._api_base = base
+
     # -- reads -----------------------------------------------------------------------------------------------
 
     def get(self, path: str, params: dict[str, Any] | None = None, *, cache: bool = True) -> Any:

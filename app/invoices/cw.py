@@ -73,7 +73,7 @@ def tenant_client(session: Session, keyring: Keyring, config: Config, redis: Any
     cached = _redis_get(redis, key)
     if cached:
         # Same tenant, same site and company id: the discovery answer cannot differ.
-        client._api_base = cached  # noqa: SLF001 (the client offers no setter; see the module docstring)
+        client.use_known_api_base(cached)
     else:
         try:
             base = client.api_base
