@@ -215,6 +215,14 @@ def test_fixed_fee_time_detail_hides_hours_rates_and_amounts_by_default(docs):
     assert "Date Member Notes" in pdf.split("Time detail", 1)[1] and "Hours" not in pdf.split("Time detail", 1)[1]
 
 
+def test_a_time_detail_with_no_figures_shows_no_empty_subtotal_rows():
+    doc = replace(sample_document(3), display_type="Fixed Fee")
+    assert view(doc, default_branding())["detail_subtotals"] is False
+    page = html_text(str(render_document_html(doc, default_branding(), logo_url=None, pdf_url=None)))
+    assert "Subtotal" not in page.split("Time detail", 1)[1]
+    assert view(replace(doc, display_type="Standard"), default_branding())["detail_subtotals"] is True
+
+
 @pytest.mark.parametrize("display_type", ["Project", "Agreement", "Phase"])
 def test_project_and_agreement_time_detail_hide_ticket_number_and_summary(display_type):
     doc = replace(sample_document(3), display_type=display_type)
