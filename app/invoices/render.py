@@ -287,7 +287,8 @@ def view(doc: InvoiceDocument, branding: Branding) -> dict[str, Any]:
         "sections": [_section_view(doc, s) for s in charges],
         "settlements": [_section_view(doc, s) for s in settlements],
         "totals": totals, "ship_to": ship_to,
-        "detail_columns": columns, "detail_groups": groups, # A subtotal row with no figure to show (hours and amounts hidden) is only an empty label.
+        "detail_columns": columns, "detail_groups": groups,
+        # A subtotal row with no figure to show (hours and amounts hidden) is only an empty label.
         "detail_subtotals": settings.subtotals and any(c.numeric for c in columns),
         "balance": format_money(doc.totals.balance, cur),
         "font": branding.font_info,
