@@ -47,6 +47,14 @@ per_ip = limiter.shared_limit(PUBLIC_LINK_PER_IP, scope="public-link-ip", key_fu
 per_token = limiter.shared_limit(PUBLIC_LINK_PER_TOKEN, scope="public-link-token", key_func=view_arg_key("token"))
 
 
+@bp.after_request
+def _never_indexed(response: Response) -> Response:
+    """Every answer under /i/, errors and 429s included, stays out of search engines and referrers."""
+    response.headers.setdefault("X-Robots-Tag", "noindex, nofollow")
+    response.headers.setdefault("Referrer-Policy", "no-referrer")
+    return response
+
+
 class _Stop(Exception):
     """A finished response to send instead of the invoice."""
 

@@ -290,6 +290,9 @@ def test_public_links_are_rate_limited_per_token_and_per_ip(app, client, make_te
     visitor = app.test_client()
     statuses = [visitor.get(f"/i/{token}/pdf" if i % 10 == 9 else f"/i/{token}").status_code for i in range(61)]
     assert statuses[:60] == [200] * 60 and statuses[60] == 429
+    limited = visitor.get(f"/i/{token}")
+    assert limited.status_code == 429 and int(limited.headers["Retry-After"]) > 0
+    assert limited.headers["X-Robots-Tag"].startswith("noindex") and limited.headers["Referrer-Policy"] == "no-referrer"
     with app.app_context():
         reset_limits()
     ip_statuses = [visitor.get(f"/i/{'B' * 40}{i:03d}").status_code for i in range(121)]
