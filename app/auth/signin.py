@@ -87,7 +87,9 @@ def sign_in_as(membership: Membership, email: str, method: str, *, email_proven:
         flash("That account is not active.", "error")
         return redirect(url_for("auth.sign_in"))
     login_user(user)
-    session["auth"] = {"email": email, "method": method, "at": time.time()}
+    # Switching tenants later lists the accounts of this email, so it must be one that was proven: the provider's
+    # address when it was, else the signed-in account's own (proven when its SSO identity was linked).
+    session["auth"] = {"email": email if email_proven else user.email.lower(), "method": method, "at": time.time()}
     if staff_email:
         session["staff_email"] = staff_email
     record(db_session(), membership.tenant_id, Actor.user(user.id, user.email), "auth.signed_in",

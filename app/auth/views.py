@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import uuid
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_required, logout_user
@@ -188,10 +187,3 @@ def end_sessions():  # type: ignore[no-untyped-def]
                target_id=current_user.id, after={"ended": ended}, origin=request_origin())
     flash(f"Ended {ended} other session{'s' if ended != 1 else ''}.", "success")
     return redirect(url_for("auth.sessions"))
-
-
-def parse_uuid(value: str) -> uuid.UUID | None:
-    try:
-        return uuid.UUID(value)
-    except (ValueError, TypeError):
-        return None

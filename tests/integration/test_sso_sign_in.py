@@ -196,3 +196,23 @@ def test_the_sign_in_page_offers_the_enabled_providers(sso_app, client):
     assert "Continue with Google" in page and "Continue with Microsoft" in page
     assert "Continue with" not in client.get("/sign-in").get_data(as_text=True)  # none configured there
     assert csrf_of(client)
+
+
+def test_an_identity_with_an_unproven_email_cannot_switch_into_that_emails_other_accounts(sso_app, make_tenant,
+                                                                                           oidc_provider):
+    ben = GOOGLE_ACCOUNTS["ben"]  # the provider does not vouch for this address
+    own = make_tenant("Ben's own MSP")
+    ben_user = _user(sso_app, own, "ben-own" + AT + "example.com")
+    with tenant_session(own.id, sso_app.extensions["session_factory"]) as s:  # linked earlier, with proof
+        s.add(SsoIdentity(id=uuid.uuid4(), tenant_id=own.id, user_id=ben_user, provider="google",
+                          issuer=oidc_provider.google.issuer, provider_tenant="", subject=ben["sub"],
+                          email="ben-own" + AT + "example.com"))
+    victim = make_tenant("Victim MSP")
+    _user(sso_app, victim, ben["email"])  # someone else's account under the address Ben's provider now shows
+    client = sso_app.test_client()
+    response = _into(client, _sso(client, "google", "ben"), own)
+    assert response.headers["Location"] == "/"
+    page = client.get("/sign-in/choose").get_data(as_text=True)
+    assert "Victim MSP" not in page
+    refused = client.post("/sign-in/choose", data={"tenant_id": str(victim.id), "csrf_token": csrf_of(client)})
+    assert refused.status_code == 400
