@@ -66,6 +66,7 @@ def request_code():  # type: ignore[no-untyped-def]
     next_path = safe_next(request.form.get("next"))
     session["signin_attempt"] = attempt_id
     session["signin_email"] = email
+    session.pop("sso_link", None)  # a plain code request abandons any half-done SSO link
     if next_path:
         session["next"] = next_path
     return redirect(url_for("auth.enter_code"))

@@ -216,3 +216,18 @@ def test_an_identity_with_an_unproven_email_cannot_switch_into_that_emails_other
     assert "Victim MSP" not in page
     refused = client.post("/sign-in/choose", data={"tenant_id": str(victim.id), "csrf_token": csrf_of(client)})
     assert refused.status_code == 400
+
+
+def test_asking_for_a_plain_code_abandons_a_pending_sso_link(sso_app, make_tenant):
+    t = make_tenant()
+    _user(sso_app, t, MICROSOFT_ACCOUNTS["fay"]["email"])
+    client = sso_app.test_client()
+    assert _sso(client, "microsoft", "fay").headers["Location"] == "/sign-in/code"
+    with client.session_transaction() as sess:
+        assert "sso_link" in sess
+    client.post("/sign-in", data={"email": t.owner_email, "csrf_token": csrf_of(client)})
+    with client.session_transaction() as sess:
+        assert "sso_link" not in sess
+    run_jobs(sso_app)
+    type_code(client, latest_code(sso_app, t.owner_email))
+    assert _identities(sso_app, t) == []  # the owner's proof never linked Fay's identity
