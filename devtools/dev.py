@@ -70,11 +70,13 @@ def main() -> int:
     print("Starting PostgreSQL and Redis under var/ ...", flush=True)
     stack = start_stack(VAR, persist=True)
     children: list[subprocess.Popen] = []
+    sso = None
     try:
         web_port, sim_port = _port(int(os.environ.get("PORT", "5000"))), _port(8765)
         env = {**os.environ, **stack.env, **_secrets(), "APP_ENV": "development", "LOG_FORMAT": "text",
                "BASE_URL": f"http://127.0.0.1:{web_port}",
                "CONNECTWISE_CLIENT_ID": os.environ.get("CONNECTWISE_CLIENT_ID", "00000000-0000-4000-8000-00000000dev0")}
+        sso = _dev_sso(env)
         print("Migrating ...", flush=True)
         _flask(env, "db", "upgrade")
 
@@ -94,6 +96,8 @@ def main() -> int:
         print(f"  Demo tenant: Demo MSP ({demo['tenant_id']}), owner {DEMO_EMAIL}")
         print(f"  Sign in (development link, valid 12 h):\n    {link}")
         print(f"  ConnectWise simulator: http://127.0.0.1:{sim_port}")
+        if sso is not None:
+            print(f"  'Continue with Google' signs in as {DEMO_EMAIL} through a local OpenID provider ({sso.url})")
         print("  Ctrl-C stops web, worker, simulator, PostgreSQL and Redis.")
         print("=" * 72 + "\n", flush=True)
         while all(child.poll() is None for child in children):
@@ -112,7 +116,29 @@ def main() -> int:
                 child.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 child.kill()
+        if sso is not None:
+            sso.stop()
         stack.stop()
+
+
+def _dev_sso(env: dict[str, str]):  # type: ignore[no-untyped-def]
+    """A local OpenID provider standing in for Google (unless real Google settings are given), so the SSO button
+    of the demo works: it signs in the demo owner, whose email it vouches for."""
+    if os.environ.get("GOOGLE_CLIENT_ID"):
+        return None
+    from devtools.oidc_provider import start
+
+    secret = secrets.token_urlsafe(24)
+    provider = start({
+        "style": "google",
+        "clients": [{"client_id": "better-invoice-dev", "client_secret": secret, "application_type": "native",
+                     "redirect_uris": ["http://127.0.0.1/sign-in/sso/google/callback"]}],
+        "accounts": {"dana": {"sub": "dev-dana-demo", "email": DEMO_EMAIL, "email_verified": True,
+                              "name": "Dana Demo"}},
+    })
+    env.update({"GOOGLE_CLIENT_ID": "better-invoice-dev", "GOOGLE_CLIENT_SECRET": secret,
+                "GOOGLE_METADATA_URL": provider.metadata_url})
+    return provider
 
 
 def _seed_demo(env: dict[str, str], sim_port: int) -> dict[str, str]:
