@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 OIDC_STAMP := devtools/oidc/node_modules/.installed
 
-.PHONY: dev test migrate lint install oidc browser bench-rls bench-cw bench-render clean-dev
+.PHONY: dev test migrate lint install oidc browser bench-rls bench-cw bench-render bench-signin clean-dev
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -43,6 +43,9 @@ bench-rls: install
 
 bench-cw: install
 	$(BIN)/python -m bench.cw_requests
+
+bench-signin: install
+	$(BIN)/python -m bench.sign_in_timing
 
 bench-render: install
 	$(BIN)/python -m bench.render
