@@ -8,7 +8,7 @@ character set, a type from a fixed list, a status id that is an integer.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
@@ -24,6 +24,12 @@ MAX_PAGE = 400  # 10,000 invoices deep is as far as a person pages; beyond that,
 # ConnectWise's invoice types (Invoice.type) and how we name them.
 TYPES = {"Standard": "Standard", "Agreement": "Agreement", "CreditMemo": "Credit Memo",
          "DownPayment": "Down Payment", "Miscellaneous": "Miscellaneous", "Progress": "Progress"}
+# Display types that ConnectWise files as Standard invoices applied to something (Invoice.applyToType).
+APPLIED_TYPES = {"Project": "Project", "ProjectPhase": "Phase", "SalesOrder": "Sales Order"}
+FIXED_FEE = "FixedFee"
+# What the filter offers: ConnectWise's types, the applied ones, and Fixed Fee (invoices of fixed-fee projects).
+FILTER_TYPES = {**TYPES, **APPLIED_TYPES, FIXED_FEE: "Fixed Fee"}
+FIXED_FEE_PROJECTS_MAX = 200  # one `in (...)` condition; more fixed-fee projects than this are not filtered
 LIST_FIELDS = ("id", "invoiceNumber", "type", "applyToType", "status/id", "status/name", "company/id",
                "company/name", "date", "dueDate", "total", "balance", "currency")
 # Letters (any script), digits, space and the punctuation company names and invoice numbers use. Quotes,
@@ -48,15 +54,24 @@ class InvoiceQuery:
             page = 1
         kind = args.get("type", "")
         status = args.get("status", "")
-        return cls(page=page, search=clean_search(args.get("q", "")), type=kind if kind in TYPES else "",
+        return cls(page=page, search=clean_search(args.get("q", "")), type=kind if kind in FILTER_TYPES else "",
                    status_id=int(status) if status.isdigit() and len(status) < 10 else None)
 
-    def conditions(self) -> str | None:
+    def conditions(self, fixed_fee_projects: Sequence[int] = ()) -> str | None:
+        """The ConnectWise condition; every value is from a fixed list, an integer, or cleaned search text."""
         parts = []
         if self.search:
             # Inside double quotes; clean_search() has removed every quote, bracket and wildcard.
             parts.append(f'(invoiceNumber contains "{self.search}" or company/name contains "{self.search}")')
-        if self.type:
+        if self.type == "Standard":
+            applied = ", ".join(f'"{k}"' for k in APPLIED_TYPES)
+            parts.append(f'type = "Standard" and (applyToType = null or applyToType not in ({applied}))')
+        elif self.type in APPLIED_TYPES:
+            parts.append(f'applyToType = "{self.type}"')
+        elif self.type == FIXED_FEE:
+            ids = ", ".join(str(int(i)) for i in fixed_fee_projects[:FIXED_FEE_PROJECTS_MAX]) or "0"
+            parts.append(f"project/id in ({ids})")
+        elif self.type:
             parts.append(f'type = "{self.type}"')
         if self.status_id is not None:
             parts.append(f"status/id = {int(self.status_id)}")
@@ -97,8 +112,13 @@ class InvoicePage:
 
 
 def list_invoices(client: Client, query: InvoiceQuery, page_size: int = PAGE_SIZE) -> InvoicePage:
-    """One page of invoices, newest first, and the count, as two parallel requests."""
-    conditions = query.conditions()
+    """One page of invoices, newest first, and the count, as two parallel requests (Fixed Fee first asks which
+    projects bill a fixed fee)."""
+    projects: list[int] = []
+    if query.type == FIXED_FEE:
+        raw = client.get_all("project/projects", conditions='billingMethod = "FixedFee"', fields=["id"])
+        projects = [r["id"] for r in raw if isinstance(r, dict) and isinstance(r.get("id"), int)]
+    conditions = query.conditions(projects)
     params: dict[str, Any] = {"orderBy": "date desc,id desc", "page": query.page, "pageSize": page_size,
                               "fields": ",".join(LIST_FIELDS)}
     if conditions:

@@ -19,7 +19,7 @@ from app.connectwise.errors import ConnectWiseError
 from app.invoices import links as public_links
 from app.invoices.cw import NotConnected, tenant_client
 from app.invoices.errors import InvoiceNotFound
-from app.invoices.listing import TYPES, InvoiceQuery, billing_statuses, list_invoices
+from app.invoices.listing import FILTER_TYPES, InvoiceQuery, billing_statuses, list_invoices
 from app.invoices.pdf_jobs import pdf_file, pdf_state, request_pdf
 from app.invoices.reconstruct import reconstruct
 from app.invoices.render import render_document_html
@@ -52,7 +52,7 @@ def base_url() -> str:
 @permission_page("view")
 def index():  # type: ignore[no-untyped-def]
     query = InvoiceQuery.from_args(request.args)
-    context: dict[str, Any] = {"query": query, "types": TYPES, "statuses": [], "result": None, "error": None,
+    context: dict[str, Any] = {"query": query, "types": FILTER_TYPES, "statuses": [], "result": None, "error": None,
                                "connected": True, "can_share": _can_share()}
     try:
         with _client() as client:

@@ -191,3 +191,24 @@ def test_a_failed_pdf_job_says_why(app, client, make_tenant, sim, redis_conn):
 ])
 def test_pdf_file_names_come_from_the_invoice_number_made_safe(number, expected):
     assert pdf_filename(number, 42) == expected
+
+
+@pytest.mark.parametrize("kind", ["Standard", "Project", "ProjectPhase", "SalesOrder", "FixedFee"])
+def test_the_display_types_project_phase_sales_order_and_fixed_fee_can_be_filtered(app, client, make_tenant, sim,
+                                                                                    kind):
+    connected_tenant(client, make_tenant, sim)
+    html = client.get(f"/invoices/?type={kind}").get_data(as_text=True)
+    rows = _rows(html)
+    assert rows, kind
+    assert f'<option value="{kind}" selected>' in html
+    invoices = sim.state.data["invoices"]
+    fixed_projects = {p["id"] for p in sim.state.data["projects"].records.values() if p["billingMethod"] == "FixedFee"}
+    for invoice_id, _ in rows:
+        inv = invoices.get(invoice_id)
+        apply_to = inv.get("applyToType")
+        if kind == "Standard":
+            assert inv["type"] == "Standard" and apply_to not in ("Project", "ProjectPhase", "SalesOrder")
+        elif kind == "FixedFee":
+            assert (inv.get("project") or {}).get("id") in fixed_projects
+        else:
+            assert apply_to == kind
