@@ -172,6 +172,12 @@ def test_branding_invoices_and_public_link_in_a_browser(app, served, browser, cl
     colour = public.evaluate("getComputedStyle(document.querySelector('.bi-invoice')).getPropertyValue('--bi-brand')")
     assert colour.strip() == "#0f7a57"
     public.screenshot(path=str(SHOTS / "public-page.png"), full_page=True)
+    # On a phone the invoice reads without sideways scrolling.
+    phone = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True).new_page()
+    phone.goto(link)
+    phone.wait_for_selector(".bi-invoice")
+    phone.screenshot(path=str(SHOTS / "public-page-phone.png"), full_page=True)
+    assert phone.evaluate("document.documentElement.scrollWidth") <= 390
     gone = public.goto(link.rsplit("/", 1)[0] + "/" + "A" * 43)
     assert gone.status == 404
     public.screenshot(path=str(SHOTS / "public-not-valid.png"))
