@@ -308,6 +308,15 @@ def _agreement_section(h: p.InvoiceHeader, additions: list[p.AdditionRecord], fe
     return Section("agreement", title, cols, tuple(lines), h.agreement_amount)
 
 
+def _amount_and_note(amount: Decimal, billable: str) -> dict[str, Any]:
+    """A line's amount and note by its billable flag: billed in full, no charge (zero), or not billed at all."""
+    if billable == "Billable":
+        return {"amount": amount, "note": ""}
+    if billable == "NoCharge":
+        return {"amount": ZERO, "note": "No charge"}
+    return {"amount": None, "note": "Not billed"}
+
+
 def _product_section(h: p.InvoiceHeader, products: list[p.ProductRecord], mismatches: list[str]) -> Section | None:
     ours = sum((x.ext_price for x in products if x.billable == "Billable"), ZERO)
     if not _agrees(ours, h.product_total, h.currency):
@@ -316,8 +325,7 @@ def _product_section(h: p.InvoiceHeader, products: list[p.ProductRecord], mismat
         return None
     lines = tuple(
         Line(description=x.description or x.identifier, detail=x.identifier, quantity=x.quantity, rate=x.price,
-             amount=x.ext_price if x.billable == "Billable" else (ZERO if x.billable == "NoCharge" else None),
-             note="" if x.billable == "Billable" else ("No charge" if x.billable == "NoCharge" else "Not billed"))
+             **_amount_and_note(x.ext_price, x.billable))
         for x in sorted(products, key=lambda x: (x.sequence, x.id)))
     return Section("products", "Products", ("description", "detail", "quantity", "rate", "amount"), lines,
                    h.product_total)
@@ -331,8 +339,7 @@ def _expense_section(h: p.InvoiceHeader, expenses: list[p.ExpenseRecord], mismat
         return None
     lines = tuple(
         Line(description=e.type or "Expense", detail=e.notes, date=e.date,
-             amount=e.amount if e.billable == "Billable" else (ZERO if e.billable == "NoCharge" else None),
-             note="" if e.billable == "Billable" else ("No charge" if e.billable == "NoCharge" else "Not billed"))
+             **_amount_and_note(e.amount, e.billable))
         for e in sorted(expenses, key=lambda e: (e.date or date.min, e.id)))
     return Section("expenses", "Expenses", ("date", "description", "detail", "amount"), lines, h.expense_total)
 
