@@ -62,6 +62,11 @@ class _Stop(Exception):
         self.response = response
 
 
+@bp.errorhandler(_Stop)
+def _stopped(stop: _Stop) -> Response:
+    return stop.response
+
+
 def _page(template: str, status: int, **context: Any) -> Response:
     response = current_app.make_response((render_template(template, **context), status))
     response.headers.update(PUBLIC_HEADERS)
@@ -121,11 +126,8 @@ def _branding(link: ResolvedLink) -> StoredBranding:
 @per_ip
 @per_token
 def page(token: str) -> Response:
-    try:
-        link, viewer = _link(token)
-        doc = _document(link)
-    except _Stop as stop:
-        return stop.response
+    link, viewer = _link(token)
+    doc = _document(link)
     stored = _branding(link)
     logo_url = url_for(".logo", token=token, v=stored.version) if stored.has_logo else None
     html = render_document_html(doc, stored.branding, logo_url=logo_url, pdf_url=url_for(".pdf", token=token))
@@ -140,17 +142,11 @@ def page(token: str) -> Response:
 @per_ip
 @per_token
 def pdf(token: str) -> Response:
-    try:
-        link, viewer = _link(token)
-    except _Stop as stop:
-        return stop.response
+    link, viewer = _link(token)
     stored = _branding(link)
     made = _recent_pdf(link, stored)
     if made is None:
-        try:
-            doc = _document(link)
-        except _Stop as stop:
-            return stop.response
+        doc = _document(link)
         data = render_pdf(doc, stored.branding, logo=stored.logo, page_size=stored.page_size)  # type: ignore[arg-type]
         made = (data, doc.totals.total, pdf_filename(doc.number, link.invoice_id))
         _keep_pdf(link, stored, made)
@@ -200,10 +196,7 @@ def _keep_pdf(link: ResolvedLink, stored: StoredBranding, made: tuple[bytes, Dec
 @bp.get("/<token>/brand.css")
 @per_ip
 def brand_css(token: str) -> Response:
-    try:
-        link, _viewer_kind = _link(token)
-    except _Stop as stop:
-        return stop.response
+    link, _viewer_kind = _link(token)
     response = Response(branding_css(_branding(link).branding), mimetype="text/css")
     response.headers.update(ASSET_HEADERS)
     return response
@@ -212,10 +205,7 @@ def brand_css(token: str) -> Response:
 @bp.get("/<token>/logo")
 @per_ip
 def logo(token: str) -> Response:
-    try:
-        link, _viewer_kind = _link(token)
-    except _Stop as stop:
-        return stop.response
+    link, _viewer_kind = _link(token)
     stored = _branding(link)
     if not stored.has_logo:
         return not_valid(404)
