@@ -1,11 +1,25 @@
-"""Where an audited action came from, read off the current request (views call this; services take an Origin)."""
+"""Who did an audited action and where it came from, read off the current request (views call these; services
+take an Actor and an Origin)."""
 
 from __future__ import annotations
 
-from flask import g, request
+import uuid
 
-from app.audit.log import Origin
+from flask import g, request
+from flask_login import current_user
+
+from app.audit.log import Actor, Origin
 
 
 def request_origin() -> Origin:
     return Origin(request.remote_addr, request.headers.get("User-Agent", "")[:500] or None, g.get("request_id"))
+
+
+def current_actor() -> Actor:
+    """The signed-in person as an audit actor: a user, or support staff through their grant."""
+    return getattr(current_user, "audit_actor", None) or Actor.user(current_user.id, current_user.email)
+
+
+def current_user_row_id() -> uuid.UUID | None:
+    """The signed-in person's row in ``users`` (for "updated by" columns); None for support staff, who have none."""
+    return None if getattr(current_user, "audit_actor", None) else current_user.id

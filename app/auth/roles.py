@@ -73,9 +73,8 @@ def _audit_refusal(permission: str) -> None:
         return
     from flask import request
 
-    from app.audit.log import Actor
+    from app.audit.web import current_actor
     from app.auth.signin import audit_outside_request
 
-    actor = getattr(current_user, "audit_actor", None) or Actor.user(current_user.id, current_user.email)
-    audit_outside_request(tenant_id, actor, "auth.forbidden", target_type="endpoint", target_id=request.endpoint or "",
+    audit_outside_request(tenant_id, current_actor(), "auth.forbidden", target_type="endpoint", target_id=request.endpoint or "",
                           after={"permission": permission, "role": current_user.role, "method": request.method})

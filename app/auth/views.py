@@ -8,7 +8,7 @@ from flask import Blueprint, abort, current_app, flash, redirect, render_templat
 from flask_login import current_user, login_required, logout_user
 
 from app.audit.log import Actor, record
-from app.audit.web import request_origin
+from app.audit.web import current_actor, request_origin
 from app.auth import codes
 from app.auth.directory import Membership, memberships
 from app.auth.server_sessions import end_user_sessions, user_sessions
@@ -152,16 +152,13 @@ def _signed_in_email() -> str:
 @bp.post("/sign-out")
 def sign_out():  # type: ignore[no-untyped-def]
     if current_user.is_authenticated and getattr(current_user, "tenant_id", None):
-        record(db_session(), current_user.tenant_id, _actor(), "auth.signed_out", target_type="user",
+        record(db_session(), current_user.tenant_id, current_actor(), "auth.signed_out", target_type="user",
                target_id=current_user.id, origin=request_origin())
     logout_user()
     session.destroy()  # type: ignore[attr-defined]
     flash("You are signed out.", "info")
     return redirect(url_for("auth.sign_in"))
 
-
-def _actor() -> Actor:
-    return getattr(current_user, "audit_actor", None) or Actor.user(current_user.id, current_user.email)
 
 
 @bp.get("/account/sessions")
@@ -184,7 +181,7 @@ def end_sessions():  # type: ignore[no-untyped-def]
     else:
         abort(400, description="Choose a session to end.")
     if getattr(current_user, "tenant_id", None) and ended:
-        record(db_session(), current_user.tenant_id, _actor(), "auth.sessions_ended", target_type="user",
+        record(db_session(), current_user.tenant_id, current_actor(), "auth.sessions_ended", target_type="user",
                target_id=current_user.id, after={"ended": ended}, origin=request_origin())
     flash(f"Ended {ended} other session{'s' if ended != 1 else ''}.", "success")
     return redirect(url_for("auth.sessions"))

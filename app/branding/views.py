@@ -9,11 +9,9 @@ import uuid
 from typing import Any
 
 from flask import Blueprint, Response, abort, current_app, flash, redirect, render_template, request, url_for
-from flask_login import current_user
 from werkzeug.datastructures import FileStorage
 
-from app.audit.log import Actor
-from app.audit.web import request_origin
+from app.audit.web import current_actor, current_user_row_id, request_origin
 from app.auth.roles import permission_page
 from app.branding import store
 from app.branding.logo import MAX_UPLOAD_BYTES, Logo, LogoError, process_logo
@@ -125,8 +123,8 @@ def save():  # type: ignore[no-untyped-def]
     if errors or branding is None:
         return render_template("branding/page.html", **_editor_context(stored, form, errors, invoice_id)), 422
     store.save(db_session(), current_tenant_id(), branding, page_size=page_size,
-               actor=Actor.user(current_user.id, current_user.email), logo=logo,
-               remove_logo=request.form.get("remove_logo") == "on" and logo is None, user_id=current_user.id,
+               actor=current_actor(), logo=logo,
+               remove_logo=request.form.get("remove_logo") == "on" and logo is None, user_id=current_user_row_id(),
                origin=request_origin())
     flash("Branding saved. Invoice pages and PDFs use it from now on.", "success")
     return redirect(url_for(".editor", invoice=invoice_id) if invoice_id else url_for(".editor"))

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
-from flask_login import current_user
 
-from app.audit.log import Actor
-from app.audit.web import request_origin
+from app.audit.web import current_actor, request_origin
 from app.auth.roles import permission_page
 from app.connectwise import errors
 from app.connectwise.connection import (
@@ -53,7 +51,7 @@ def save():  # type: ignore[no-untyped-def]
                         company_id=form["company_id"], public_key=form["public_key"],
                         private_key=form["private_key"],
                         allow_loopback_http=not current_app.config["BI"].is_production,
-                        actor=Actor.user(current_user.id, current_user.email), origin=request_origin())
+                        actor=current_actor(), origin=request_origin())
     except FormError as exc:
         form["private_key"] = ""
         context = _form_context(form, {exc.field: str(exc)})

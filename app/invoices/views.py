@@ -11,8 +11,7 @@ from typing import Any
 from flask import Blueprint, abort, current_app, render_template, request, send_file, url_for
 from flask_login import current_user
 
-from app.audit.log import Actor
-from app.audit.web import request_origin
+from app.audit.web import current_actor, current_user_row_id, request_origin
 from app.auth.roles import can, permission_page
 from app.branding import store as branding_store
 from app.connectwise.errors import ConnectWiseError
@@ -35,9 +34,6 @@ def _client():  # type: ignore[no-untyped-def]
     app = current_app
     return tenant_client(db_session(), app.extensions["keyring"], app.config["BI"], app.extensions["redis"])
 
-
-def _actor() -> Actor:
-    return Actor.user(current_user.id, current_user.email)
 
 
 def _can_share() -> bool:
@@ -152,8 +148,8 @@ def link_create(invoice_id: int):  # type: ignore[no-untyped-def]
         if compact:
             abort(400, description=str(exc))
         return render_template("invoices/_links.html", can_share=True, **_links_context(invoice_id, error=str(exc))), 422
-    new = public_links.create_link(db_session(), current_tenant_id(), invoice_id, actor=_actor(),
-                                   created_by=current_user.id, expires_at=expires_at, origin=request_origin())
+    new = public_links.create_link(db_session(), current_tenant_id(), invoice_id, actor=current_actor(),
+                                   created_by=current_user_row_id(), expires_at=expires_at, origin=request_origin())
     url = base_url() + public_links.public_path(new.token)
     if compact:
         return render_template("invoices/_copy_link.html", url=url, invoice_id=invoice_id)
@@ -167,7 +163,7 @@ def link_revoke(invoice_id: int, link_id: str):  # type: ignore[no-untyped-def]
         uuid.UUID(link_id)
     except ValueError:
         abort(404)
-    link = public_links.revoke(db_session(), link_id, invoice_id=invoice_id, actor=_actor(),
+    link = public_links.revoke(db_session(), link_id, invoice_id=invoice_id, actor=current_actor(),
                                revoked_by=current_user.id, origin=request_origin())
     if link is None:
         abort(404, description="There is no such link.")
@@ -177,6 +173,6 @@ def link_revoke(invoice_id: int, link_id: str):  # type: ignore[no-untyped-def]
 @bp.post("/<int:invoice_id>/links/revoke-all")
 @permission_page(LINK_PERMISSION)
 def link_revoke_all(invoice_id: int):  # type: ignore[no-untyped-def]
-    public_links.revoke_all(db_session(), current_tenant_id(), invoice_id, actor=_actor(),
+    public_links.revoke_all(db_session(), current_tenant_id(), invoice_id, actor=current_actor(),
                             revoked_by=current_user.id, origin=request_origin())
     return render_template("invoices/_links.html", can_share=True, **_links_context(invoice_id))

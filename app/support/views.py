@@ -8,8 +8,8 @@ from flask import Blueprint, Flask, abort, current_app, flash, g, redirect, rend
 from flask_login import current_user, login_user, logout_user
 from sqlalchemy import select
 
-from app.audit.log import Actor, changes, record
-from app.audit.web import request_origin
+from app.audit.log import changes, record
+from app.audit.web import current_actor, request_origin
 from app.auth.directory import staff_grants, tenant_directory
 from app.auth.roles import permission_page
 from app.auth.signin import audit_outside_request
@@ -119,7 +119,7 @@ def decide_grant(grant_id: str, decision: str):  # type: ignore[no-untyped-def]
     gid = _parse_uuid(grant_id)
     try:
         if decision == "end":
-            end_now(db_session(), gid, Actor.user(current_user.id, current_user.email), request_origin())
+            end_now(db_session(), gid, current_actor(), request_origin())
         else:
             decide(db_session(), gid, decision == "approve", current_user.id, current_user.email, request_origin())
     except SupportError as exc:
@@ -140,7 +140,7 @@ def policy():  # type: ignore[no-untyped-def]
     after = {"support_access_requires_approval": settings.support_access_requires_approval}
     old, new = changes(before, after)
     if new:
-        record(s, settings.tenant_id, Actor.user(current_user.id, current_user.email), "settings.support_access",
+        record(s, settings.tenant_id, current_actor(), "settings.support_access",
                target_type="tenant_settings", target_id=settings.tenant_id, before=old, after=new,
                origin=request_origin())
     flash("Saved.", "success")

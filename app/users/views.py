@@ -9,8 +9,7 @@ from flask import Blueprint, abort, g, render_template, request
 from flask_login import current_user
 from sqlalchemy import select
 
-from app.audit.log import Actor
-from app.audit.web import request_origin
+from app.audit.web import current_actor, request_origin
 from app.auth.roles import permission_page
 from app.auth.views import EMAIL
 from app.tenancy import db_session
@@ -20,9 +19,6 @@ from app.views.htmx import wants_partial
 
 bp = Blueprint("users", __name__, url_prefix="/settings/users")
 
-
-def _actor() -> Actor:
-    return getattr(current_user, "audit_actor", None) or Actor.user(current_user.id, current_user.email)
 
 
 def _user_id(raw: str) -> uuid.UUID:
@@ -68,14 +64,14 @@ def _change(user_id: str, apply: Callable[[uuid.UUID], User]):  # type: ignore[n
 @bp.post("/<user_id>/role")
 @permission_page("users_and_roles")
 def role(user_id: str):  # type: ignore[no-untyped-def]
-    return _change(user_id, lambda uid: change_role(db_session(), _actor(), current_user.role, uid,
+    return _change(user_id, lambda uid: change_role(db_session(), current_actor(), current_user.role, uid,
                                                     request.form.get("role", ""), request_origin()))
 
 
 @bp.post("/<user_id>/active")
 @permission_page("users_and_roles")
 def active(user_id: str):  # type: ignore[no-untyped-def]
-    return _change(user_id, lambda uid: set_active(db_session(), _actor(), current_user.role, uid,
+    return _change(user_id, lambda uid: set_active(db_session(), current_actor(), current_user.role, uid,
                                                    request.form.get("active") == "true", request_origin()))
 
 
@@ -86,7 +82,7 @@ def add():  # type: ignore[no-untyped-def]
     if not EMAIL.match(form["email"].lower()):
         return _page(422, {"email": "Enter an email address, like name@company.com."}, form)
     try:
-        add_user(db_session(), _actor(), current_user.role, uuid.UUID(g.tenant_id), form["email"], form["name"],
+        add_user(db_session(), current_actor(), current_user.role, uuid.UUID(g.tenant_id), form["email"], form["name"],
                  form["role"] or "viewer", request_origin())
     except UserChangeError as exc:
         return _page(422, {"email": str(exc)}, form)

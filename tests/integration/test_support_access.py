@@ -79,6 +79,14 @@ def test_support_staff_request_the_owner_approves_and_staff_open_the_tenant_with
     assert ("support.opened", "support", STAFF) in actions
     assert any(a == "support.action" and who == STAFF for a, _, who in actions)
     assert any(a == "auth.forbidden" and kind == "support" for a, kind, _ in actions)
+    # A change made through the grant is the staff member's, not a user's.
+    from app.branding.model import branding_to_form, default_branding
+
+    form = {**branding_to_form(default_branding()), "page_size": "A4", "brand_colour": "#123456",
+            "csrf_token": csrf_of(staff)}
+    assert staff.post("/settings/branding/", data={k: v for k, v in form.items() if v is not None}).status_code == 302
+    [saved] = audit_rows(staff_app, t.id, "branding.saved")
+    assert (saved.actor_type, saved.actor_label, saved.actor_id) == ("support", STAFF, str(grant.id))
 
 
 def test_an_expired_grant_is_refused_and_its_expiry_audited(staff_app, make_tenant):
