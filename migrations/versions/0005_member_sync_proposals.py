@@ -1,0 +1,18 @@
+"""Member sync never rewrites a user: proposed email changes from ConnectWise wait for an owner or admin.
+
+Revision ID: 0005
+Revises: 0004
+"""
+
+revision = "0005"
+down_revision = "0004"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    pass
+
+
+def downgrade() -> None:
+    pass
