@@ -67,21 +67,23 @@ def init_tracing(app: Any, engine: Any, exporter: str, endpoint: str = "", servi
 
 
 def _scrub_secret_path(span: Any, _environ: dict) -> None:
-    """Spans of routes whose path holds a secret (public-link tokens) record the route pattern instead.
+    """Spans record the recordable path (the route pattern where the path holds a token) and never a query string.
 
-    Run at the start and again at the response, because the instrumentation writes the URL attributes both times.
+    Queries carry secrets too (the SSO callback's ``code`` and ``state``) or search terms typed by users, so no span
+    keeps one. Run at the start and again at the response, because the instrumentation writes the URL attributes
+    both times.
     """
     from flask import has_request_context, request
 
     from app.observability.paths import recordable_path
 
-    if not has_request_context():
+    if not has_request_context() or span is None or not span.is_recording():
         return
     path = recordable_path()
-    if span is None or not span.is_recording() or path == request.path:
-        return
-    for key in ("http.target", "url.path", "http.url", "url.full"):
+    for key in ("http.target", "url.path"):
         span.set_attribute(key, path)
+    for key in ("http.url", "url.full"):
+        span.set_attribute(key, request.host_url.rstrip("/") + path)
     span.set_attribute("url.query", "")
 
 

@@ -144,3 +144,16 @@ def test_public_link_tokens_never_reach_spans_or_the_request_log(traced_app, exp
         assert token not in span.name and token not in str(dict(span.attributes or {})), span.name
     assert any("/i/<token>" in str(dict(s.attributes or {})) for s in spans)
     assert token not in caplog.text and "/i/<token>" in caplog.text
+
+
+def test_sign_in_callback_codes_and_states_never_reach_spans(traced_app, exporter):
+    import secrets
+
+    code, state = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
+    exporter.clear()
+    traced_app.test_client().get(f"/sign-in/sso/google/callback?code={code}&state={state}")
+    spans = exporter.get_finished_spans()
+    assert any("/sign-in/sso/google/callback" in str(dict(s.attributes or {})) for s in spans)
+    for span in spans:
+        recorded = span.name + str(dict(span.attributes or {}))
+        assert code not in recorded and state not in recorded, span.name
