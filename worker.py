@@ -8,12 +8,19 @@ from rq import Worker
 from rq.serializers import JSONSerializer
 
 from app import create_app
+from app.config import ConfigError
+from app.dbcheck import check_app_role
 from app.jobs.queue import QUEUE_NAMES, get_queue
 from app.jobs.schedule import ensure_scheduled
 
 
 def main(argv: list[str]) -> int:
-    app = create_app()
+    try:
+        app = create_app()
+        check_app_role(app.extensions["engine"])
+    except ConfigError as exc:
+        print(f"worker: refusing to start: {exc}", file=sys.stderr)
+        return 2
     burst = "--burst" in argv
     with app.app_context():
         connection = app.extensions["redis"]

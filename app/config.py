@@ -96,13 +96,19 @@ class Config:
     extra: dict = field(default_factory=dict)
 
     # Variables that production must set, with their check.
+    # TRUSTED_PROXY_COUNT is listed although 0 is a valid value: a deploy must say how many proxies it has, because
+    # a wrong guess either trusts a forged X-Forwarded-For or records the proxy's address as everyone's.
     REQUIRED_IN_PRODUCTION = ("SECRET_KEY", "DATABASE_URL", "REDIS_URL", "ENCRYPTION_KEYS", "BASE_URL",
-                              "CONNECTWISE_CLIENT_ID", "MAILGUN_API_KEY", "MAILGUN_DOMAIN")
+                              "CONNECTWISE_CLIENT_ID", "MAILGUN_API_KEY", "MAILGUN_DOMAIN", "TRUSTED_PROXY_COUNT")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Config:
         """Build the config from environment variables and validate it."""
         env = os.environ if environ is None else environ
+        if not env.get("APP_ENV", "").strip():
+            # No default: a deploy that forgets it must not run with development secrets and the dev outbox.
+            raise ConfigError(f"APP_ENV: not set; set it to one of {', '.join(ENVIRONMENTS)} "
+                              "(make dev and make test set it for you)")
         cfg = cls()
         for name in cls.__dataclass_fields__:
             if name == "extra" or name not in env:
@@ -144,6 +150,8 @@ class Config:
             raise ConfigError(f"MAIL_BACKEND: must be 'outbox' or 'mailgun', got {self.MAIL_BACKEND!r}")
         if self.mail_backend == "mailgun" and not (self.MAILGUN_API_KEY and self.MAILGUN_DOMAIN):
             raise ConfigError("MAILGUN_API_KEY: MAIL_BACKEND=mailgun needs MAILGUN_API_KEY and MAILGUN_DOMAIN")
+        if self.TRUSTED_PROXY_COUNT < 0:
+            raise ConfigError("TRUSTED_PROXY_COUNT: must be 0 (no proxy) or the number of proxies in front")
         if self.SESSION_IDLE_MINUTES < 1 or self.SESSION_ABSOLUTE_HOURS < 1:
             raise ConfigError("SESSION_IDLE_MINUTES: session timeouts must be positive")
         for sso in ("GOOGLE", "MICROSOFT"):

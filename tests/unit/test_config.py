@@ -22,6 +22,7 @@ GOOD = {
     "CONNECTWISE_CLIENT_ID": "6f1b5c9e-0000-4000-8000-000000000001",
     "MAILGUN_API_KEY": "key-" + "m" * 32,
     "MAILGUN_DOMAIN": "mg.betterinvoice.example",
+    "TRUSTED_PROXY_COUNT": "1",
 }
 
 
@@ -60,9 +61,25 @@ def test_production_app_refuses_to_start_from_the_command_line_without_a_secret(
     assert "SECRET_KEY" in result.stderr
 
 
-def test_development_defaults_work_without_any_variable():
-    cfg = Config.from_env({})
+def test_no_app_env_refuses_to_start_instead_of_running_as_development():
+    with pytest.raises(ConfigError, match="APP_ENV"):
+        Config.from_env({})
+    with pytest.raises(ConfigError, match="APP_ENV"):
+        Config.from_env({"APP_ENV": " "})
+
+
+def test_development_defaults_work_with_only_app_env():
+    cfg = Config.from_env({"APP_ENV": "development"})
     assert cfg.APP_ENV == "development" and cfg.TRUSTED_PROXY_COUNT == 0
+
+
+def test_production_needs_trusted_proxy_count_written_even_when_zero():
+    env = {k: v for k, v in GOOD.items() if k != "TRUSTED_PROXY_COUNT"}
+    with pytest.raises(ConfigError, match="TRUSTED_PROXY_COUNT"):
+        Config.from_env(env)
+    assert Config.from_env({**env, "TRUSTED_PROXY_COUNT": "0"}).TRUSTED_PROXY_COUNT == 0
+    with pytest.raises(ConfigError, match="TRUSTED_PROXY_COUNT"):
+        Config.from_env({**env, "TRUSTED_PROXY_COUNT": "-1"})
 
 
 def test_production_refuses_the_local_outbox_and_disabled_rate_limits():
@@ -73,7 +90,7 @@ def test_production_refuses_the_local_outbox_and_disabled_rate_limits():
 
 
 def test_boolean_settings_parse_false_as_false():
-    cfg = Config.from_env({"RATE_LIMITS_ENABLED": "false"})
+    cfg = Config.from_env({"APP_ENV": "development", "RATE_LIMITS_ENABLED": "false"})
     assert cfg.RATE_LIMITS_ENABLED is False
     with pytest.raises(ConfigError, match="RATE_LIMITS_ENABLED"):
-        Config.from_env({"RATE_LIMITS_ENABLED": "maybe"})
+        Config.from_env({"APP_ENV": "development", "RATE_LIMITS_ENABLED": "maybe"})
