@@ -111,3 +111,13 @@ def test_the_worker_starts_as_the_app_role(migrated):
     result = subprocess.run([sys.executable, "worker.py", "--burst"], cwd=ROOT,
                             env=_env(migrated.app_url, migrated.redis_url), capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_the_release_command_runs_before_the_app_role_exists(migrated):
+    """`flask --app wsgi db upgrade` is what creates the app role, so the start-up check must not stop it."""
+    unborn = _role_url(migrated.app_url, f"bi_unborn_{uuid.uuid4().hex[:6]}", "pw")
+    env = {**_env(unborn, migrated.redis_url), "DATABASE_OWNER_URL": migrated.owner_url}
+    result = subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", "--help"], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "db" in result.stdout
