@@ -3,6 +3,9 @@
 What xhtml2pdf does not do for us, done here: column widths sized to the content (measured with the font's
 metrics, the description takes what is left), a fallback font for characters the chosen family lacks (CJK),
 and the logo as a data URI (only PNG or JPEG bytes are accepted).
+
+Every layout runs under one resource policy: ``data:`` URIs and the files of the shipped fonts folder, nothing
+else, so markup that slipped past escaping can never make a render fetch a URL or read a file.
 """
 
 from __future__ import annotations
@@ -14,7 +17,9 @@ import re
 import threading
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import markupsafe
 from PIL import Image
@@ -22,6 +27,7 @@ from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.pdfmetrics import stringWidth
 from reportlab.pdfbase.ttfonts import TTFont
 from xhtml2pdf import pisa
+from xhtml2pdf.config.resources import ResourceAccessPolicy
 
 from app.branding.model import FALLBACK_FONT, Branding, Font, check_colour
 from app.invoices.document import InvoiceDocument
@@ -36,6 +42,47 @@ TEXT_SHARE = {"c-desc": 3.0, "c-detail": 1.6, "c-member": 1.0}
 
 class PdfError(RuntimeError):
     """xhtml2pdf could not lay the invoice out (a bug on our side, never the customer's data)."""
+
+
+def _font_root() -> Path:
+    from app.invoices.render import FONT_DIR
+
+    return FONT_DIR.resolve()
+
+
+# The gate itself: xhtml2pdf reads fonts and a few other resources without asking the link_callback, so the
+# policy (no network at all, local reads only under the fonts folder) is what every fetch is checked against.
+RESOURCE_POLICY = ResourceAccessPolicy(allow_remote=False, allow_private_networks=False, base_dir=None,
+                                       extra_roots=(_font_root(),), allow_remote_pdf_backgrounds=False)
+# What a refused reference is rewritten to: returning nothing would make xhtml2pdf use the original.
+REFUSED = "data:,"
+
+
+def link_callback(uri: str, _relative: str | None = None) -> str:
+    """Pass ``data:`` URIs and absolute paths (or file: URIs) of files inside the fonts folder; refuse the rest."""
+    uri = str(uri or "").strip()
+    if uri[:5].lower() == "data:":
+        return uri
+    parts = urlsplit(uri)
+    scheme = parts.scheme.lower()
+    if scheme == "file" and parts.netloc in ("", "localhost"):
+        raw = unquote(parts.path)
+    elif scheme == "" and not parts.netloc:
+        raw = uri
+    else:
+        log.warning("PDF resource refused: scheme not allowed", extra={"event": "pdf.resource_refused"})
+        return REFUSED
+    path = Path(raw)
+    root = _font_root()
+    try:
+        resolved = path.resolve(strict=True) if path.is_absolute() else None
+    except (OSError, RuntimeError):
+        resolved = None
+    # resolve() follows links and collapses "..", so only a real file under the fonts folder gets through.
+    if resolved is None or not resolved.is_file() or not resolved.is_relative_to(root):
+        log.warning("PDF resource refused: not a shipped font", extra={"event": "pdf.resource_refused"})
+        return REFUSED
+    return str(resolved)
 
 
 @dataclass(frozen=True)
@@ -179,10 +226,19 @@ def html_for(doc: InvoiceDocument, branding: Branding, *, logo: bytes | None, pa
 
 def render(doc: InvoiceDocument, branding: Branding, *, logo: bytes | None, page_size: str = "A4") -> bytes:
     html = html_for(doc, branding, logo=logo, page_size=page_size)
+    try:
+        return html_to_pdf(html)
+    except PdfError as exc:
+        raise PdfError(f"xhtml2pdf failed to lay out invoice {doc.id} ({exc})") from exc
+
+
+def html_to_pdf(html: str) -> bytes:
+    """Lay out ``html`` under the resource policy (the one place the app calls xhtml2pdf)."""
     out = io.BytesIO()
-    result = pisa.CreatePDF(html, dest=out, encoding="utf-8")
+    result = pisa.CreatePDF(html, dest=out, encoding="utf-8", link_callback=link_callback,
+                            resource_policy=RESOURCE_POLICY)
     if result.err:
-        raise PdfError(f"xhtml2pdf failed to lay out invoice {doc.id} ({result.err} errors)")
+        raise PdfError(f"{result.err} layout errors")
     return out.getvalue()
 
 
