@@ -1,7 +1,10 @@
 """Member sync: ConnectWise members become the tenant's users; members who turn inactive lose access.
 
 All of ConnectWise is read first (the client retries within bounds); then the change applies in one
-transaction, so a failed sync leaves the previous state untouched.
+transaction, so a failed sync leaves the previous state untouched. Whoever controls the ConnectWise data must not
+be able to take an account through it: a sync never changes an existing user's email (it proposes the change, see
+``app.users.email_changes``), never touches an owner's or admin's row, and never undoes a deactivation made in the
+app. Each user it creates, changes or proposes a change for gets its own audit row.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from flask import current_app
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.audit.log import Actor, record
+from app.audit.log import Actor, changes, record
 from app.connectwise.connection import get_connection, make_client
 from app.connectwise.errors import ConnectWiseError
 from app.connectwise.models import MemberSync
@@ -23,7 +26,8 @@ from app.connectwise.payloads import MEMBER_FIELDS, Member
 from app.jobs.queue import enqueue
 from app.jobs.runtime import job
 from app.tenancy import tenant_session
-from app.users.models import User
+from app.users.email_changes import proposals_by_user, reconcile, withdraw
+from app.users.models import PRIVILEGED_ROLES, User
 
 log = logging.getLogger(__name__)
 ACTOR = Actor.system("connectwise member sync")
@@ -35,7 +39,7 @@ class SyncOutcome:
     created: int = 0
     updated: int = 0
     deactivated: int = 0
-    kept_owner: bool = False
+    proposed: int = 0
     deactivated_keys: list[str] = field(default_factory=list)
 
 
@@ -50,59 +54,91 @@ def sync_state(session: Session, tenant_id: uuid.UUID | str) -> MemberSync:
 
 
 def apply_members(session: Session, tenant_id: uuid.UUID | str, members: list[Member]) -> SyncOutcome:
-    """Upsert users from ``members`` (matched by member id, then email); deactivate the ones that left."""
+    """Create, link, rename and (de)activate users from ``members``; never an email, never an owner or admin."""
     tid = uuid.UUID(str(tenant_id))
     outcome = SyncOutcome()
     users = session.execute(select(User)).scalars().all()
+    proposals = proposals_by_user(session)
     by_member = {u.cw_member_id: u for u in users if u.cw_member_id is not None}
     by_email = {u.email.lower(): u for u in users}
     seen: set[int] = set()
     for m in members:
         seen.add(m.id)
-        user = by_member.get(m.id) or (by_email.get(m.email) if m.email else None)
+        user = by_member.get(m.id) or _match_by_email(by_email, m)
         if user is None:
             if not m.email or not m.active or m.email in by_email:
-                continue  # no way to sign in, or gone already: nothing to create
+                continue  # no way to sign in, gone already, or the address is someone else's: nothing to create
             user = User(id=uuid.uuid4(), tenant_id=tid, email=m.email, name=m.name, role="viewer", active=True,
                         cw_member_id=m.id, cw_identifier=m.identifier or None)
             session.add(user)
+            session.flush()
             by_email[m.email] = user
             outcome.created += 1
+            record(session, tid, ACTOR, "connectwise.member_created", target_type="user", target_id=user.id,
+                   after={"email": user.email, "name": user.name, "role": user.role, "cw_member_id": m.id})
             continue
-        before = {"name": user.name, "email": user.email, "active": user.active}
+        if user.role in PRIVILEGED_ROLES:
+            # Not its name, email, active flag or member link: ConnectWise data must not reach the account's keys.
+            if user.id in proposals:
+                withdraw(session, ACTOR, user, proposals.pop(user.id))
+            continue
+        before = _snapshot(user)
         user.cw_member_id, user.cw_identifier = m.id, m.identifier or None
         if m.name:
             user.name = m.name
-        if m.email and m.email != user.email.lower() and m.email not in by_email:
-            user.email = m.email
-        user.active = m.active
-        after = {"name": user.name, "email": user.email, "active": user.active}
-        if before != after:
-            outcome.updated += 1
-            if before["active"] and not after["active"]:
-                outcome.deactivated += 1
-                outcome.deactivated_keys.append(user.get_id())
+        if not m.active and user.active:
+            user.active, user.deactivation_source = False, "sync"
+        elif m.active and not user.active and user.deactivation_source == "sync":
+            user.active, user.deactivation_source = True, None  # only ever undo our own deactivation
+        _audit_change(session, tid, user, before, outcome)
+        if reconcile(session, ACTOR, user, m.id, m.email, proposals.get(user.id)) == "proposed":
+            outcome.proposed += 1
     for user in users:
-        if user.cw_member_id is not None and user.cw_member_id not in seen and user.active:
-            user.active = False  # removed from ConnectWise
-            outcome.deactivated += 1
-            outcome.deactivated_keys.append(user.get_id())
-            outcome.updated += 1
-    outcome.kept_owner = _keep_an_active_owner(session, users)
-    still_inactive = {u.get_id() for u in users if not u.active}
-    outcome.deactivated_keys = [k for k in outcome.deactivated_keys if k in still_inactive]
+        if user.cw_member_id is None or user.cw_member_id in seen or user.role in PRIVILEGED_ROLES:
+            continue
+        if user.active:  # removed from ConnectWise
+            before = _snapshot(user)
+            user.active, user.deactivation_source = False, "sync"
+            _audit_change(session, tid, user, before, outcome)
+        if user.id in proposals:
+            withdraw(session, ACTOR, user, proposals.pop(user.id))
     session.flush()
     return outcome
 
 
-def _keep_an_active_owner(session: Session, users: list[User]) -> bool:
-    """A sync never locks a tenant out: if every owner went inactive, the longest-standing one stays."""
-    owners = [u for u in users if u.role == "owner"]
-    if not owners or any(u.active for u in owners):
-        return False
-    keep = min(owners, key=lambda u: u.created_at or datetime.now(UTC))
-    keep.active = True
-    return True
+def _match_by_email(by_email: dict[str, User], m: Member) -> User | None:
+    """An existing user a member with no linked user yet may take over, by the same email.
+
+    Never an owner or admin: once linked, every later sync would speak for that row, so a member whose email an
+    attacker set to the owner's would become the owner's record. Never a user already linked to another member
+    either (two members with one email would otherwise trade the same user back and forth). Such a member gets no
+    user at all, as the address is taken.
+    """
+    user = by_email.get(m.email) if m.email else None
+    if user is None or user.cw_member_id is not None or user.role in PRIVILEGED_ROLES:
+        return None
+    return user
+
+
+def _snapshot(user: User) -> dict:
+    return {"name": user.name, "active": user.active, "cw_member_id": user.cw_member_id}
+
+
+def _audit_change(session: Session, tid: uuid.UUID, user: User, before: dict, outcome: SyncOutcome) -> None:
+    """One audit row for the user when this sync changed them, named by the change that matters most."""
+    old, new = changes(before, _snapshot(user))
+    if not new:
+        return
+    outcome.updated += 1
+    if "active" in new and not new["active"]:
+        action = "connectwise.member_deactivated"
+        outcome.deactivated += 1
+        outcome.deactivated_keys.append(user.get_id())
+    elif "active" in new:
+        action = "connectwise.member_reactivated"
+    else:
+        action = "connectwise.member_updated"
+    record(session, tid, ACTOR, action, target_type="user", target_id=user.id, before=old, after=new)
 
 
 def run_sync(tenant_id: str) -> SyncOutcome:
@@ -129,12 +165,11 @@ def run_sync(tenant_id: str) -> SyncOutcome:
             state.status, state.finished_at = "ok", datetime.now(UTC)
             state.created, state.updated, state.deactivated = outcome.created, outcome.updated, outcome.deactivated
             state.progress = len(members)
-            state.error = ("Every owner is inactive in ConnectWise; one stays active so the account is not locked"
-                           if outcome.kept_owner else None)
-            if outcome.created or outcome.updated or outcome.kept_owner:  # a sync that changed nothing is no event
+            state.error = None
+            if outcome.created or outcome.updated or outcome.proposed:  # a sync that changed nothing is no event
                 record(session, tenant_id, ACTOR, "connectwise.members_synced", target_type="users",
                        after={"members": len(members), "created": outcome.created, "updated": outcome.updated,
-                              "deactivated": outcome.deactivated})
+                              "deactivated": outcome.deactivated, "proposed": outcome.proposed})
         from app.auth.server_sessions import end_user_sessions
 
         for key in outcome.deactivated_keys:  # an inactive member's sessions end with the sync, not at next use

@@ -1,4 +1,4 @@
-"""The user row."""
+"""The user row, and the email changes ConnectWise proposes for it."""
 
 from __future__ import annotations
 
@@ -12,6 +12,9 @@ from sqlalchemy.orm import Mapped, mapped_column
 from app.db import Base
 
 ROLES = ("owner", "admin", "billing_manager", "reviewer", "viewer")
+# Owners and admins manage the account; member sync never touches their rows (a ConnectWise change to them could
+# hand the account to whoever controls the ConnectWise data).
+PRIVILEGED_ROLES = frozenset({"owner", "admin"})
 
 
 class User(Base):
@@ -29,6 +32,8 @@ class User(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     cw_member_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     cw_identifier: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # "app" or "sync" while inactive: a sync may undo only its own deactivation.
+    deactivation_source: Mapped[str | None] = mapped_column(String(8), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
@@ -49,3 +54,25 @@ class User(Base):
 
     def get_id(self) -> str:
         return f"{self.tenant_id}:{self.id}"
+
+
+class EmailChangeProposal(Base):
+    """ConnectWise says a user's email changed; it applies only when an owner or admin accepts it."""
+
+    __tablename__ = "user_email_proposals"
+    __table_args__ = (Index("user_email_proposals_tenant_user_key", "tenant_id", "user_id", unique=True),)
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
+    tenant_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), ForeignKey("tenants.id", ondelete="CASCADE"))
+    user_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), ForeignKey("users.id", ondelete="CASCADE"))
+    cw_member_id: Mapped[int] = mapped_column(Integer)
+    current_email: Mapped[str] = mapped_column(String(320))
+    proposed_email: Mapped[str] = mapped_column(String(320))
+    status: Mapped[str] = mapped_column(String(8), default="open")  # open | rejected
+    decided_by: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True),
+                                                         ForeignKey("users.id", ondelete="SET NULL"), nullable=True)
+    decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )

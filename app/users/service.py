@@ -55,6 +55,8 @@ def set_active(s: Session, actor: Actor, actor_role: str, user_id: uuid.UUID, ac
         raise UserChangeError("This is the last owner. Make someone else an owner first.")
     before = {"active": user.active}
     user.active = active
+    # Marked as the app's decision, so a member sync never undoes it (only a sync's own deactivation).
+    user.deactivation_source = None if active else "app"
     s.flush()
     _audit(s, actor, user, "user.deactivated" if not active else "user.reactivated", before, {"active": active},
            origin)

@@ -1,24 +1,25 @@
-"""The users page (htmx): change roles, deactivate and reactivate, add a user by email."""
+"""The users page (htmx): change roles, deactivate and reactivate, add a user by email, decide ConnectWise's
+proposed email changes."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
 
-from flask import Blueprint, abort, g, render_template, request
+from flask import Blueprint, abort, current_app, g, render_template, request
 from flask_login import current_user
 from sqlalchemy import select
 
-from app.audit.web import current_actor, request_origin
+from app.audit.web import current_actor, current_user_row_id, request_origin
 from app.auth.roles import permission_page
 from app.auth.views import EMAIL
 from app.tenancy import db_session
+from app.users import email_changes
 from app.users.models import ROLES, User
 from app.users.service import UserChangeError, add_user, change_role, set_active
 from app.views.htmx import wants_partial
 
 bp = Blueprint("users", __name__, url_prefix="/settings/users")
-
 
 
 def _user_id(raw: str) -> uuid.UUID:
@@ -28,9 +29,11 @@ def _user_id(raw: str) -> uuid.UUID:
         abort(404)
 
 
-def _page(status: int = 200, errors: dict | None = None, form: dict | None = None):  # type: ignore[no-untyped-def]
+def _page(status: int = 200, errors: dict | None = None, form: dict | None = None,  # type: ignore[no-untyped-def]
+          proposal_errors: dict | None = None):
     users = db_session().execute(select(User).order_by(User.active.desc(), User.name, User.email)).scalars().all()
-    return render_template("users/page.html", users=users, roles=ROLES, errors=errors or {}, form=form or {}), status
+    return render_template("users/page.html", users=users, roles=ROLES, errors=errors or {}, form=form or {},
+                           **_proposals_context(proposal_errors or {})), status
 
 
 @bp.get("/")
@@ -87,3 +90,44 @@ def add():  # type: ignore[no-untyped-def]
     except UserChangeError as exc:
         return _page(422, {"email": str(exc)}, form)
     return _page()
+
+
+def _decide(proposal_id: str, apply: Callable[[uuid.UUID], User | None]):  # type: ignore[no-untyped-def]
+    """Accept or reject one proposal; a refusal comes back beside the proposal, 422 for a full page."""
+    pid = _user_id(proposal_id)
+    error, changed = None, None
+    try:
+        changed = apply(pid)
+    except email_changes.ProposalNotFound:
+        abort(404)
+    except UserChangeError as exc:
+        error = str(exc)
+    if not wants_partial():
+        return _page(422, proposal_errors={str(pid): error}) if error else _page()
+    # 200 even for a refusal, as for a user's row: htmx swaps only successful answers.
+    return render_template("users/_email_changes.html", **_proposals_context({str(pid): error} if error else {}),
+                           changed=changed, roles=ROLES), 200
+
+
+def _proposals_context(errors: dict[str, str]) -> dict:
+    """Open proposals, each refusal beside its proposal, and a refusal for one no longer listed as a notice."""
+    proposals = email_changes.open_proposals(db_session())
+    listed = {str(p.id) for p, _u in proposals}
+    notice = next((m for pid, m in errors.items() if pid not in listed), None)
+    return {"proposals": proposals, "proposal_errors": errors, "notice": notice}
+
+
+@bp.post("/email-changes/<proposal_id>/accept")
+@permission_page("users_and_roles")
+def accept_email(proposal_id: str):  # type: ignore[no-untyped-def]
+    return _decide(proposal_id, lambda pid: email_changes.accept(
+        db_session(), current_actor(), pid, current_app.extensions["redis"], request_origin()))
+
+
+@bp.post("/email-changes/<proposal_id>/reject")
+@permission_page("users_and_roles")
+def reject_email(proposal_id: str):  # type: ignore[no-untyped-def]
+    def apply(pid: uuid.UUID) -> None:
+        email_changes.reject(db_session(), current_actor(), pid, current_user_row_id(), request_origin())
+
+    return _decide(proposal_id, apply)
