@@ -45,12 +45,14 @@ def create_app(config: Config | None = None) -> Flask:
     from app.auth.oidc import init_oidc
     from app.auth.server_sessions import init_server_sessions
     from app.auth.sessions import init_login
+    from app.security.cors import init_cors
     from app.security.csrf import init_csrf
     from app.security.headers import init_headers
     from app.security.limits import init_limits
     from app.support.views import init_support
     from app.views.errors import init_error_pages
 
+    init_cors(app)  # first, so a preflight is answered before sessions are loaded
     init_server_sessions(app, app.extensions["redis"], cfg.SESSION_IDLE_MINUTES, cfg.SESSION_ABSOLUTE_HOURS)
     init_login(app)
     init_oidc(app)

@@ -18,6 +18,8 @@ from sqlalchemy import create_engine, text
 pytest_plugins = ["tests.oidc_fixtures"]
 
 TEST_KEYS = "k2:" + base64.b64encode(b"\x22" * 32).decode() + ",k1:" + base64.b64encode(b"\x11" * 32).decode()
+# Not the development default, so tests that switch a copy of the config to production can start it.
+TEST_CHAIN_KEYS = "c1:" + base64.b64encode(b"\x33" * 32).decode()
 
 
 @dataclass
@@ -58,7 +60,7 @@ def config(migrated: Servers):  # type: ignore[no-untyped-def]
     from app.config import Config
 
     return Config(APP_ENV="test", DATABASE_URL=migrated.app_url, REDIS_URL=migrated.redis_url,
-                  SECRET_KEY="test-secret-key-" + "x" * 32, ENCRYPTION_KEYS=TEST_KEYS,
+                  SECRET_KEY="test-secret-key-" + "x" * 32, ENCRYPTION_KEYS=TEST_KEYS, AUDIT_CHAIN_KEYS=TEST_CHAIN_KEYS,
                   CONNECTWISE_CLIENT_ID="6f1b5c9e-0000-4000-8000-000000000001", LOG_FORMAT="text")
 
 

@@ -18,6 +18,7 @@ GOOD = {
     "DATABASE_URL": "postgresql://bi_web:pw@db.internal/betterinvoice",
     "REDIS_URL": "redis://redis.internal:6379/0",
     "ENCRYPTION_KEYS": "p1:" + base64.b64encode(os.urandom(32)).decode(),
+    "AUDIT_CHAIN_KEYS": "a1:" + base64.b64encode(os.urandom(32)).decode(),
     "BASE_URL": "https://app.betterinvoice.example",
     "CONNECTWISE_CLIENT_ID": "6f1b5c9e-0000-4000-8000-000000000001",
     "MAILGUN_API_KEY": "key-" + "m" * 32,
