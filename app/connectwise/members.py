@@ -112,7 +112,8 @@ def _match_by_email(by_email: dict[str, User], m: Member) -> User | None:
     Never an owner or admin: once linked, every later sync would speak for that row, so a member whose email an
     attacker set to the owner's would become the owner's record. Never a user already linked to another member
     either (two members with one email would otherwise trade the same user back and forth). Such a member gets no
-    user at all, as the address is taken.
+    user at all, as the address is taken. Linking anyone else is safe enough: the most a member can then do to
+    that user is rename or deactivate them, or propose an email that an owner or admin must accept.
     """
     user = by_email.get(m.email) if m.email else None
     if user is None or user.cw_member_id is not None or user.role in PRIVILEGED_ROLES:
