@@ -64,7 +64,8 @@ class SimApp:
                     (time.perf_counter() - started) * 1000.0,
                 )
             )
-        return response(environ, start_response)
+        body = response(environ, start_response)
+        return body if control else faults.maybe_trickle(self.state, body)
 
     # --- API ----------------------------------------------------------------------------------------
     def _dispatch(self, request: Request, path: str) -> Response:

@@ -1,8 +1,10 @@
-"""Injected behaviour for tests and benchmarks: latency, budget (429), 5xx, timeouts, malformed JSON."""
+"""Injected behaviour for tests and benchmarks: latency, budget (429), 5xx, timeouts, malformed JSON, and a
+trickle (the body sent one byte at a time, slowly: a server that never times a read out yet never finishes)."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable, Iterator
 
 from cwsim import errors
 from cwsim.state import SimState
@@ -32,3 +34,26 @@ def maybe_truncate(state: SimState, body: bytes) -> bytes:
     if body and state.take("malformed_next"):
         return body[: max(1, len(body) // 2)]
     return body
+
+
+def maybe_trickle(state: SimState, body: Iterable[bytes]) -> Iterable[bytes]:
+    """While ``trickle_next`` lasts, send the body one byte per ``trickle_interval`` seconds."""
+    if not state.take("trickle_next"):
+        return body
+    return _trickle(body, state.config.trickle_interval)
+
+
+def _trickle(body: Iterable[bytes], interval: float) -> Iterator[bytes]:
+    # Bounded by the body's length; a client that gives up ends it at the next write (the connection is gone).
+    first = True
+    try:
+        for chunk in body:
+            for i in range(len(chunk)):
+                if not first:
+                    time.sleep(interval)
+                first = False
+                yield chunk[i:i + 1]
+    finally:
+        close = getattr(body, "close", None)
+        if close is not None:
+            close()

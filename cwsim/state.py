@@ -34,6 +34,8 @@ class SimConfig:
     timeout_next: int = 0  # the next N API requests sleep timeout_seconds before answering
     timeout_seconds: float = 30.0
     malformed_next: int = 0  # the next N API responses carry truncated JSON
+    trickle_next: int = 0  # the next N API responses send their body one byte every trickle_interval seconds
+    trickle_interval: float = 1.0
     revoked: bool = False  # keys revoked: every API request answers 401
     require_client_id: bool = True
 

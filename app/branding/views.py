@@ -28,7 +28,7 @@ from app.branding.model import (
     branding_to_form,
     default_branding,
 )
-from app.connectwise.errors import ConnectWiseError
+from app.connectwise.errors import Busy, ConnectWiseError
 from app.invoices.cw import NotConnected, tenant_client
 from app.invoices.errors import InvoiceNotFound
 from app.invoices.listing import recent_invoices
@@ -58,6 +58,8 @@ def _editor_context(stored: store.StoredBranding, form: dict[str, Any], errors: 
             invoices = recent_invoices(client, 50)
     except NotConnected:
         connected = False
+    except Busy:
+        raise  # the app's 503 "busy" answer with Retry-After, not an inline error
     except ConnectWiseError as exc:
         picker_error = str(exc)
     if invoice_id is None and invoices:
@@ -164,6 +166,8 @@ def preview():  # type: ignore[no-untyped-def]
     except InvoiceNotFound:
         context["message"] = f"ConnectWise has no invoice {invoice_id}."
         return render_template("branding/_preview.html", **context)
+    except Busy:
+        raise  # the app's 503 "busy" answer with Retry-After, not an inline error
     except ConnectWiseError as exc:
         context["message"] = f"ConnectWise could not be read: {exc}"
         return render_template("branding/_preview.html", **context)

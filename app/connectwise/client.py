@@ -22,8 +22,9 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 import httpx
 from opentelemetry import trace
 
+from app.connectwise import deadline as call_deadline
 from app.connectwise import errors
-from app.connectwise.ratelimit import SiteRateLimiter
+from app.connectwise.ratelimit import BudgetExhausted, RequestBudget
 
 log = logging.getLogger(__name__)
 API_VERSION = "2025.1"
@@ -95,9 +96,10 @@ class Client:
 
     def __init__(self, credentials: Credentials, client_id: str, *, tenant_id: str | None = None, redis: Any = None,
                  timeout: float = 10.0, max_retries: int = 4, cache_ttl: int = 60, allow_loopback_http: bool = False,
-                 rate_limiter: SiteRateLimiter | None = None, concurrency: int = 4, backoff_base: float = 0.5,
+                 rate_limiter: RequestBudget | None = None, concurrency: int = 4, backoff_base: float = 0.5,
                  max_backoff: float = 20.0, transport: httpx.BaseTransport | None = None,
-                 sleep: Callable[[float], None] = time.sleep):
+                 sleep: Callable[[float], None] = time.sleep, max_wait: float | None = None,
+                 deadline: float = 120.0):
         self.site = normalise_site(credentials.site, allow_loopback_http)
         self.company_id = check_company_id(credentials.company_id)
         if not client_id:
@@ -110,9 +112,12 @@ class Client:
         self.tenant_id, self.redis, self.timeout = tenant_id, redis, timeout
         self.max_retries, self.cache_ttl, self.concurrency = max_retries, cache_ttl, concurrency
         self.backoff_base, self.max_backoff, self._sleep = backoff_base, max_backoff, sleep
-        self.rate_limiter = rate_limiter
+        # max_wait: how long one call may wait for a budget slot (None: the budget's own default); deadline: how
+        # long one call may take in all, waits, retries and back-off included.
+        self.rate_limiter, self.max_wait, self.deadline = rate_limiter, max_wait, deadline
         self._http = httpx.Client(timeout=httpx.Timeout(timeout), transport=transport, follow_redirects=False,
                                   limits=httpx.Limits(max_connections=concurrency * 2))
+        call_deadline.install(self._http)
         self._api_base: str | None = None
         self.requests_made = 0
         self._tracer = trace.get_tracer("app.connectwise")
@@ -266,6 +271,7 @@ class Client:
     def _request(self, method: str, url: str, *, auth: bool = True, json_body: Any = None,
                  response_headers: dict[str, str] | None = None) -> Any:
         endpoint = _endpoint(url)
+        deadline = time.monotonic() + self.deadline
         attempt = 0
         while True:
             with self._tracer.start_as_current_span(f"connectwise {method} {endpoint}") as span:
@@ -273,13 +279,15 @@ class Client:
                 span.set_attribute("http.request.method", method)
                 span.set_attribute("connectwise.attempt", attempt)
                 try:
-                    body = self._once(method, url, auth, json_body, response_headers, span)
+                    body = self._once(method, url, auth, json_body, response_headers, span, deadline)
                     return body
                 except errors.ConnectWiseError as exc:
                     span.set_attribute("connectwise.error", type(exc).__name__)
                     if not exc.retryable or attempt >= self.max_retries:
                         raise
                     delay = self._delay(attempt, getattr(exc, "retry_after", None))
+                    if time.monotonic() + delay >= deadline:
+                        raise  # a retry could only start after the call's deadline: this answer is the last
                     log.info("connectwise %s %s: %s, retry %d in %.1fs", method, endpoint, type(exc).__name__,
                              attempt + 1, delay)
             attempt += 1
@@ -290,19 +298,34 @@ class Client:
             return min(max(retry_after, 0.0), 60.0)
         return min(self.max_backoff, self.backoff_base * (2 ** attempt)) * random.uniform(0.5, 1.0)  # noqa: S311
 
+    def _take_slot(self, budget: RequestBudget, deadline: float, span: Any) -> None:
+        """A slot in this tenant's budget (and the host's), waited for no longer than allowed nor past the deadline."""
+        allowed = budget.max_wait if self.max_wait is None else self.max_wait
+        try:
+            budget.acquire(self.site, self.company_id,
+                                      max_wait=min(allowed, max(0.0, deadline - time.monotonic())))
+        except BudgetExhausted as exc:
+            span.set_attribute("connectwise.busy", True)
+            raise errors.Busy(f"ConnectWise is busy for this account right now; try again in {exc.retry_after} s",
+                              exc.retry_after) from exc
+
     def _once(self, method: str, url: str, auth: bool, json_body: Any, response_headers: dict[str, str] | None,
-              span: Any) -> Any:
+              span: Any, deadline: float) -> Any:
         if self.rate_limiter is not None:
-            try:
-                self.rate_limiter.acquire(self.site)
-            except TimeoutError as exc:
-                raise errors.Throttled("Too many requests toward ConnectWise right now; try again in a minute") from exc
+            self._take_slot(self.rate_limiter, deadline, span)
         headers = self._headers if auth else {"Accept": "application/json"}
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise errors.TimedOut(f"ConnectWise did not finish answering within {self.deadline:g} s")
         self.requests_made += 1
         try:
-            response = self._http.request(method, url, headers=headers,
-                                          content=json.dumps(json_body) if json_body is not None else None)
+            # The per-read timeout bounds one silent wait; the deadline bounds the whole answer, however it trickles.
+            with call_deadline.until(deadline):
+                response = self._http.request(method, url, headers=headers, timeout=min(self.timeout, left),
+                                              content=json.dumps(json_body) if json_body is not None else None)
         except httpx.TimeoutException as exc:
+            if time.monotonic() + 0.05 >= deadline:
+                raise errors.TimedOut(f"ConnectWise did not finish answering within {self.deadline:g} s") from exc
             raise errors.TimedOut(f"ConnectWise did not answer within {self.timeout:g} s") from exc
         except httpx.HTTPError as exc:
             raise errors.Unavailable(f"Could not reach ConnectWise at {self.site} ({type(exc).__name__})") from exc

@@ -15,7 +15,7 @@ from app.config import Config
 from app.connectwise import errors
 from app.connectwise.client import Client, Credentials, check_company_id, normalise_site
 from app.connectwise.models import Connection
-from app.connectwise.ratelimit import SiteRateLimiter
+from app.connectwise.ratelimit import RequestBudget
 from app.security.crypto import FieldRef, Keyring
 
 TABLE = "connectwise_connections"
@@ -117,10 +117,19 @@ def _public_view(conn: Connection) -> dict[str, Any]:
     return {"site": conn.site, "company_id": conn.company_id}
 
 
-def make_client(conn: Connection, keyring: Keyring, config: Config, redis: Any = None, **kwargs: Any) -> Client:
-    limiter = SiteRateLimiter(redis, config.CONNECTWISE_MAX_REQUESTS_PER_MINUTE) if redis is not None else None
+def make_client(conn: Connection, keyring: Keyring, config: Config, redis: Any = None, *, for_job: bool = False,
+                **kwargs: Any) -> Client:
+    """The tenant's client. Pages (the default) wait about a second for a budget slot; jobs pass ``for_job``.
+
+    The default is the page's because a forgotten flag then costs a job a retry, never a web thread.
+    """
+    kind = "JOB" if for_job else "PAGE"
+    wait = getattr(config, f"CONNECTWISE_{kind}_WAIT_SECONDS")
+    budget = RequestBudget(redis, config.CONNECTWISE_MAX_REQUESTS_PER_MINUTE, max_wait=wait,
+                           host_limit=config.CONNECTWISE_HOST_MAX_REQUESTS_PER_MINUTE) if redis is not None else None
     options = {"timeout": config.CONNECTWISE_TIMEOUT_SECONDS, "cache_ttl": config.CONNECTWISE_CACHE_TTL_SECONDS,
-               "allow_loopback_http": not config.is_production, "rate_limiter": limiter, **kwargs}
+               "allow_loopback_http": not config.is_production, "rate_limiter": budget, "max_wait": wait,
+               "deadline": getattr(config, f"CONNECTWISE_{kind}_DEADLINE_SECONDS"), **kwargs}
     return Client(credentials(conn, keyring), config.CONNECTWISE_CLIENT_ID, tenant_id=str(conn.tenant_id),
                   redis=redis, **options)
 

@@ -53,3 +53,11 @@ class TimedOut(ConnectWiseError):
 
 class MalformedResponse(ConnectWiseError):
     retryable = True
+
+
+class Busy(ConnectWiseError):
+    """Our own request budget toward ConnectWise had no slot within the caller's wait; not retried (it waited)."""
+
+    def __init__(self, message: str, retry_after: int):
+        super().__init__(message, 503)
+        self.retry_after = retry_after

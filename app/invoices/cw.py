@@ -68,7 +68,7 @@ def tenant_client(session: Session, keyring: Keyring, config: Config, redis: Any
         concurrency = int(kwargs.get("concurrency", 4))
         kwargs["transport"] = httpx.HTTPTransport(verify=shared_ssl_context(),
                                                   limits=httpx.Limits(max_connections=concurrency * 2))
-    client = make_client(conn, keyring, config, redis, **kwargs)
+    client = make_client(conn, keyring, config, redis, for_job=not for_page, **kwargs)
     key = _base_key(str(conn.tenant_id), client.site, client.company_id)
     cached = _redis_get(redis, key)
     if cached:

@@ -25,7 +25,7 @@ from flask_login import current_user
 
 from app.branding import store as branding_store
 from app.branding.store import StoredBranding
-from app.connectwise.errors import ConnectWiseError
+from app.connectwise.errors import Busy, ConnectWiseError
 from app.invoices.cw import NotConnected, tenant_client
 from app.invoices.document import InvoiceDocument
 from app.invoices.errors import InvoiceNotFound
@@ -78,9 +78,9 @@ def not_valid(status: int) -> Response:
     return _page("invoices/public_not_valid.html", status)
 
 
-def unavailable() -> Response:
+def unavailable(retry_after: int = 30) -> Response:
     response = _page("invoices/public_unavailable.html", 503)
-    response.headers["Retry-After"] = "30"
+    response.headers["Retry-After"] = str(retry_after)
     return response
 
 
@@ -115,7 +115,7 @@ def _document(link: ResolvedLink) -> InvoiceDocument:
     except (ConnectWiseError, NotConnected) as exc:
         log.warning("public link render failed: %s", type(exc).__name__,
                     extra={"event": "invoices.public_unavailable", "invoice_id": link.invoice_id})
-        raise _Stop(unavailable()) from exc
+        raise _Stop(unavailable(exc.retry_after if isinstance(exc, Busy) else 30)) from exc
 
 
 def _branding(link: ResolvedLink) -> StoredBranding:

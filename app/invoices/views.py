@@ -14,7 +14,7 @@ from flask_login import current_user
 from app.audit.web import current_actor, current_user_row_id, request_origin
 from app.auth.roles import can, permission_page
 from app.branding import store as branding_store
-from app.connectwise.errors import ConnectWiseError
+from app.connectwise.errors import Busy, ConnectWiseError
 from app.invoices import links as public_links
 from app.invoices.cw import NotConnected, tenant_client
 from app.invoices.errors import InvoiceNotFound
@@ -58,6 +58,8 @@ def index():  # type: ignore[no-untyped-def]
         context.update(statuses=statuses, result=result)
     except NotConnected:
         context["connected"] = False
+    except Busy:
+        raise  # the app's 503 "busy" answer with Retry-After, not an inline error
     except ConnectWiseError as exc:
         context["error"] = str(exc)
     template = "invoices/_list.html" if wants_partial() else "invoices/page.html"
@@ -75,6 +77,8 @@ def preview(invoice_id: int):  # type: ignore[no-untyped-def]
         abort(404, description="Connect ConnectWise first (Settings › ConnectWise).")
     except InvoiceNotFound:
         abort(404, description=f"ConnectWise has no invoice {invoice_id}.")
+    except Busy:
+        raise  # the app's 503 "busy" answer with Retry-After, not an inline error
     except ConnectWiseError as exc:
         abort(503, description=f"ConnectWise could not be read: {exc}. Try again in a minute.")
     logo_url = (url_for("branding.logo", tenant_id=current_tenant_id(), version=stored.version)

@@ -1,4 +1,8 @@
-"""Error pages for 400/403/404/405/410/422/429/500: a clear message, the request id, never a stack trace."""
+"""Error pages for 400/403/404/405/410/422/429/500/503: a clear message, the request id, never a stack trace.
+
+A ConnectWise call that found no slot in the tenant's request budget within a page's short wait answers 503
+"ConnectWise is busy" with ``Retry-After``, as a page or, for htmx, as a toast.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ import logging
 from flask import Flask, current_app, g, render_template, request
 from werkzeug.exceptions import HTTPException, InternalServerError
 
+from app.connectwise.errors import Busy
 from app.observability.paths import recordable_path
 from app.views.htmx import wants_partial
 
@@ -27,15 +32,19 @@ TITLES = {
 }
 
 
-def render_error(code: int, description: str | None = None):  # type: ignore[no-untyped-def]
+BUSY_MESSAGE = "ConnectWise is busy with this account's requests right now. Try again in {seconds} seconds."
+
+
+def render_error(code: int, description: str | None = None,  # type: ignore[no-untyped-def]
+                 headers: dict[str, str] | None = None):
     title, default = TITLES.get(code, TITLES[500] if code >= 500 else TITLES[400])
     # Only descriptions we wrote ourselves are shown; werkzeug's defaults are replaced by ours.
     message = description if description and not _is_werkzeug_default(code, description) else default
     context = {"code": code, "title": title, "message": message, "request_id": g.get("request_id")}
     if wants_partial():
-        headers = {"HX-Retarget": "#toasts", "HX-Reswap": "beforeend"}
-        return render_template("errors/_error.html", **context), code, headers
-    return render_template("errors/error.html", **context), code
+        swap = {"HX-Retarget": "#toasts", "HX-Reswap": "beforeend", **(headers or {})}
+        return render_template("errors/_error.html", **context), code, swap
+    return render_template("errors/error.html", **context), code, headers or {}
 
 
 def _is_werkzeug_default(code: int, description: str) -> bool:
@@ -55,6 +64,11 @@ def init_error_pages(app: Flask) -> None:
         if exc.code == 429:  # the limiter's description is its limit string; people get our sentence instead
             return render_error(429)
         return render_error(exc.code or 500, exc.description)
+
+    @app.errorhandler(Busy)
+    def _connectwise_busy(exc: Busy):  # type: ignore[no-untyped-def]
+        return render_error(503, BUSY_MESSAGE.format(seconds=exc.retry_after),
+                            {"Retry-After": str(exc.retry_after)})
 
     @app.errorhandler(Exception)
     def _server_error(exc: Exception):  # type: ignore[no-untyped-def]
