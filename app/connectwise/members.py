@@ -153,7 +153,8 @@ def run_sync(tenant_id: str) -> SyncOutcome:
         if conn is None:
             state.status, state.error, state.finished_at = "failed", "ConnectWise is not connected", datetime.now(UTC)
             return SyncOutcome()
-        client = make_client(conn, current_app.extensions["keyring"], config, current_app.extensions["redis"])
+        client = make_client(conn, current_app.extensions["keyring"], config, current_app.extensions["redis"],
+                             for_job=True)  # a job: it may wait for the tenant's ConnectWise budget
     try:
         with client:
             # Never from the cache: a sync must see who turned inactive a moment ago.
