@@ -14,6 +14,7 @@ from app.db import normalise_url
 
 ROOT = Path(__file__).resolve().parent.parent
 APP_GROUP_ROLE = "bi_app"
+SUGGESTED_LOGIN_ROLE = "bi_web"
 
 
 def alembic_config(owner_url: str) -> AlembicConfig:
@@ -39,6 +40,7 @@ def ensure_app_role(owner_url: str, app_url: str) -> str:
         owner = conn.execute("select current_user").fetchone()[0]
         if role == owner:
             raise SystemExit("DATABASE_URL: the app role must not be the owner role of DATABASE_OWNER_URL")
+        _refuse_schema_role(conn, role)
         found = conn.execute("select rolsuper, rolbypassrls, rolcreatedb, rolcreaterole from pg_roles "
                              "where rolname = %s", (role,)).fetchone()
         if found is None:
@@ -59,6 +61,20 @@ def ensure_app_role(owner_url: str, app_url: str) -> str:
         conn.execute(sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(
             sql.Identifier(dbname), sql.Identifier(role)))
     return role
+
+
+def _refuse_schema_role(conn: psycopg.Connection, role: str) -> None:
+    """The schema's own roles (the app group, the owners of the narrow definer functions) never log in."""
+    use_instead = (f"name a login role of your own instead, for example {SUGGESTED_LOGIN_ROLE}: make migrate "
+                   f"creates it and makes it a member of {APP_GROUP_ROLE}")
+    if role == APP_GROUP_ROLE:
+        raise SystemExit(f"DATABASE_URL: {role} is the group role that holds the app's grants and never logs in; "
+                         f"{use_instead}")
+    owns = conn.execute("select exists (select 1 from pg_shdepend d join pg_roles r on r.oid = d.refobjid "
+                        "where r.rolname = %s and d.deptype = 'o')", (role,)).fetchone()[0]
+    if owns:
+        raise SystemExit(f"DATABASE_URL: {role} owns database objects (it is one of the schema's own roles, or "
+                         f"another owner) and must not be the app's login; {use_instead}")
 
 
 def ensure_group_role(owner_url: str) -> None:
