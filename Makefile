@@ -26,8 +26,9 @@ browser:
 	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
 
+# devtools.dev takes the terminal's foreground while it runs, so Ctrl-C stops it (exit 0), not make ("Interrupt").
 dev: install oidc
-	$(BIN)/python -m devtools.dev
+	@$(BIN)/python -m devtools.dev
 
 test: install oidc browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

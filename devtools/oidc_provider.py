@@ -20,7 +20,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 OIDC_DIR = Path(__file__).resolve().parent / "oidc"
 SERVER = OIDC_DIR / "server.mjs"
@@ -105,19 +105,24 @@ class OidcProvider:
         self.stop()
 
 
-def _pump(stream: Any, sink: queue.Queue | None, tail: collections.deque) -> None:
-    """Drain a pipe so the child never blocks on it; the first lines go to ``sink``, all to ``tail``."""
+def _pump(stream: Any, sink: queue.Queue | None, tail: collections.deque, log: TextIO | None = None) -> None:
+    """Drain a pipe so the child never blocks on it; the first lines go to ``sink``, all to ``tail`` (and ``log``)."""
     for line in stream:
         line = line.rstrip("\n")
         tail.append(line)
+        if log is not None:
+            log.write(line + "\n")
+            log.flush()
         if sink is not None:
             sink.put(line)
     if sink is not None:
         sink.put(None)
 
 
-def start(config: dict[str, Any], *, port: int = 0, timeout: float = START_TIMEOUT_SECONDS) -> OidcProvider:
-    """Start ``node server.mjs`` with ``config`` and wait (at most ``timeout`` s) for its ready line."""
+def start(config: dict[str, Any], *, port: int = 0, timeout: float = START_TIMEOUT_SECONDS,
+          log: TextIO | None = None) -> OidcProvider:
+    """Start ``node server.mjs`` with ``config`` and wait (at most ``timeout`` s) for its ready line; ``log``
+    receives everything it prints (`make dev` keeps it in var/log/)."""
     ensure_node_modules()
     node = shutil.which("node")
     if node is None:
@@ -127,8 +132,8 @@ def start(config: dict[str, Any], *, port: int = 0, timeout: float = START_TIMEO
     stdout_lines: queue.Queue = queue.Queue()
     stdout_tail: collections.deque = collections.deque(maxlen=50)
     stderr_tail: collections.deque = collections.deque(maxlen=200)
-    threading.Thread(target=_pump, args=(process.stdout, stdout_lines, stdout_tail), daemon=True).start()
-    threading.Thread(target=_pump, args=(process.stderr, None, stderr_tail), daemon=True).start()
+    threading.Thread(target=_pump, args=(process.stdout, stdout_lines, stdout_tail, log), daemon=True).start()
+    threading.Thread(target=_pump, args=(process.stderr, None, stderr_tail, log), daemon=True).start()
     try:
         assert process.stdin is not None
         process.stdin.write(json.dumps(config))
