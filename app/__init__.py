@@ -72,6 +72,7 @@ def create_app(config: Config | None = None) -> Flask:
 
 
 def _init_services(app: Flask, cfg: Config) -> None:
+    from app.audit.log import ChainKeys, bind_chain_keys
     from app.db import make_engine, make_session_factory
     from app.jobs.queue import redis_connection
     from app.observability.errors import ErrorReporter
@@ -87,6 +88,8 @@ def _init_services(app: Flask, cfg: Config) -> None:
     app.extensions["session_factory"] = make_session_factory(engine)
     app.extensions["redis"] = redis_connection(cfg.REDIS_URL)
     app.extensions["keyring"] = Keyring.from_config(cfg.ENCRYPTION_KEYS)
+    app.extensions["audit_chain_keys"] = ChainKeys.from_config(cfg.AUDIT_CHAIN_KEYS)
+    bind_chain_keys(app.extensions["session_factory"], app.extensions["audit_chain_keys"])
     app.extensions["errors"] = ErrorReporter(cfg)
     app.teardown_appcontext(close_db_session)
 
@@ -129,6 +132,7 @@ def _init_request_context(app: Flask) -> None:
 
 def _register_blueprints(app: Flask, cfg: Config) -> None:
     from app.audit.views import bp as audit_bp
+    from app.auth.policy import bp as sign_in_policy_bp
     from app.auth.sso import bp as sso_bp
     from app.auth.views import bp as auth_bp
     from app.branding.views import bp as branding_bp
@@ -141,7 +145,7 @@ def _register_blueprints(app: Flask, cfg: Config) -> None:
     from app.views.main import bp as main_bp
 
     for bp in (health_bp, main_bp, auth_bp, audit_bp, connectwise_bp, branding_bp, invoices_bp, public_invoices_bp,
-               users_bp, support_bp, sso_bp):
+               users_bp, support_bp, sso_bp, sign_in_policy_bp):
         app.register_blueprint(bp)
     if cfg.is_development:
         from app.auth.dev import bp as dev_bp

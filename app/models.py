@@ -1,6 +1,6 @@
 """Imports every model so ``Base.metadata`` is complete (for tests and tooling)."""
 
-from app.audit.models import AuditEntry
+from app.audit.models import AuditEntry, RetentionBoundary
 from app.auth.models import SsoIdentity
 from app.branding.models import BrandingSettings
 from app.connectwise.models import Connection, MemberSync
@@ -10,4 +10,4 @@ from app.tenants.models import Tenant, TenantSettings
 from app.users.models import User
 
 __all__ = ["AuditEntry", "BrandingSettings", "Connection", "LinkView", "MemberSync", "PublicLink", "SsoIdentity", "SupportGrant",
-           "Tenant", "TenantSettings", "User"]
+           "Tenant", "TenantSettings", "User", "RetentionBoundary"]

@@ -1,11 +1,15 @@
-"""The audit log row. The database refuses UPDATE and DELETE (see the foundation migration)."""
+"""The audit log row, and the retention boundary that anchors what is left of a tenant's chain after a purge.
+
+The database refuses UPDATE and DELETE of audit rows (see the foundation migration); the boundary is written only
+by the retention function (migration 0008) and is read-only for the app.
+"""
 
 from __future__ import annotations
 
 import uuid
 from datetime import datetime
 
-from sqlalchemy import BigInteger, DateTime, ForeignKey, Index, String, Text
+from sqlalchemy import BigInteger, DateTime, ForeignKey, Index, String, Text, func, text
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -15,7 +19,9 @@ from app.db import Base
 class AuditEntry(Base):
     __tablename__ = "audit_log"
     __table_args__ = (Index("audit_log_tenant_id_id", "tenant_id", "id"),
-                      Index("audit_log_created_at", "created_at"))
+                      Index("audit_log_created_at", "created_at"),
+                      Index("audit_log_tenant_seq", "tenant_id", "seq", unique=True,
+                            postgresql_where=text("seq IS NOT NULL")))
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
     tenant_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), ForeignKey("tenants.id", ondelete="CASCADE"))
@@ -33,3 +39,21 @@ class AuditEntry(Base):
     request_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
+    # The row's place in its tenant's chain (1, 2, ...) and the id of the HMAC key that signed it; both NULL on
+    # rows written before the chain was keyed (unkeyed SHA-256, accepted only before a tenant's first keyed row).
+    seq: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    key_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+
+
+class RetentionBoundary(Base):
+    """Where retention last cut a tenant's chain: the last removed row, so the first kept row can be anchored."""
+
+    __tablename__ = "audit_retention_boundary"
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), ForeignKey("tenants.id", ondelete="CASCADE"),
+                                                 primary_key=True)
+    last_removed_id: Mapped[int] = mapped_column(BigInteger)
+    last_removed_seq: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    last_removed_hash: Mapped[str] = mapped_column(String(64))
+    removed_count: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

@@ -1,4 +1,8 @@
-"""Audit retention: rows older than 90 days go, through the one database function allowed to delete them."""
+"""Audit retention: rows older than 90 days go, through the one database function allowed to delete them.
+
+The function also records each trimmed tenant's retention boundary (the last removed row's id, seq and hash, and
+how many rows it has removed), which ``audit verify`` anchors the first kept row to (migration 0008).
+"""
 
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ log = logging.getLogger(__name__)
 
 
 def purge_expired_rows(session: Session) -> int:
+    """Remove expired rows of every tenant and record their boundaries; returns how many rows went."""
     removed = session.execute(text("select bi_audit_purge_expired()")).scalar_one()
     return int(removed)
 

@@ -21,7 +21,9 @@ OVERRIDES: dict[str, dict[str, Any]] = {
     "link_views": {"kind": "page", "viewer": "client", "total": Decimal("12.50")},
 }
 # Tables the app role may only read and append to (no UPDATE/DELETE grant at all).
-APPEND_ONLY_TABLES = {"audit_log", "link_views"}
+APPEND_ONLY_TABLES = {"audit_log", "link_views", "audit_retention_boundary"}
+# Tables only a SECURITY DEFINER function writes (the app role may only read them): tests seed them as the owner.
+DEFINER_WRITTEN_TABLES = {"audit_retention_boundary"}
 # Tables whose one row per tenant already exists once the tenant is created.
 CREATED_WITH_TENANT = {"tenants", "tenant_settings"}
 

@@ -10,7 +10,7 @@ from sqlalchemy.exc import DBAPIError, ProgrammingError
 
 import app.models  # noqa: F401
 from app.db import Base, make_engine, make_session_factory, set_session_tenant
-from tests.integration.rows import APPEND_ONLY_TABLES, sample_row
+from tests.integration.rows import APPEND_ONLY_TABLES, DEFINER_WRITTEN_TABLES, sample_row
 
 TENANT_TABLES = sorted((t for t in Base.metadata.tables.values() if "tenant_id" in t.c or t.name == "tenants"),
                        key=lambda t: t.name)
@@ -29,10 +29,15 @@ def two_tenants(app, make_tenant, owner_engine):  # type: ignore[no-untyped-def]
         set_session_tenant(session, tenant.id)
         for table in TENANT_TABLES:
             row = sample_row(table, tenant.id, tenant.owner_id)
-            if row is not None:
+            if row is not None and table.name not in DEFINER_WRITTEN_TABLES:
                 session.execute(insert(table).values(**row))
         session.commit()
         session.close()
+        with owner_engine.begin() as conn:
+            conn.execute(text("select set_config('app.tenant_id', :t, true)"), {"t": str(tenant.id)})
+            for table in TENANT_TABLES:
+                if table.name in DEFINER_WRITTEN_TABLES:
+                    conn.execute(insert(table).values(**sample_row(table, tenant.id, tenant.owner_id)))
     return a, b
 
 
