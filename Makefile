@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 OIDC_STAMP := devtools/oidc/node_modules/.installed
 
-.PHONY: dev test migrate lint install oidc browser bench-rls bench-cw bench-render bench-signin clean-dev
+.PHONY: dev test migrate lint install oidc browser bench-rls bench-cw bench-render bench-load bench-signin clean-dev
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -50,6 +50,9 @@ bench-signin: install
 
 bench-render: install
 	$(BIN)/python -m bench.render
+
+bench-load: install
+	$(BIN)/python -m bench.load_public $(BENCH_ARGS)
 
 clean-dev:
 	rm -rf var
