@@ -5,11 +5,13 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 OIDC_STAMP := devtools/oidc/node_modules/.installed
 
-.PHONY: dev test migrate lint install oidc browser bench-rls bench-cw bench-render bench-load bench-signin clean-dev
+.PHONY: dev test migrate lint lock install oidc browser bench-rls bench-cw bench-render bench-load bench-signin clean-dev
 
-$(STAMP): requirements.txt requirements-dev.txt
+# The whole installed set comes from the lock (every package pinned with its hashes); requirements*.txt are what
+# we ask for, and `make lock` turns them into the lock files.
+$(STAMP): requirements-dev.lock
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	@$(BIN)/pip install -q --disable-pip-version-check -r requirements-dev.txt
+	@$(BIN)/pip install -q --disable-pip-version-check --require-hashes -r requirements-dev.lock
 	@touch $(STAMP)
 
 install: $(STAMP)
@@ -31,6 +33,7 @@ dev: install oidc
 	@$(BIN)/python -m devtools.dev
 
 test: install oidc browser
+	@$(BIN)/python -m devtools.audit_deps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 migrate: install
@@ -53,6 +56,14 @@ bench-render: install
 
 bench-load: install
 	$(BIN)/python -m bench.load_public $(BENCH_ARGS)
+
+# Regenerate the lock files after changing requirements*.txt (pip-tools in a throwaway venv under var/).
+lock:
+	@test -x var/piptools/bin/pip-compile || { $(PY) -m venv var/piptools && var/piptools/bin/pip install -q pip-tools==7.6.2; }
+	var/piptools/bin/pip-compile --quiet --generate-hashes --allow-unsafe --no-strip-extras --no-emit-index-url \
+		--no-emit-find-links --output-file requirements.lock requirements.txt
+	var/piptools/bin/pip-compile --quiet --generate-hashes --allow-unsafe --no-strip-extras --no-emit-index-url \
+		--no-emit-find-links --output-file requirements-dev.lock requirements-dev.txt
 
 clean-dev:
 	rm -rf var
