@@ -3,11 +3,12 @@
 from app.audit.models import AuditEntry, RetentionBoundary
 from app.auth.models import SsoIdentity
 from app.branding.models import BrandingSettings
-from app.connectwise.models import Connection, MemberSync
+from app.connectwise.models import Connection, MemberSync, OnPremHost
 from app.invoices.models import LinkView, PublicLink
 from app.support.models import SupportGrant
 from app.tenants.models import Tenant, TenantSettings
 from app.users.models import User
 
-__all__ = ["AuditEntry", "BrandingSettings", "Connection", "LinkView", "MemberSync", "PublicLink", "SsoIdentity", "SupportGrant",
+__all__ = ["AuditEntry", "BrandingSettings", "Connection", "LinkView", "MemberSync", "OnPremHost", "PublicLink", "SsoIdentity",
+           "SupportGrant",
            "Tenant", "TenantSettings", "User", "RetentionBoundary"]

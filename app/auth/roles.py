@@ -15,6 +15,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 # never users, billing, or approving more support access.
 PERMISSIONS: dict[str, frozenset[str]] = {
     "connect_connectwise": frozenset({"owner", "admin", "support"}),
+    # Which server receives the ConnectWise keys beyond ConnectWise's own cloud: the owner's call alone.
+    "connectwise_hosts": frozenset({"owner"}),
     "branding": frozenset({"owner", "admin", "support"}),
     "review_rules": frozenset({"owner", "admin", "billing_manager", "support"}),
     "manage_reviewers": frozenset({"owner", "admin", "billing_manager"}),

@@ -1,4 +1,4 @@
-"""`flask --app wsgi connectwise connect|sync-members`."""
+"""`flask --app wsgi connectwise connect|allow-host|sync-members`: the same rules as the settings page."""
 
 from __future__ import annotations
 
@@ -44,6 +44,21 @@ def connect(tenant_id: str, site: str, company_id: str, public_key: str, private
         click.echo(f"{'ok  ' if r.ok else 'FAIL'} {r.label}: {r.detail}")
     if not all(r.ok for r in results):
         raise click.ClickException("saved, but the connection test found problems (above)")
+
+
+@connectwise_cli.command("allow-host")
+@click.argument("tenant_id")
+@click.argument("host")
+def allow_host(tenant_id: str, host: str) -> None:
+    """Allow an on-premises ConnectWise host for a tenant (every address it resolves to must be public; audited)."""
+    from app.connectwise.onprem import add_host
+
+    try:
+        with tenant_session(tenant_id, current_app.extensions["session_factory"]) as session:
+            allowed = add_host(session, tenant_id, host, actor=Actor.system("cli")).host
+    except errors.ConnectWiseError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"allowed {allowed}; save it as the site with `connectwise connect`")
 
 
 @connectwise_cli.command("sync-members")

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import ipaddress
 import json
 import logging
 import random
 import re
+import ssl
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -25,12 +25,12 @@ from opentelemetry import trace
 from app.connectwise import deadline as call_deadline
 from app.connectwise import errors
 from app.connectwise.ratelimit import BudgetExhausted, RequestBudget
+from app.connectwise.sites import PinnedTransport, SitePolicy, is_cloud_host, parse_site
 
 log = logging.getLogger(__name__)
 API_VERSION = "2025.1"
 PAGE_SIZE = 1000
 IN_CHUNK = 200  # ids per `invoice/id in (...)`: keeps URLs well under ConnectWise's ~2,000 characters
-CLOUD_HOSTS = ("myconnectwise.net", "connectwisedev.com")
 _COMPANY_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 _NEXT_LINK = re.compile(r'<([^>]+)>\s*;\s*rel="?next"?')
 
@@ -58,30 +58,14 @@ class Credentials:
 
 
 def normalise_site(raw: str, allow_loopback_http: bool) -> str:
-    """Turn what a person typed into ``https://host[:port]``; refuse plain HTTP except loopback outside production."""
-    raw = (raw or "").strip().rstrip("/")
-    if not raw:
-        raise errors.InvalidSite("Enter your ConnectWise site, e.g. na.myconnectwise.net")
-    if "://" not in raw:
-        raw = "https://" + raw
-    parts = urlsplit(raw)
-    if parts.scheme not in ("http", "https") or not parts.hostname or parts.username or parts.password:
-        raise errors.InvalidSite("That is not a ConnectWise site address (expected e.g. na.myconnectwise.net)")
-    if parts.path not in ("", "/") or parts.query or parts.fragment:
-        raise errors.InvalidSite("Enter only the site host (e.g. na.myconnectwise.net), without a path")
-    if parts.scheme == "http" and not (allow_loopback_http and _is_loopback(parts.hostname)):
+    """Turn what a person typed into ``https://host[:port]``; refuse plain HTTP except loopback outside production.
+
+    Syntax only (see ``sites.parse_site``): which hosts may be reached is the ``SitePolicy``'s call.
+    """
+    site = parse_site(raw)
+    if site.scheme == "http" and not (allow_loopback_http and site.is_loopback):
         raise errors.InsecureSite("ConnectWise must be reached over HTTPS; plain http:// is refused")
-    port = f":{parts.port}" if parts.port else ""
-    return f"{parts.scheme}://{parts.hostname.lower()}{port}"
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    return site.url
 
 
 def check_company_id(company_id: str) -> str:
@@ -99,8 +83,13 @@ class Client:
                  rate_limiter: RequestBudget | None = None, concurrency: int = 4, backoff_base: float = 0.5,
                  max_backoff: float = 20.0, transport: httpx.BaseTransport | None = None,
                  sleep: Callable[[float], None] = time.sleep, max_wait: float | None = None,
-                 deadline: float = 120.0):
+                 deadline: float = 120.0, site_policy: SitePolicy | None = None,
+                 verify: ssl.SSLContext | bool = True):
         self.site = normalise_site(credentials.site, allow_loopback_http)
+        # Checked again for every client (a host the owner removed stops working at once) and, by the pinned
+        # transport, for every connection; without a policy any name passes but every address is still vetted.
+        policy = site_policy or SitePolicy(allow_loopback=allow_loopback_http, listed_only=False)
+        policy.check_name(parse_site(self.site))
         self.company_id = check_company_id(credentials.company_id)
         if not client_id:
             raise errors.ConnectWiseError("CONNECTWISE_CLIENT_ID is not configured")
@@ -115,8 +104,11 @@ class Client:
         # max_wait: how long one call may wait for a budget slot (None: the budget's own default); deadline: how
         # long one call may take in all, waits, retries and back-off included.
         self.rate_limiter, self.max_wait, self.deadline = rate_limiter, max_wait, deadline
+        limits = httpx.Limits(max_connections=concurrency * 2)
+        if transport is None:
+            transport = PinnedTransport(policy, verify=verify, limits=limits)
         self._http = httpx.Client(timeout=httpx.Timeout(timeout), transport=transport, follow_redirects=False,
-                                  limits=httpx.Limits(max_connections=concurrency * 2))
+                                  limits=limits)
         call_deadline.install(self._http)
         self._api_base: str | None = None
         self.requests_made = 0
@@ -145,7 +137,7 @@ class Client:
                 raise errors.MalformedResponse("ConnectWise answered an unexpected codebase")
             parts = urlsplit(self.site)
             host = parts.netloc
-            if codebase != "v4_6_release/" and any(host.endswith(h) for h in CLOUD_HOSTS) and \
+            if codebase != "v4_6_release/" and is_cloud_host(parts.hostname or "") and \
                     not host.startswith("api-"):
                 host = "api-" + host
             self._api_base = f"{parts.scheme}://{host}/{codebase}apis/3.0"

@@ -8,14 +8,16 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
 from app.audit.log import Actor, Origin, changes, record
 from app.config import Config
 from app.connectwise import errors
 from app.connectwise.client import Client, Credentials, check_company_id, normalise_site
 from app.connectwise.models import Connection
+from app.connectwise.onprem import site_policy
 from app.connectwise.ratelimit import RequestBudget
+from app.connectwise.sites import Resolver
 from app.security.crypto import FieldRef, Keyring
 
 TABLE = "connectwise_connections"
@@ -62,16 +64,14 @@ def credentials(conn: Connection, keyring: Keyring) -> Credentials:
                        keyring.decrypt(conn.private_key_enc, _ref(conn, "private_key")))
 
 
-def masked(value: str) -> str:
-    return "•" * 8 + value[-4:] if len(value) > 6 else "•" * 8
-
-
 def save_connection(session: Session, keyring: Keyring, tenant_id: uuid.UUID | str, *, site: str, company_id: str,
                     public_key: str, private_key: str | None, allow_loopback_http: bool, actor: Actor,
-                    origin: Origin | None = None) -> Connection:
-    """Create or update the connection. An empty ``private_key`` keeps the stored one (it is never shown)."""
+                    origin: Origin | None = None, resolver: Resolver | None = None) -> Connection:
+    """Create or update the connection. An empty ``private_key`` keeps the stored one (it is never shown), unless
+    the site or company changes: the stored key is only ever sent where it was entered for."""
     try:
         site = normalise_site(site, allow_loopback_http)
+        site_policy(session, allow_loopback=allow_loopback_http, resolver=resolver).check(site)
     except errors.ConnectWiseError as exc:
         raise FormError("site", str(exc)) from exc
     try:
@@ -85,6 +85,10 @@ def save_connection(session: Session, keyring: Keyring, tenant_id: uuid.UUID | s
     conn = get_connection(session)
     if conn is None and not private_key:
         raise FormError("private_key", "Enter the API member's private key")
+    moved = conn is not None and (conn.site, conn.company_id) != (site, company_id)
+    if moved and not private_key:
+        raise FormError("private_key", "You changed the site or company: enter the private key again (the stored "
+                                       "one is only ever sent to the site and company it was entered for)")
     if private_key is not None and len(private_key) > 200:
         raise FormError("private_key", "That private key is too long")
 
@@ -97,13 +101,17 @@ def save_connection(session: Session, keyring: Keyring, tenant_id: uuid.UUID | s
     conn.public_key_enc = keyring.encrypt(public_key, _ref(conn, "public_key"))
     if private_key is not None:
         conn.private_key_enc = keyring.encrypt(private_key, _ref(conn, "private_key"))
+        conn.private_key_saved_at = datetime.now(UTC)
     conn.codebase, conn.last_test_ok, conn.last_test_at, conn.last_test_report = None, None, None, None
     session.flush()
     after = _public_view(conn)
     # Which keys changed, never their values.
     after["changed_keys"] = ", ".join(name for name, changed in (("public", old_public != public_key),
                                                                    ("private", private_key is not None)) if changed)
-    if before:
+    if moved:
+        # Both sides in full: where the keys now go is the point of this row.
+        b, a, action = before, after, "connectwise.site_changed"
+    elif before:
         b, a = changes({**before, "changed_keys": ""}, after)
         action = "connectwise.connection_saved"
     else:
@@ -118,7 +126,7 @@ def _public_view(conn: Connection) -> dict[str, Any]:
 
 
 def make_client(conn: Connection, keyring: Keyring, config: Config, redis: Any = None, *, for_job: bool = False,
-                **kwargs: Any) -> Client:
+                resolver: Resolver | None = None, **kwargs: Any) -> Client:
     """The tenant's client. Pages (the default) wait about a second for a budget slot; jobs pass ``for_job``.
 
     The default is the page's because a forgotten flag then costs a job a retry, never a web thread.
@@ -127,8 +135,10 @@ def make_client(conn: Connection, keyring: Keyring, config: Config, redis: Any =
     wait = getattr(config, f"CONNECTWISE_{kind}_WAIT_SECONDS")
     budget = RequestBudget(redis, config.CONNECTWISE_MAX_REQUESTS_PER_MINUTE, max_wait=wait,
                            host_limit=config.CONNECTWISE_HOST_MAX_REQUESTS_PER_MINUTE) if redis is not None else None
+    # The tenant's hosts are read again for every client, so removing one stops it at once.
+    policy = site_policy(object_session(conn), allow_loopback=not config.is_production, resolver=resolver)
     options = {"timeout": config.CONNECTWISE_TIMEOUT_SECONDS, "cache_ttl": config.CONNECTWISE_CACHE_TTL_SECONDS,
-               "allow_loopback_http": not config.is_production, "rate_limiter": budget, "max_wait": wait,
+               "site_policy": policy, "allow_loopback_http": not config.is_production, "rate_limiter": budget, "max_wait": wait,
                "deadline": getattr(config, f"CONNECTWISE_{kind}_DEADLINE_SECONDS"), **kwargs}
     return Client(credentials(conn, keyring), config.CONNECTWISE_CLIENT_ID, tenant_id=str(conn.tenant_id),
                   redis=redis, **options)

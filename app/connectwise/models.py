@@ -22,6 +22,8 @@ class Connection(Base):
     company_id: Mapped[str] = mapped_column(String(64))
     public_key_enc: Mapped[bytes] = mapped_column(LargeBinary)
     private_key_enc: Mapped[bytes] = mapped_column(LargeBinary)
+    # When the private key was last entered: all the settings page says about it.
+    private_key_saved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     codebase: Mapped[str | None] = mapped_column(String(64), nullable=True)
     last_test_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     last_test_ok: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
@@ -47,3 +49,15 @@ class MemberSync(Base):
     updated: Mapped[int] = mapped_column(Integer, default=0)
     deactivated: Mapped[int] = mapped_column(Integer, default=0)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class OnPremHost(Base):
+    """A host an owner allowed as the tenant's own ConnectWise server (``host`` or ``host:port``, as typed into the
+    site and normalised)."""
+
+    __tablename__ = "connectwise_onprem_hosts"
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
+    tenant_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), ForeignKey("tenants.id", ondelete="CASCADE"))
+    host: Mapped[str] = mapped_column(String(270))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

@@ -1,11 +1,15 @@
-"""ConnectWise settings page: the connection (admins only), test connection, member sync with progress."""
+"""ConnectWise settings page: the connection (admins only), on-premises hosts (owners only), test connection,
+member sync with progress."""
 
 from __future__ import annotations
 
+import uuid
+
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask_login import current_user
 
 from app.audit.web import current_actor, request_origin
-from app.auth.roles import permission_page
+from app.auth.roles import can, permission_page
 from app.connectwise import errors
 from app.connectwise.connection import (
     CheckResult,
@@ -13,26 +17,34 @@ from app.connectwise.connection import (
     credentials,
     get_connection,
     make_client,
-    masked,
     run_checks,
     save_connection,
     store_test_result,
 )
 from app.connectwise.members import request_sync, sync_state
+from app.connectwise.onprem import add_host, list_hosts, remove_host
 from app.tenancy import current_tenant_id, db_session
 from app.views.htmx import wants_partial
 
 bp = Blueprint("connectwise", __name__, url_prefix="/settings/connectwise")
 
 
-def _form_context(form: dict | None = None, field_errors: dict | None = None) -> dict:
+def _resolver():  # type: ignore[no-untyped-def]
+    """The DNS resolver for site checks: the system's unless a test injected its own."""
+    return current_app.extensions.get("connectwise_resolver")
+
+
+def _form_context(form: dict | None = None, field_errors: dict | None = None, host_form: dict | None = None,
+                  host_errors: dict | None = None) -> dict:
     conn = get_connection(db_session())
-    private_mask = ""
     if conn is not None and form is None:
         creds = credentials(conn, current_app.extensions["keyring"])
         form = {"site": conn.site, "company_id": conn.company_id, "public_key": creds.public_key}
-        private_mask = masked(creds.private_key)
-    return {"conn": conn, "form": form or {}, "errors": field_errors or {}, "private_mask": private_mask,
+    # Of the private key only that one is stored and since when: no character of it reaches the page.
+    private_saved_at = (conn.private_key_saved_at or conn.created_at) if conn is not None else None
+    return {"conn": conn, "form": form or {}, "errors": field_errors or {}, "private_saved_at": private_saved_at,
+            "hosts": list_hosts(db_session()), "host_form": host_form or {}, "host_errors": host_errors or {},
+            "can_manage_hosts": can(current_user.role, "connectwise_hosts"),
             "sync": sync_state(db_session(), current_tenant_id()) if conn else None}
 
 
@@ -51,7 +63,7 @@ def save():  # type: ignore[no-untyped-def]
                         company_id=form["company_id"], public_key=form["public_key"],
                         private_key=form["private_key"],
                         allow_loopback_http=not current_app.config["BI"].is_production,
-                        actor=current_actor(), origin=request_origin())
+                        actor=current_actor(), origin=request_origin(), resolver=_resolver())
     except FormError as exc:
         form["private_key"] = ""
         context = _form_context(form, {exc.field: str(exc)})
@@ -70,7 +82,7 @@ def test():  # type: ignore[no-untyped-def]
                                message="Save the connection first."), 422
     try:
         with make_client(conn, current_app.extensions["keyring"], current_app.config["BI"],
-                         current_app.extensions["redis"], max_retries=1, timeout=8) as client:
+                         current_app.extensions["redis"], max_retries=1, timeout=8, resolver=_resolver()) as client:
             results = run_checks(client)
     except errors.ConnectWiseError as exc:
         results = [CheckResult("Connection", False, str(exc))]
@@ -93,3 +105,26 @@ def sync_status():  # type: ignore[no-untyped-def]
     conn = get_connection(db_session())
     state = sync_state(db_session(), current_tenant_id()) if conn else None
     return render_template("connectwise/_member_sync.html", sync=state)
+
+
+@bp.post("/hosts")
+@permission_page("connectwise_hosts")
+def add_onprem_host():  # type: ignore[no-untyped-def]
+    host_form = {"host": request.form.get("host", "")}
+    try:
+        add_host(db_session(), current_tenant_id(), host_form["host"], actor=current_actor(), origin=request_origin(),
+                 resolver=_resolver())
+    except errors.ConnectWiseError as exc:
+        context = _form_context(host_form=host_form, host_errors={"host": str(exc)})
+        template = "connectwise/_hosts.html" if wants_partial() else "connectwise/page.html"
+        return render_template(template, **context), 422
+    flash("On-premises host allowed. You can now save it as the site.", "success")
+    return redirect(url_for("connectwise.settings"))
+
+
+@bp.post("/hosts/<uuid:host_id>/remove")
+@permission_page("connectwise_hosts")
+def remove_onprem_host(host_id: uuid.UUID):  # type: ignore[no-untyped-def]
+    if remove_host(db_session(), host_id, actor=current_actor(), origin=request_origin()):
+        flash("On-premises host removed. A connection to it stops working now.", "success")
+    return redirect(url_for("connectwise.settings"))

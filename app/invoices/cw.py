@@ -64,10 +64,8 @@ def tenant_client(session: Session, keyring: Keyring, config: Config, redis: Any
         raise NotConnected()
     kwargs: dict[str, Any] = {**PAGE_OPTIONS, "sleep": _capped_sleep} if for_page else {}
     kwargs.update(options)
-    if "transport" not in kwargs:
-        concurrency = int(kwargs.get("concurrency", 4))
-        kwargs["transport"] = httpx.HTTPTransport(verify=shared_ssl_context(),
-                                                  limits=httpx.Limits(max_connections=concurrency * 2))
+    # The client builds its own transport (it dials only vetted addresses); it shares the process's TLS context.
+    kwargs.setdefault("verify", shared_ssl_context())
     client = make_client(conn, keyring, config, redis, for_job=not for_page, **kwargs)
     key = _base_key(str(conn.tenant_id), client.site, client.company_id)
     cached = _redis_get(redis, key)
