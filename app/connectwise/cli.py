@@ -55,7 +55,8 @@ def allow_host(tenant_id: str, host: str) -> None:
 
     try:
         with tenant_session(tenant_id, current_app.extensions["session_factory"]) as session:
-            allowed = add_host(session, tenant_id, host, actor=Actor.system("cli")).host
+            allowed = add_host(session, tenant_id, host, actor=Actor.system("cli"),
+                               resolver=current_app.extensions.get("connectwise_resolver")).host
     except errors.ConnectWiseError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"allowed {allowed}; save it as the site with `connectwise connect`")

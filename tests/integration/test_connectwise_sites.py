@@ -269,3 +269,13 @@ def test_the_connect_cli_refuses_a_new_company_without_the_private_key(app, make
     result = app.test_cli_runner().invoke(args=[*args, "--company", "othercompany", "--private-key", ""])
     assert result.exit_code != 0 and "private key again" in result.output
     assert _conn(app, t)[1] == fresh_sim.company_id
+
+
+def test_the_allow_host_cli_vets_the_addresses_and_audits(app, make_tenant, resolver):
+    t = make_tenant()
+    resolver.answers["cw.private.example"] = [["192.168.7.7"]]
+    result = app.test_cli_runner().invoke(args=["connectwise", "allow-host", str(t.id), "cw.private.example"])
+    assert result.exit_code != 0 and "private" in result.output
+    result = app.test_cli_runner().invoke(args=["connectwise", "allow-host", str(t.id), "cw.public.example"])
+    assert result.exit_code == 0, result.output
+    assert [a[0] for a in _audit(app, t, "connectwise.onprem")] == ["connectwise.onprem_host_added"]
