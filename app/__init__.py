@@ -132,6 +132,7 @@ def _init_request_context(app: Flask) -> None:
 
 def _register_blueprints(app: Flask, cfg: Config) -> None:
     from app.audit.views import bp as audit_bp
+    from app.auth.policy import bp as sign_in_policy_bp
     from app.auth.sso import bp as sso_bp
     from app.auth.views import bp as auth_bp
     from app.branding.views import bp as branding_bp
@@ -144,7 +145,7 @@ def _register_blueprints(app: Flask, cfg: Config) -> None:
     from app.views.main import bp as main_bp
 
     for bp in (health_bp, main_bp, auth_bp, audit_bp, connectwise_bp, branding_bp, invoices_bp, public_invoices_bp,
-               users_bp, support_bp, sso_bp):
+               users_bp, support_bp, sso_bp, sign_in_policy_bp):
         app.register_blueprint(bp)
     if cfg.is_development:
         from app.auth.dev import bp as dev_bp

@@ -1,7 +1,10 @@
-"""Code requests for a known and an unknown email: the same answer, and (this measures it) the same time.
+"""Code requests and wrong codes for known and unknown emails: the same answers, and (this measures it) the same time.
 
-The request only records an attempt and enqueues the mail job; whether the email belongs to anyone is decided in
-the job. This prints the server time of both kinds of request, interleaved, and their ratio.
+A code request only records an attempt and enqueues the mail job; whether the email belongs to anyone is decided in
+the job. A wrong code touches only Redis (the try counters, the address's budget, the per-hour failure count) and
+the failed-code audit row is a delayed job's, for both kinds. This prints the server time of both kinds of request,
+interleaved, and their ratio, for code requests and for wrong codes. Each wrong code is for a different address,
+so none is paused by its budget of ten an hour.
 
 `make bench-signin` (private servers in a temporary folder; 400 requests of each kind by default).
 """
@@ -39,9 +42,10 @@ def main() -> None:
         known = "owner" + AT + "known.example"
         with app.app_context():
             session = app.extensions["session_factory"]()
-            create_tenant(session, "Bench MSP", known, "Owner")
+            tenant = create_tenant(session, "Bench MSP", known, "Owner")
             session.commit()
             session.close()
+            _add_users(app, tenant.id, args.requests + 10)
         client = app.test_client()
         client.get("/sign-in")
         with client.session_transaction() as sess:
@@ -61,10 +65,57 @@ def main() -> None:
             print(f"{kind:8s} requests: {len(values)}  median {statistics.median(values):.3f} ms  p95 {q[18]:.3f} ms")
         ratio = statistics.median(times["known"]) / statistics.median(times["unknown"])
         print(f"known / unknown median ratio: {ratio:.3f}")
+        _wrong_codes(app, args.requests)
         app.extensions["engine"].dispose()
     finally:
         stack.stop()
         shutil.rmtree(root, ignore_errors=True)
+
+
+def _add_users(app, tenant_id, n: int) -> None:  # type: ignore[no-untyped-def]
+    import uuid
+
+    from app.tenancy import tenant_session
+    from app.users.models import User
+
+    with tenant_session(tenant_id, app.extensions["session_factory"]) as s:
+        for i in range(n):
+            s.add(User(id=uuid.uuid4(), tenant_id=tenant_id, email=f"user{i}" + AT + "known.example", name="",
+                       role="reviewer", active=True))
+
+
+def _wrong_codes(app, requests: int) -> None:  # type: ignore[no-untyped-def]
+    """Time one wrong code per address, known (with a live code, as the mail job leaves it) and unknown."""
+    from app.auth import codes
+
+    redis = app.extensions["redis"]
+    times: dict[str, list[float]] = {"known": [], "unknown": []}
+    for i in range(requests * 2 + 20):
+        kind = "known" if i % 2 == 0 else "unknown"
+        email = f"user{i // 2}" + AT + "known.example" if kind == "known" else f"nobody{i}" + AT + "unknown.example"
+        client = app.test_client()
+        client.get("/sign-in")
+        with client.session_transaction() as sess:
+            token = sess["_csrf"]
+        assert client.post("/sign-in", data={"email": email, "csrf_token": token}).status_code == 302
+        with client.session_transaction() as sess:
+            attempt_id = sess["signin_attempt"]
+        code = None
+        if kind == "known":
+            with app.test_request_context():
+                code = codes.issue_code(redis, attempt_id, email)  # what the mail job does for a known address
+        wrong = "000000" if code != "000000" else "111111"
+        start = time.perf_counter()
+        response = client.post("/sign-in/code", data={"code": wrong, "csrf_token": token})
+        elapsed = time.perf_counter() - start
+        assert response.status_code == 422, response.status_code
+        if i >= 20:
+            times[kind].append(elapsed * 1000)
+    for kind, values in times.items():
+        q = statistics.quantiles(values, n=20)
+        print(f"wrong code, {kind:8s}: {len(values)}  median {statistics.median(values):.3f} ms  p95 {q[18]:.3f} ms")
+    ratio = statistics.median(times["known"]) / statistics.median(times["unknown"])
+    print(f"wrong code, known / unknown median ratio: {ratio:.3f}")
 
 
 if __name__ == "__main__":

@@ -1,10 +1,11 @@
 """Emailed one-time sign-in codes.
 
 The request only records an *attempt* (random id kept in the browser's session) and enqueues a job; the job decides
-whether the email belongs to anyone and only then makes and mails a code. So the answer and its timing are the same
-for known and unknown emails. A code is 6 digits from a CSPRNG, stored only as an HMAC bound to the attempt (so it
-works only in the browser that asked), expires after 10 minutes, works once, and dies after 5 wrong tries. A new
-request for the same email replaces the old code.
+whether the email belongs to anyone, whether its workspaces take codes, and only then makes and mails a code (or a
+note saying why not). So the answer, its timing and the work done are the same for known and unknown emails. A code
+is 6 digits from a CSPRNG, stored only as an HMAC bound to the attempt (so it works only in the browser that asked),
+expires after 10 minutes, works once, and dies after 5 wrong tries. A new request for the same email replaces the
+old code but never the address's budget of wrong codes (``app.auth.lockout``).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from enum import Enum
 from flask import current_app, render_template
 from redis import Redis
 
+from app.auth import lockout
 from app.jobs.queue import enqueue
 from app.jobs.runtime import job
 
@@ -28,12 +30,15 @@ MAX_WRONG_TRIES = 5
 _ATTEMPT = "bi:signin:attempt:"
 _CODE = "bi:signin:code:"
 _TRIES = "bi:signin:tries:"
+# Parsed and compared against when there is no code, so both paths do the same work.
+_NO_CODE = json.dumps({"a": "-" * 24, "h": "0" * 64})
 
 
 class CheckResult(Enum):
     OK = "ok"
     WRONG = "wrong"
-    LOCKED = "locked"
+    LOCKED = "locked"  # this code had its five tries
+    PAUSED = "paused"  # the address spent its budget of wrong codes for now
 
 
 @dataclass(frozen=True)
@@ -75,38 +80,42 @@ def attempt(redis: Redis, attempt_id: str) -> Attempt | None:
 
 
 def issue_code(redis: Redis, attempt_id: str, email: str) -> str:
-    """A fresh code for ``email``, bound to ``attempt_id``; replaces any earlier one and resets the tries."""
+    """A fresh code for ``email``, bound to ``attempt_id``; replaces any earlier one (the budget of wrong codes stays)."""
     code = f"{secrets.randbelow(10**6):06d}"
-    email_id = _email_id(email)
-    pipe = redis.pipeline()
-    pipe.set(_CODE + email_id, json.dumps({"a": attempt_id, "h": _code_hash(attempt_id, code)}), ex=CODE_TTL_SECONDS)
-    pipe.delete(_TRIES + email_id)
-    pipe.execute()
+    stored = {"a": attempt_id, "h": _code_hash(attempt_id, code)}
+    redis.set(_CODE + _email_id(email), json.dumps(stored), ex=CODE_TTL_SECONDS)
     return code
 
 
 def check_code(redis: Redis, attempt_id: str, email: str, code: str) -> CheckResult:
-    """Check a code typed in the browser holding ``attempt_id``; a success consumes it."""
+    """Check a code typed in the browser holding ``attempt_id``; a success consumes it.
+
+    Every step runs alike whether or not the address has a code: the tries, the address's budget, the hash.
+    """
     email_id = _email_id(email)
-    tries = redis.incr(_TRIES + email_id)
-    redis.expire(_TRIES + email_id, CODE_TTL_SECONDS)
+    tries_key = _TRIES + attempt_id
+    tries = redis.incr(tries_key)
+    redis.expire(tries_key, CODE_TTL_SECONDS)  # outlives the attempt's code, so a dead attempt stays dead
     if tries > MAX_WRONG_TRIES:
-        redis.delete(_CODE + email_id)
         return CheckResult.LOCKED
+    reservation = lockout.reserve(redis, email_id)
+    if reservation is None:
+        return CheckResult.PAUSED
     raw = redis.get(_CODE + email_id)
-    if raw is None:
-        return CheckResult.WRONG
-    stored = json.loads(raw)
+    stored = json.loads(raw or _NO_CODE)
     typed = "".join(ch for ch in code if ch.isdigit())[:6]
-    if stored["a"] != attempt_id or not hmac.compare_digest(stored["h"], _code_hash(attempt_id, typed)):
+    matches = hmac.compare_digest(stored["h"], _code_hash(attempt_id, typed))
+    if not (matches and hmac.compare_digest(stored["a"], attempt_id)):
+        lockout.record_wrong(redis, reservation, email)
         if tries >= MAX_WRONG_TRIES:
-            redis.delete(_CODE + email_id)
+            redis.delete(_ATTEMPT + attempt_id)
             return CheckResult.LOCKED
         return CheckResult.WRONG
     # Single use: only the caller whose delete removed the key wins a race between two correct submissions.
     if not redis.delete(_CODE + email_id):
         return CheckResult.WRONG
-    redis.delete(_TRIES + email_id, _ATTEMPT + attempt_id)
+    lockout.release(redis, reservation)
+    redis.delete(tries_key, _ATTEMPT + attempt_id)
     return CheckResult.OK
 
 
@@ -117,25 +126,73 @@ def may_receive_code(email: str) -> bool:
     return bool(memberships(email)) or email in current_app.config["BI"].support_staff
 
 
+def code_decision(email: str, purpose: str) -> str:
+    """What a code request for ``email`` gets: "code", "sso_required" (a note instead) or "none".
+
+    A link code only proves the address of someone their provider already signed in, so workspace policy does not
+    apply to it; a break-glass code is for owners of a workspace that requires SSO.
+    """
+    from app.auth.directory import memberships
+
+    found = memberships(email)
+    if purpose == "link":
+        return "code" if found else "none"
+    if purpose == "break_glass":
+        return "code" if any(m.require_sso and m.role == "owner" for m in found) else "none"
+    if email in current_app.config["BI"].support_staff or any(m.allows("email_code") for m in found):
+        return "code"
+    return "sso_required" if found else "none"
+
+
 @job
 def send_code_job(attempt_id: str) -> str:
-    """Make and mail a code when the attempt's email may sign in; otherwise do nothing (and say so only here)."""
-    from app.mail.send import Message, send
-
+    """Make and mail a code when the attempt's email may have one; else maybe a note why; the browser never knows."""
     redis = current_app.extensions["redis"]
     found = attempt(redis, attempt_id)
     if found is None:
         return "expired"
-    if not may_receive_code(found.email):
+    email_id = _email_id(found.email)
+    until = lockout.paused_until(redis, email_id)
+    if until is not None:
+        if may_receive_code(found.email) and lockout.first_notice(redis, email_id, "paused", until):
+            _send_notice(found, "paused", until)
+        return "paused"
+    if not lockout.take_mail_slot(redis, email_id):
+        return "capped"
+    decision = code_decision(found.email, found.purpose)
+    if decision == "sso_required":
+        hour_end = (time.time() // 3600 + 1) * 3600
+        if lockout.first_notice(redis, email_id, "sso_required", hour_end):
+            _send_notice(found, "sso_required", hour_end)
+        return "sso required"
+    if decision == "none":
         return "skipped"
-    code = issue_code(redis, attempt_id, found.email)
+    _send_code(found, issue_code(redis, attempt_id, found.email))
+    return "sent"
+
+
+def _send_code(found: Attempt, code: str) -> None:
+    from app.mail.send import Message, send
+
     when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(found.requested_at))
     context = {"code": code, "ip": found.ip, "browser": _browser(found.user_agent), "when": when,
                "minutes": CODE_TTL_SECONDS // 60, "purpose": found.purpose}
-    subject = "Your Better Invoice sign-in code" if found.purpose == "sign_in" else "Confirm your sign-in link"
+    subject = {"sign_in": "Your Better Invoice sign-in code", "link": "Confirm your sign-in link",
+               "break_glass": "Your Better Invoice break-glass sign-in code"}[found.purpose]
     send(Message(found.email, subject, render_template("mail/sign_in_code.txt", **context),
                  render_template("mail/sign_in_code.html", **context)))
-    return "sent"
+
+
+def _send_notice(found: Attempt, reason: str, until: float) -> None:
+    """Tell the mailbox why no code came: codes are paused, or its workspaces require Google or Microsoft."""
+    from app.mail.send import Message, send
+
+    context = {"reason": reason, "until": time.strftime("%H:%M UTC", time.gmtime(until)), "ip": found.ip,
+               "browser": _browser(found.user_agent)}
+    subject = ("Sign-in codes are paused for your address" if reason == "paused"
+               else "Your workspace requires Google or Microsoft sign-in")
+    send(Message(found.email, subject, render_template("mail/sign_in_notice.txt", **context),
+                 render_template("mail/sign_in_notice.html", **context)))
 
 
 def _browser(user_agent: str) -> str:

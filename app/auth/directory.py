@@ -1,4 +1,4 @@
-"""Pre-tenant lookups for sign-in, each through its narrow SECURITY DEFINER function (see migration 0003)."""
+"""Pre-tenant lookups for sign-in, each through its narrow SECURITY DEFINER function (see migrations 0003, 0006)."""
 
 from __future__ import annotations
 
@@ -14,24 +14,32 @@ from sqlalchemy.orm import Session
 
 @dataclass(frozen=True)
 class Membership:
-    """One active user row an email (or SSO identity) signs in as."""
+    """One active user row an email (or SSO identity) signs in as, and whether its workspace requires SSO."""
 
     tenant_id: uuid.UUID
     tenant_name: str
     user_id: uuid.UUID
     role: str
+    require_sso: bool = False
 
     @property
     def user_key(self) -> str:
         return f"{self.tenant_id}:{self.user_id}"
 
-    def as_dict(self) -> dict[str, str]:
+    def allows(self, method: str) -> bool:
+        """Whether a sign-in proven by ``method`` may enter this workspace; break-glass is for its owners."""
+        if not self.require_sso or method.startswith("sso_"):
+            return True
+        return method == "break_glass" and self.role == "owner"
+
+    def as_dict(self) -> dict[str, str | bool]:
         return {"tenant_id": str(self.tenant_id), "tenant_name": self.tenant_name, "user_id": str(self.user_id),
-                "role": self.role}
+                "role": self.role, "require_sso": self.require_sso}
 
     @classmethod
-    def from_dict(cls, d: dict[str, str]) -> Membership:
-        return cls(uuid.UUID(d["tenant_id"]), d["tenant_name"], uuid.UUID(d["user_id"]), d["role"])
+    def from_dict(cls, d: dict) -> Membership:  # type: ignore[type-arg]
+        return cls(uuid.UUID(d["tenant_id"]), d["tenant_name"], uuid.UUID(d["user_id"]), d["role"],
+                   bool(d.get("require_sso", False)))
 
 
 @dataclass(frozen=True)
@@ -56,7 +64,7 @@ def _run(query: str, params: dict, factory: Callable[[], Session] | None = None)
 
 def memberships(email: str) -> list[Membership]:
     rows = _run("select * from bi_user_memberships(:email)", {"email": email.strip().lower()})
-    return [Membership(r.tenant_id, r.tenant_name, r.user_id, r.role) for r in rows]
+    return [Membership(r.tenant_id, r.tenant_name, r.user_id, r.role, bool(r.require_sso)) for r in rows]
 
 
 def identity_memberships(issuer: str, provider_tenant: str | None, subject: str) -> list[Membership]:

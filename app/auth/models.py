@@ -1,11 +1,12 @@
-"""SSO identities: (issuer, provider tenant, subject) linked to one user; what later SSO sign-ins match."""
+"""SSO identities: (issuer, provider tenant, subject) linked to one user; what later SSO sign-ins match. And each
+workspace's sign-in policy."""
 
 from __future__ import annotations
 
 import uuid
 from datetime import datetime
 
-from sqlalchemy import DateTime, ForeignKey, String, func
+from sqlalchemy import Boolean, DateTime, ForeignKey, String, func
 from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -25,3 +26,17 @@ class SsoIdentity(Base):
     email: Mapped[str] = mapped_column(String(320))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class SignInPolicy(Base):
+    """A workspace's sign-in policy; no row means emailed codes are allowed."""
+
+    __tablename__ = "sign_in_policies"
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True)
+    require_sso: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
+    updated_by: Mapped[uuid.UUID | None] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("users.id", ondelete="SET NULL"), nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now(),
+                                                 onupdate=func.now())

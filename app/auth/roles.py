@@ -24,6 +24,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "billing": frozenset({"owner"}),
     "users_and_roles": frozenset({"owner", "admin"}),
     "approve_support_access": frozenset({"owner"}),
+    "sign_in_policy": frozenset({"owner"}),
     "view_audit_log": frozenset({"owner", "admin", "support"}),
     "view": frozenset({"owner", "admin", "billing_manager", "reviewer", "viewer", "support"}),
 }

@@ -42,17 +42,22 @@ def is_staff(email: str) -> bool:
     return email.strip().lower() in current_app.config["BI"].support_staff
 
 
+SSO_REQUIRED = "Your workspace requires Google or Microsoft sign-in: use one of the buttons below."
+
+
 def finish(email: str, method: str, found: list[Membership] | None = None, *, email_proven: bool = True) -> Response:
     """Sign in: straight in when there is one place to go, else to the chooser.
 
-    ``email_proven`` is False when only a linked SSO identity (not the address) was proven: such a sign-in never
-    gets support-staff rights from the email.
+    Only workspaces whose policy takes ``method`` are offered. ``email_proven`` is False when only a linked SSO
+    identity (not the address) was proven: such a sign-in never gets support-staff rights from the email.
     """
     email = email.strip().lower()
-    found = memberships(email) if found is None else found
+    every = memberships(email) if found is None else found
+    found = [m for m in every if m.allows(method)]
     staff = email_proven and is_staff(email)
     if not found and not staff:
-        flash("That account is not active. Ask an owner of your company's Better Invoice account.", "error")
+        flash(SSO_REQUIRED if every else "That account is not active. Ask an owner of your company's Better Invoice "
+              "account.", "error")
         return redirect(url_for("auth.sign_in"))
     if len(found) == 1 and not staff:
         return sign_in_as(found[0], email, method, email_proven=email_proven)
@@ -76,6 +81,9 @@ def pending_choice() -> dict | None:
 
 def sign_in_as(membership: Membership, email: str, method: str, *, email_proven: bool = True) -> Response:
     """Start a fresh session (new id) as ``membership``'s user, audit it, and go to `next` or the dashboard."""
+    if not membership.allows(method):
+        flash(SSO_REQUIRED, "error")
+        return redirect(url_for("auth.sign_in"))
     next_path = safe_next(session.get("next"))
     staff_email = email if email_proven and is_staff(email) else None
     logout_user()
@@ -94,6 +102,11 @@ def sign_in_as(membership: Membership, email: str, method: str, *, email_proven:
         session["staff_email"] = staff_email
     record(db_session(), membership.tenant_id, Actor.user(user.id, user.email), "auth.signed_in",
            target_type="user", target_id=user.id, after={"method": method}, origin=request_origin())
+    if method == "break_glass" and membership.require_sso:
+        from app.auth.policy import break_glass_used
+
+        break_glass_used(db_session(), current_app.extensions["redis"], membership.tenant_id, user.id, user.email,
+                         request_origin())
     return redirect(next_path or url_for("main.dashboard"))
 
 

@@ -7,19 +7,12 @@ import re
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_required, logout_user
 
-from app.audit.log import Actor, record
+from app.audit.log import record
 from app.audit.web import current_actor, request_origin
 from app.auth import codes
 from app.auth.directory import Membership, memberships
 from app.auth.server_sessions import end_user_sessions, user_sessions
-from app.auth.signin import (
-    audit_outside_request,
-    finish,
-    pending_choice,
-    safe_next,
-    sign_in_as,
-    sign_in_as_staff,
-)
+from app.auth.signin import finish, pending_choice, safe_next, sign_in_as, sign_in_as_staff
 from app.security.limits import (
     CODE_CHECK_PER_ATTEMPT,
     CODE_CHECK_PER_IP,
@@ -58,26 +51,52 @@ def sign_in():  # type: ignore[no-untyped-def]
 @limiter.limit(CODE_REQUEST_PER_IP)
 @limiter.limit(CODE_REQUEST_PER_EMAIL, key_func=email_key)
 def request_code():  # type: ignore[no-untyped-def]
+    return _start_code("sign_in")
+
+
+@bp.get("/sign-in/break-glass")
+def break_glass():  # type: ignore[no-untyped-def]
+    """The owners' way in by emailed code when their workspace requires SSO and the provider is down."""
+    return render_template("auth/break_glass.html", email="", error=None), 200
+
+
+@bp.post("/sign-in/break-glass")
+@limiter.limit(CODE_REQUEST_PER_IP)
+@limiter.limit(CODE_REQUEST_PER_EMAIL, key_func=email_key)
+def request_break_glass():  # type: ignore[no-untyped-def]
+    return _start_code("break_glass")
+
+
+def _start_code(purpose: str):  # type: ignore[no-untyped-def]
+    """Record the attempt and go to the code page: the same answer for every email (the job decides the rest)."""
     email = (request.form.get("email") or "").strip().lower()
     if not EMAIL.match(email) or len(email) > 320:
-        return _sign_in_page(email, "Enter your work email address, like name@company.com.", 422)
+        message = "Enter your work email address, like name@company.com."
+        if purpose == "break_glass":
+            return render_template("auth/break_glass.html", email=email, error=message), 422
+        return _sign_in_page(email, message, 422)
     attempt_id = codes.start_attempt(current_app.extensions["redis"], email, request.remote_addr or "",
-                                     request.headers.get("User-Agent", ""))
+                                     request.headers.get("User-Agent", ""), purpose=purpose)
     next_path = safe_next(request.form.get("next"))
     session["signin_attempt"] = attempt_id
     session["signin_email"] = email
+    session["break_glass"] = purpose == "break_glass"
     session.pop("sso_link", None)  # a plain code request abandons any half-done SSO link
     if next_path:
         session["next"] = next_path
     return redirect(url_for("auth.enter_code"))
 
 
+def _code_page(email: str, error: str | None, status: int = 200):  # type: ignore[no-untyped-def]
+    return render_template("auth/code.html", email=email, error=error, linking=bool(session.get("sso_link")),
+                           break_glass=bool(session.get("break_glass"))), status
+
+
 @bp.get("/sign-in/code")
 def enter_code():  # type: ignore[no-untyped-def]
     if not session.get("signin_attempt"):
         return redirect(url_for("auth.sign_in"))
-    return render_template("auth/code.html", email=session.get("signin_email", ""), error=None,
-                           linking=bool(session.get("sso_link")))
+    return _code_page(session.get("signin_email", ""), None)
 
 
 @bp.post("/sign-in/code")
@@ -90,32 +109,31 @@ def check_code():  # type: ignore[no-untyped-def]
         flash("Ask for a new code to sign in.", "info")
         return redirect(url_for("auth.sign_in"))
     typed = (request.form.get("code") or "").strip()
-    result = codes.check_code(current_app.extensions["redis"], attempt_id, email, typed)
+    redis = current_app.extensions["redis"]
+    pending = codes.attempt(redis, attempt_id)  # read before the check, which consumes it on success
+    result = codes.check_code(redis, attempt_id, email, typed)
+    if result in (codes.CheckResult.LOCKED, codes.CheckResult.PAUSED):
+        for key in ("signin_attempt", "signin_email", "sso_link", "break_glass"):
+            session.pop(key, None)
+        flash(_PAUSED if result is codes.CheckResult.PAUSED else "Too many wrong codes. Ask for a new code.",
+              "error")
+        return redirect(url_for("auth.sign_in"))
     if result is not codes.CheckResult.OK:
-        _audit_failed_code(email, result)
-        if result is codes.CheckResult.LOCKED:
-            for key in ("signin_attempt", "signin_email", "sso_link"):
-                session.pop(key, None)
-            flash("Too many wrong codes. Ask for a new code.", "error")
-            return redirect(url_for("auth.sign_in"))
         message = "That code is not right, or it has expired. Check the newest email, or ask for a new code."
-        return render_template("auth/code.html", email=email, error=message,
-                               linking=bool(session.get("sso_link"))), 422
+        return _code_page(email, message, 422)
     link = session.pop("sso_link", None)
-    session.pop("signin_attempt", None)
-    session.pop("signin_email", None)
+    for key in ("signin_attempt", "signin_email", "break_glass"):
+        session.pop(key, None)
     if link:
         from app.auth.sso import link_confirmed
 
         return link_confirmed(link, email)
-    return finish(email, "email_code")
+    purpose = pending.purpose if pending else "sign_in"
+    return finish(email, "break_glass" if purpose == "break_glass" else "email_code")
 
 
-def _audit_failed_code(email: str, result: codes.CheckResult) -> None:
-    """A failed code is recorded in each tenant the email belongs to (an unknown email has no tenant to tell)."""
-    for m in memberships(email):
-        audit_outside_request(m.tenant_id, Actor.user(m.user_id, email), "auth.code_failed",
-                              target_type="user", target_id=m.user_id, after={"result": result.value})
+_PAUSED = ("Too many wrong codes for this email: email codes are paused for now. Sign in with Google or Microsoft, "
+           "or ask for a code again later.")
 
 
 @bp.route("/sign-in/choose", methods=["GET", "POST"])
@@ -128,7 +146,8 @@ def choose():  # type: ignore[no-untyped-def]
         staff, proven = bool(pending.get("staff")), bool(pending.get("email_proven", True))
     elif current_user.is_authenticated and getattr(current_user, "role", "") != "support":
         email = _signed_in_email()
-        options, method = memberships(email), session.get("auth", {}).get("method", "switch")
+        method = session.get("auth", {}).get("method", "switch")
+        options = [m for m in memberships(email) if m.allows(method)]
         staff = proven = bool(session.get("staff_email"))
     else:
         flash("Sign in again to choose an account.", "info")

@@ -21,6 +21,22 @@ def run_jobs(app, queue: str = "default") -> None:  # type: ignore[no-untyped-de
         SimpleWorker([q], connection=conn, serializer=q.serializer).work(burst=True)
 
 
+def run_delayed_jobs(app, queue: str = "default") -> int:  # type: ignore[no-untyped-def]
+    """Run every job scheduled for later as if its time had come (the worker's scheduler would); returns how many."""
+    from rq.job import Job
+
+    conn = app.extensions["redis"]
+    q = get_queue(conn, queue)
+    registry = q.scheduled_job_registry
+    job_ids = registry.get_job_ids()
+    for job_id in job_ids:
+        delayed = Job.fetch(job_id, connection=conn, serializer=q.serializer)
+        registry.remove(delayed)
+        q.enqueue_job(delayed)
+    run_jobs(app, queue)
+    return len(job_ids)
+
+
 def outbox(app) -> list[dict]:  # type: ignore[no-untyped-def]
     return [json.loads(m) for m in app.extensions["redis"].lrange(OUTBOX_KEY, 0, -1)]
 

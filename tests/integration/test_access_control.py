@@ -18,6 +18,7 @@ PUBLIC = {
     "static",
     "health.healthz",
     "auth.sign_in", "auth.request_code", "auth.enter_code", "auth.check_code",
+    "auth.break_glass", "auth.request_break_glass",  # same answer for every email; the job decides
     "auth.choose",  # needs a proven email in the session, or a signed-in user
     "auth.sign_out",
     "sso.start", "sso.callback",
