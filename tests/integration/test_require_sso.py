@@ -22,6 +22,7 @@ from tests.integration.signin_helpers import (
     type_code,
 )
 from tests.integration.sso_helpers import add_user, into, sso, sso_app  # noqa: F401  (sso_app is a fixture)
+from tests.integration.test_migrations import empty_database  # noqa: F401  (a fixture)
 from tests.oidc_fixtures import GOOGLE_ACCOUNTS
 
 
@@ -174,3 +175,22 @@ def test_an_email_in_several_workspaces_signs_in_by_code_only_where_codes_are_al
     assert switch.status_code == 400
     assert "Beta IT" in client.get("/").get_data(as_text=True)
     assert relaxed.id != strict.id
+
+
+def test_the_migration_downgrades_to_the_old_membership_lookup_and_upgrades_again(empty_database):  # noqa: F811
+    import psycopg
+
+    from app import dbadmin
+
+    def lookup() -> tuple[str, str, bool]:
+        with psycopg.connect(empty_database) as conn:
+            return conn.execute("""select pg_get_function_result(p.oid), pg_get_userbyid(p.proowner), p.prosecdef
+                                   from pg_proc p where p.proname = 'bi_user_memberships'""").fetchone()
+
+    dbadmin.upgrade(empty_database)
+    assert lookup() == ("TABLE(tenant_id uuid, tenant_name text, user_id uuid, role text, require_sso boolean)",
+                        "bi_signin", True)
+    dbadmin.downgrade(empty_database, "0005")
+    assert lookup() == ("TABLE(tenant_id uuid, tenant_name text, user_id uuid, role text)", "bi_signin", True)
+    dbadmin.upgrade(empty_database)
+    assert "require_sso" in lookup()[0]
