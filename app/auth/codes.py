@@ -87,7 +87,7 @@ def issue_code(redis: Redis, attempt_id: str, email: str) -> str:
     return code
 
 
-def check_code(redis: Redis, attempt_id: str, email: str, code: str) -> CheckResult:
+def check_code(redis: Redis, attempt_id: str, email: str, code: str, ip: str = "") -> CheckResult:
     """Check a code typed in the browser holding ``attempt_id``; a success consumes it.
 
     Every step runs alike whether or not the address has a code: the tries, the address's budget, the hash.
@@ -106,7 +106,7 @@ def check_code(redis: Redis, attempt_id: str, email: str, code: str) -> CheckRes
     typed = "".join(ch for ch in code if ch.isdigit())[:6]
     matches = hmac.compare_digest(stored["h"], _code_hash(attempt_id, typed))
     if not (matches and hmac.compare_digest(stored["a"], attempt_id)):
-        lockout.record_wrong(redis, reservation, email)
+        lockout.record_wrong(redis, reservation, email, ip)
         if tries >= MAX_WRONG_TRIES:
             redis.delete(_ATTEMPT + attempt_id)
             return CheckResult.LOCKED

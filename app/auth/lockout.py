@@ -30,6 +30,8 @@ _WRONG = "bi:signin:wrong:"
 _MAILED = "bi:signin:mailed:"
 _ADDRESS = "bi:signin:address:"
 _FAILED = "bi:signin:failed:"
+_FAILED_IPS = "bi:signin:failed-ips:"
+_IPS_KEPT = 10
 _AUDIT_JOB = "bi:signin:failed-job:"
 _PAUSE_EVENT = "bi:signin:paused:"
 _NOTICE = "bi:signin:notice:"
@@ -123,14 +125,19 @@ def first_notice(redis: Redis, email_id: str, kind: str, until: float) -> bool:
                           ex=max(60, int(until - _clock()) + 60)))
 
 
-def record_wrong(redis: Redis, reservation: Reservation, email: str) -> bool:
-    """Count a wrong code for the hour's audit row; True when it spent a window's last slot (the pause begins)."""
+def record_wrong(redis: Redis, reservation: Reservation, email: str, ip: str = "") -> bool:
+    """Count a wrong code (and where it came from) for the hour's audit row; True when it spent a window's last
+    slot (the pause begins)."""
     email_id, at = reservation.email_id, reservation.at
     hour = _index(HOUR, at)
+    ips = f"{_FAILED_IPS}{email_id}:{hour}"
     pipe = redis.pipeline()
     pipe.set(_ADDRESS + email_id, email, ex=_KEEP_SECONDS)  # the jobs look the tenants up by address
     pipe.incr(f"{_FAILED}{email_id}:{hour}")
     pipe.expire(f"{_FAILED}{email_id}:{hour}", _KEEP_SECONDS)
+    pipe.zadd(ips, {ip or "unknown": at})
+    pipe.zremrangebyrank(ips, 0, -_IPS_KEPT - 1)
+    pipe.expire(ips, _KEEP_SECONDS)
     pipe.set(f"{_AUDIT_JOB}{email_id}:{hour}", 1, nx=True, ex=_KEEP_SECONDS)
     if pipe.execute()[-1]:
         when = datetime.fromtimestamp((hour + 1) * HOUR.seconds + AUDIT_DELAY_SECONDS, UTC)
@@ -160,7 +167,7 @@ def _iso(epoch: float) -> str:
 @job
 def audit_failed_codes_job(email_id: str, hour: int) -> str:
     """One row per tenant of the address with the hour's count of wrong codes (nothing for an unknown address)."""
-    from app.audit.log import Actor, record
+    from app.audit.log import Actor, Origin, record
     from app.tenancy import tenant_session
 
     redis = current_app.extensions["redis"]
@@ -168,13 +175,16 @@ def audit_failed_codes_job(email_id: str, hour: int) -> str:
     if redis.exists(done):
         return "already written"
     count = int(redis.get(f"{_FAILED}{email_id}:{hour}") or 0)
+    ips = [ip.decode() for ip in redis.zrevrange(f"{_FAILED_IPS}{email_id}:{hour}", 0, -1)]
     _email, found = _tenants_of(email_id)
     for m in found:
         with tenant_session(m.tenant_id) as s:
+            # The row's source is the newest address a wrong code came from; the others of the hour beside it.
             record(s, m.tenant_id, Actor.system("sign-in"), "auth.code_failed", target_type="user",
-                   target_id=m.user_id, after={"wrong_codes": count, "hour": _iso(hour * HOUR.seconds)})
+                   target_id=m.user_id, origin=Origin(ip=ips[0] if ips else None),
+                   after={"wrong_codes": count, "hour": _iso(hour * HOUR.seconds), "source_ips": ips})
     redis.set(done, 1, ex=_KEEP_SECONDS)
-    redis.delete(f"{_FAILED}{email_id}:{hour}")
+    redis.delete(f"{_FAILED}{email_id}:{hour}", f"{_FAILED_IPS}{email_id}:{hour}")
     return f"{len(found)} rows"
 
 

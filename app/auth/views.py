@@ -111,7 +111,7 @@ def check_code():  # type: ignore[no-untyped-def]
     typed = (request.form.get("code") or "").strip()
     redis = current_app.extensions["redis"]
     pending = codes.attempt(redis, attempt_id)  # read before the check, which consumes it on success
-    result = codes.check_code(redis, attempt_id, email, typed)
+    result = codes.check_code(redis, attempt_id, email, typed, request.remote_addr or "")
     if result in (codes.CheckResult.LOCKED, codes.CheckResult.PAUSED):
         for key in ("signin_attempt", "signin_email", "sso_link", "break_glass"):
             session.pop(key, None)

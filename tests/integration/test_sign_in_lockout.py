@@ -228,6 +228,7 @@ def test_failed_codes_are_audited_by_a_job_once_per_email_hour_with_their_count(
     for tenant in (a, b):
         [row] = audit_rows(app, tenant.id, "auth.code_failed")
         assert row.after["wrong_codes"] == 7 and email not in str(row.after)
+        assert row.source_ip == "127.0.0.1" and row.after["source_ips"] == ["127.0.0.1"]
     assert run_delayed_jobs(app) == 0
     clock["now"] += HOUR
     ask_for_code(app, client, email)
