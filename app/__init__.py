@@ -51,6 +51,7 @@ def create_app(config: Config | None = None) -> Flask:
     from app.security.limits import init_limits
     from app.support.views import init_support
     from app.views.errors import init_error_pages
+    from app.views.htmx import init_htmx
 
     init_cors(app)  # first, so a preflight is answered before sessions are loaded
     init_server_sessions(app, app.extensions["redis"], cfg.SESSION_IDLE_MINUTES, cfg.SESSION_ABSOLUTE_HOURS)
@@ -61,6 +62,7 @@ def create_app(config: Config | None = None) -> Flask:
     init_headers(app)
     init_limits(app, cfg)
     init_error_pages(app)
+    init_htmx(app)
     _register_blueprints(app, cfg)
     _register_cli(app)
 
