@@ -34,6 +34,7 @@ dev: install oidc
 
 test: install oidc browser
 	@$(BIN)/python -m devtools.audit_deps
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 migrate: install
