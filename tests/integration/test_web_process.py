@@ -54,12 +54,16 @@ def test_the_procfile_web_command_prints_no_token_code_or_state(migrated):
                     break
             except httpx.HTTPError:
                 pass
-            assert web.poll() is None and time.monotonic() < deadline, "gunicorn did not start"
+            if web.poll() is not None or time.monotonic() > deadline:
+                os.killpg(web.pid, signal.SIGTERM) if web.poll() is None else None
+                print(web.communicate(timeout=30)[0].decode()[-3000:])
+                raise AssertionError("gunicorn did not start (its output is printed above)")
             time.sleep(0.2)
         assert httpx.get(f"http://127.0.0.1:{port}/i/{token}?ref=mail", timeout=10).status_code in (404, 410)
         httpx.get(f"http://127.0.0.1:{port}/sign-in/sso/google/callback?code={code}&state={state}", timeout=10)
     finally:
-        os.killpg(web.pid, signal.SIGTERM)
+        if web.poll() is None:
+            os.killpg(web.pid, signal.SIGTERM)
         printed = web.communicate(timeout=30)[0].decode(errors="replace")
     # It did print: the app's own request log, with the route pattern in place of the token.
     assert "/i/<token>" in printed and "/sign-in/sso/google/callback" in printed, printed[-2000:]
