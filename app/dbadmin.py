@@ -21,6 +21,7 @@ def alembic_config(owner_url: str) -> AlembicConfig:
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", str(ROOT / "migrations"))
     cfg.set_main_option("prepend_sys_path", str(ROOT))
+    cfg.set_main_option("path_separator", "os")  # the project folder may hold spaces or colons
     cfg.attributes["owner_url"] = owner_url
     return cfg
 
