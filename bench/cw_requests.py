@@ -10,12 +10,24 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections import defaultdict
+from collections.abc import Iterable
 
 from app.connectwise.client import Client, Credentials
-from app.connectwise.lines import lines_for_invoices, lines_naively
+from app.connectwise.lines import COLLECTIONS, LineRecord, lines_for_invoices
 from app.connectwise.ratelimit import SiteRateLimiter
 
 CLIENT_ID = "00000000-0000-4000-8000-0000000bench"
+
+
+def lines_naively(client: Client, invoice_ids: Iterable[int]) -> dict[int, list[LineRecord]]:
+    """The way we don't do it (the baseline): one request per invoice per collection."""
+    grouped: dict[int, list[LineRecord]] = defaultdict(list)
+    for invoice_id in invoice_ids:
+        for path, fields, parse in COLLECTIONS:
+            for record in client.get_all(path, conditions=f"invoice/id={int(invoice_id)}", fields=fields):
+                grouped[invoice_id].append(parse(record, tolerant=True))
+    return grouped
 
 
 def busiest_minute(times: list[float]) -> int:

@@ -22,9 +22,11 @@ from app.audit.log import Actor, changes, record
 from app.connectwise.connection import get_connection, make_client
 from app.connectwise.errors import ConnectWiseError
 from app.connectwise.models import MemberSync
-from app.connectwise.payloads import MEMBER_FIELDS, Member
+from app.connectwise.records import MEMBER_FIELDS, Member
+from app.jobs.fanout import fan_out
 from app.jobs.queue import enqueue
 from app.jobs.runtime import job
+from app.security.server_sessions import end_user_sessions
 from app.tenancy import tenant_session
 from app.users.email_changes import proposals_by_user, reconcile, withdraw
 from app.users.models import PRIVILEGED_ROLES, User
@@ -172,8 +174,6 @@ def run_sync(tenant_id: str) -> SyncOutcome:
                 record(session, tenant_id, ACTOR, "connectwise.members_synced", target_type="users",
                        after={"members": len(members), "created": outcome.created, "updated": outcome.updated,
                               "deactivated": outcome.deactivated, "proposed": outcome.proposed})
-        from app.auth.server_sessions import end_user_sessions
-
         for key in outcome.deactivated_keys:  # an inactive member's sessions end with the sync, not at next use
             end_user_sessions(current_app.extensions["redis"], key)
         log.info("member sync: %d members, %d created, %d updated, %d deactivated", len(members),
@@ -219,21 +219,15 @@ def request_sync(session: Session, redis, tenant_id: uuid.UUID | str) -> MemberS
 @job
 def sync_all_tenants() -> int:
     """The periodic fan-out: one queued sync per tenant that has a connection."""
-    from sqlalchemy import text
+    redis = current_app.extensions["redis"]
 
-    factory = current_app.extensions["session_factory"]
-    session = factory()
-    try:
-        tenant_ids = [str(t) for t in session.execute(text("select * from bi_tenant_ids()")).scalars()]
-    finally:
-        session.close()
-    queued = 0
-    for tid in tenant_ids:
-        with tenant_session(tid, factory) as s:
-            if get_connection(s) is not None:
-                request_sync(s, current_app.extensions["redis"], tid)
-                queued += 1
-    return queued
+    def queue_sync(session: Session, tenant_id: str) -> bool:
+        if get_connection(session) is None:
+            return False
+        request_sync(session, redis, tenant_id)
+        return True
+
+    return fan_out(queue_sync, current_app.extensions["session_factory"])
 
 
 def active_user_count(session: Session) -> int:

@@ -12,6 +12,10 @@ from dataclasses import dataclass, field
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 
+# The currency value is ConnectWise's own record; documents and renderers name it from here.
+from app.connectwise.records.currency import USD as USD
+from app.connectwise.records.currency import Currency as Currency
+
 # ConnectWise's invoice types (Invoice.type) and the display types we show (issue 5, product-reference §2.4).
 CW_TYPES = ("Standard", "Agreement", "CreditMemo", "DownPayment", "Miscellaneous", "Progress", "Consolidated")
 DISPLAY_TYPES = ("Standard", "Fixed Fee", "Project", "Phase", "Sales Order", "Agreement", "Credit Memo",
@@ -31,22 +35,6 @@ SECTION_ORDER = ("services", "agreement_services", "non_billable_services", "agr
                  "adjustments")
 
 
-@dataclass(frozen=True)
-class Currency:
-    """ConnectWise's CurrencyReference, reduced to what formatting needs."""
-
-    code: str
-    symbol: str
-    decimals: int
-    decimal_sep: str
-    group_sep: str
-    symbol_first: bool  # CW rightAlign=false: "$1,234.56"; rightAlign=true: "1.234,56 €"
-    negative_parentheses: bool = False  # CW negativeParenthesesFlag: "($12.00)" instead of "-$12.00"
-    show_symbol: bool = True  # CW displaySymbolFlag
-    show_code: bool = False  # CW displayIdFlag: append "EUR"
-
-
-USD = Currency("USD", "$", 2, ".", ",", True)
 
 
 @dataclass(frozen=True)
@@ -80,6 +68,10 @@ class Line:
     covered_quantity: Decimal | None = None
     covered_rate: Decimal | None = None
     note: str = ""  # e.g. "No charge"
+    # The ConnectWise records this row prints or summarises, as (kind, id): ("time", 100001), ("product", 20001),
+    # ("expense", 3001), ("addition", 7), ("payment", 11). Empty for rows that are header figures (adjustments,
+    # a total shown alone), so a review page can map a printed row back to what a reviewer edits.
+    sources: tuple[tuple[str, int], ...] = ()
 
 
 @dataclass(frozen=True)

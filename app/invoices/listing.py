@@ -3,21 +3,26 @@
 ConnectWise does the paging (``page``/``pageSize``) and the counting (``/count`` with the same conditions); we
 never pull the whole list. Conditions are built only from validated pieces: a search term stripped to a safe
 character set, a type from a fixed list, a status id that is an integer.
+
+Rows are read by the records layer's tolerant mode: a row whose total, balance, currency or dates do not read is
+still listed, marked (``InvoiceRow.degraded``), with "—" where an amount could not be read, never a silent zero.
+The type shown is ``display_types.display_type``, the same one the invoice's own page shows; for that the page's
+projects and tickets are asked how they bill, in one parallel round after the rows.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
-from decimal import Decimal, InvalidOperation
+from datetime import date
 from typing import Any
 
+from app.connectwise import errors as cw_errors
 from app.connectwise.client import Client
-from app.invoices.document import USD, Currency, format_money
-from app.invoices.errors import InvalidInvoiceData
-from app.invoices.payloads import parse_currency
+from app.connectwise.records import USD, BillingStatusRecord, InvalidRecord, InvoiceHeader, billing_method
+from app.invoices.display_types import deciding_project, deciding_ticket, display_type
+from app.invoices.document import format_money
 
 PAGE_SIZE = 25
 MAX_PAGE = 400  # 10,000 invoices deep is as far as a person pages; beyond that, search
@@ -30,8 +35,10 @@ FIXED_FEE = "FixedFee"
 # What the filter offers: ConnectWise's types, the applied ones, and Fixed Fee (invoices of fixed-fee projects).
 FILTER_TYPES = {**TYPES, **APPLIED_TYPES, FIXED_FEE: "Fixed Fee"}
 FIXED_FEE_PROJECTS_MAX = 200  # one `in (...)` condition; more fixed-fee projects than this are not filtered
-LIST_FIELDS = ("id", "invoiceNumber", "type", "applyToType", "status/id", "status/name", "company/id",
-               "company/name", "date", "dueDate", "total", "balance", "currency")
+LIST_FIELDS = ("id", "invoiceNumber", "type", "applyToType", "applyToId", "status/id", "status/name", "company/id",
+               "company/name", "date", "dueDate", "total", "balance", "currency", "project/id", "phase/id",
+               "salesOrder/id", "ticket/id", "_info/lastUpdated")
+UNREADABLE = "\u2014"  # shown instead of an amount ConnectWise sent in a form we cannot read
 # Letters (any script), digits, space and the punctuation company names and invoice numbers use. Quotes,
 # brackets, wildcards and backslashes never reach a ConnectWise condition.
 _UNSAFE = re.compile(r"[^\w \-.&,/#@+()']", re.UNICODE)
@@ -101,6 +108,7 @@ class InvoiceRow:
     total: str
     balance: str
     open: bool
+    degraded: tuple[str, ...] = ()  # fields of this row ConnectWise sent in a form we could not read
 
 
 @dataclass(frozen=True)
@@ -113,7 +121,7 @@ class InvoicePage:
 
 def list_invoices(client: Client, query: InvoiceQuery, page_size: int = PAGE_SIZE) -> InvoicePage:
     """One page of invoices, newest first, and the count, as two parallel requests (Fixed Fee first asks which
-    projects bill a fixed fee)."""
+    projects bill a fixed fee), then how the page's projects and tickets bill (one parallel round, cached)."""
     projects: list[int] = []
     if query.type == FIXED_FEE:
         raw = client.get_all("project/projects", conditions='billingMethod = "FixedFee"', fields=["id"])
@@ -125,19 +133,24 @@ def list_invoices(client: Client, query: InvoiceQuery, page_size: int = PAGE_SIZ
         params["conditions"] = conditions
     body, count = client.parallel([lambda: client.get("finance/invoices", params),
                                    lambda: client.count("finance/invoices", conditions)])
-    rows = [row for row in (_row(r) for r in (body if isinstance(body, list) else [])) if row is not None]
+    headers = [h for h in (_header(r) for r in (body if isinstance(body, list) else [])) if h is not None]
+    project_billing, ticket_billing = _billing_methods(client, headers)
+    rows = [_row(h, project_billing, ticket_billing) for h in headers]
     pages = max(1, -(-count // page_size))
     return InvoicePage(rows=rows, total=count, page=query.page, pages=min(pages, MAX_PAGE))
 
 
 def billing_statuses(client: Client) -> list[tuple[int, str]]:
-    """(id, name) of every billing status, for the filter (cached by the client like any read)."""
+    """(id, name) of every active billing status, for the filter (cached by the client like any read)."""
     raw = client.get("finance/billingStatuses", {"fields": "id,name,inactiveFlag", "pageSize": 1000})
     out = []
     for r in raw if isinstance(raw, list) else []:
-        if isinstance(r, dict) and isinstance(r.get("id"), int) and isinstance(r.get("name"), str):
-            if not r.get("inactiveFlag"):
-                out.append((r["id"], r["name"][:60]))
+        try:
+            status = BillingStatusRecord.parse(r, tolerant=True)
+        except InvalidRecord:
+            continue
+        if status.name and not status.inactive and "name" not in status.degraded:
+            out.append((status.id, status.name[:60]))
     return out
 
 
@@ -146,53 +159,53 @@ def recent_invoices(client: Client, n: int = 50) -> list[InvoiceRow]:
     return list_invoices(client, InvoiceQuery(), page_size=n).rows
 
 
-def _row(r: Any) -> InvoiceRow | None:
-    if not isinstance(r, dict) or not isinstance(r.get("id"), int):
-        return None
+def _header(r: Any) -> InvoiceHeader | None:
+    """A list row, read tolerantly; None for one without a usable id (nothing could link to it)."""
     try:
-        currency = parse_currency(r.get("currency"), USD) if isinstance(r.get("currency"), dict) else USD
-    except InvalidInvoiceData:
-        currency = USD  # a list row still shows; the invoice itself will say what is wrong when opened
-    status = r.get("status") if isinstance(r.get("status"), dict) else {}
-    company = r.get("company") if isinstance(r.get("company"), dict) else {}
-    kind = r.get("type") if isinstance(r.get("type"), str) else ""
-    balance = _money(r.get("balance"))
+        return InvoiceHeader.parse(r, USD, tolerant=True)
+    except InvalidRecord:
+        return None
+
+
+def _billing_methods(client: Client, headers: Iterable[InvoiceHeader]) -> tuple[dict[int, str], dict[int, str]]:
+    """billingMethod of each project and ticket that decides a row's display type, asked for in one round."""
+    wanted = {"project/projects": sorted({i for h in headers if (i := deciding_project(h)) is not None}),
+              "service/tickets": sorted({i for h in headers if (i := deciding_ticket(h)) is not None})}
+    paths = [path for path, ids in wanted.items() if ids]
+    calls = [_lookup(client, path, wanted[path]) for path in paths]
+    found = dict(zip(paths, client.parallel(calls), strict=True))
+    return found.get("project/projects", {}), found.get("service/tickets", {})
+
+
+def _lookup(client: Client, path: str, ids: list[int]) -> Callable[[], dict[int, str]]:
+    def run() -> dict[int, str]:
+        conditions = f"id in ({','.join(str(int(i)) for i in ids)})"
+        try:
+            records = client.get_all(path, conditions=conditions, fields=["id", "billingMethod"])
+        except (cw_errors.NotFound, cw_errors.PermissionMissing):
+            return {}  # the invoice's own page does without it the same way (its type reads "Project"/"Standard")
+        out = {}
+        for record in records:
+            if isinstance(record, dict) and isinstance(record.get("id"), int):
+                out[record["id"]] = billing_method(record, path, tolerant=True)
+        return out
+
+    return run
+
+
+def _row(h: InvoiceHeader, project_billing: dict[int, str], ticket_billing: dict[int, str]) -> InvoiceRow:
+    project, ticket = deciding_project(h), deciding_ticket(h)
+    label = display_type(h, project_billing.get(project, "") if project is not None else "",
+                         ticket_billing.get(ticket, "") if ticket is not None else "")
     return InvoiceRow(
-        id=r["id"], number=_text(r.get("invoiceNumber")) or str(r["id"]), type=kind,
-        type_label=_type_label(kind, _text(r.get("applyToType"))), status=_text(status.get("name")),
-        company=_text(company.get("name")), date=_date(r.get("date")), due_date=_date(r.get("dueDate")),
-        total=_fmt(_money(r.get("total")), currency), balance=_fmt(balance, currency), open=balance != 0,
+        id=h.id, number=_text(h.number) or str(h.id), type=h.type, type_label=label, status=_text(h.status),
+        company=_text(h.company_name), date=h.date, due_date=h.due_date,
+        total=UNREADABLE if "total" in h.degraded else format_money(h.total, h.currency),
+        balance=UNREADABLE if "balance" in h.degraded else format_money(h.balance, h.currency),
+        # An unreadable balance counts as open: better a second look than a missed unpaid invoice.
+        open=h.balance != 0 or "balance" in h.degraded, degraded=h.degraded,
     )
 
 
-def _type_label(kind: str, apply_to: str) -> str:
-    label = TYPES.get(kind, kind or "Invoice")
-    if kind == "Standard" and apply_to in ("Project", "ProjectPhase", "SalesOrder"):
-        return {"Project": "Project", "ProjectPhase": "Phase", "SalesOrder": "Sales Order"}[apply_to]
-    return label
-
-
-def _text(value: Any) -> str:
-    return value.strip()[:200] if isinstance(value, str) else ""
-
-
-def _money(value: Any) -> Decimal:
-    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        return Decimal(0)
-    try:
-        return Decimal(str(value))
-    except InvalidOperation:
-        return Decimal(0)
-
-
-def _fmt(amount: Decimal, currency: Currency) -> str:
-    return format_money(amount, currency)
-
-
-def _date(value: Any) -> date | None:
-    if not isinstance(value, str) or len(value) < 10:
-        return None
-    try:
-        return datetime.fromisoformat(value[:10]).date()
-    except ValueError:
-        return None
+def _text(value: str) -> str:
+    return value[:200]

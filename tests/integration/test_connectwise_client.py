@@ -9,8 +9,9 @@ import pytest
 
 from app.connectwise import errors
 from app.connectwise.client import Client, Credentials, normalise_site
-from app.connectwise.lines import lines_for_invoices, lines_naively
+from app.connectwise.lines import lines_for_invoices
 from app.connectwise.ratelimit import SiteRateLimiter
+from bench.cw_requests import lines_naively
 
 CLIENT_ID = "6f1b5c9e-0000-4000-8000-000000000001"
 
