@@ -1,4 +1,8 @@
-"""The RQ worker, with the scheduler (for periodic and delayed jobs). `python worker.py`."""
+"""The RQ worker, with the scheduler (for periodic and delayed jobs).
+
+`python worker.py` serves every queue, mail first; `python worker.py --queues mail` serves only the named ones (the
+Procfile runs one for mail, so a sign-in code never waits for a long PDF already being rendered).
+"""
 
 from __future__ import annotations
 
@@ -10,11 +14,28 @@ from rq.serializers import JSONSerializer
 from app import create_app
 from app.config import ConfigError
 from app.dbcheck import check_app_role
-from app.jobs.queue import QUEUE_NAMES, get_queue
+from app.jobs.queue import QUEUE_NAMES, queues_by_priority
 from app.jobs.schedule import ensure_scheduled
 
 
+def queue_names(argv: list[str]) -> list[str]:
+    """The queues named by ``--queues a,b`` (every queue when absent), in priority order."""
+    if "--queues" not in argv:
+        return list(QUEUE_NAMES)
+    index = argv.index("--queues")
+    named = argv[index + 1].split(",") if index + 1 < len(argv) else []
+    unknown = [n for n in named if n not in QUEUE_NAMES]
+    if not named or unknown:
+        raise ValueError(f"--queues takes a comma-separated list of {', '.join(QUEUE_NAMES)}")
+    return [n for n in QUEUE_NAMES if n in named]
+
+
 def main(argv: list[str]) -> int:
+    try:
+        names = queue_names(argv)
+    except ValueError as exc:
+        print(f"worker: {exc}", file=sys.stderr)
+        return 2
     try:
         app = create_app()
         check_app_role(app.extensions["engine"])
@@ -25,7 +46,7 @@ def main(argv: list[str]) -> int:
     with app.app_context():
         connection = app.extensions["redis"]
         ensure_scheduled(connection)
-        queues = [get_queue(connection, name) for name in QUEUE_NAMES]
+        queues = queues_by_priority(connection, names)
         worker = Worker(queues, connection=connection, serializer=JSONSerializer)
         worker.work(with_scheduler=True, burst=burst, logging_level=app.config["BI"].LOG_LEVEL)
     return 0

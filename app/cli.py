@@ -32,17 +32,14 @@ def _session_for(tenant_id: str):  # type: ignore[no-untyped-def]
 @click.option("--owner-name", default="", help="The owner's display name.")
 def tenants_create(name: str, owner_email: str, owner_name: str) -> None:
     """Create a tenant and its owner; prints the tenant id."""
+    from app.tenancy import no_tenant_session
     from app.tenants.service import create_tenant
 
-    session = _factory()()
     try:
-        tenant = create_tenant(session, name, owner_email, owner_name)
-        session.commit()
+        with no_tenant_session(_factory()) as session:
+            tenant = create_tenant(session, name, owner_email, owner_name)
     except ValueError as exc:
-        session.rollback()
         raise click.ClickException(str(exc)) from exc
-    finally:
-        session.close()
     click.echo(str(tenant.id))
 
 
@@ -50,14 +47,12 @@ def tenants_create(name: str, owner_email: str, owner_name: str) -> None:
 @click.option("--batch-size", default=500, show_default=True)
 def keys_rotate(batch_size: int) -> None:
     """Re-encrypt every stored secret under the first key of ENCRYPTION_KEYS (resumable)."""
+    import app.models  # noqa: F401  (every model mapped, so rotation sees every encrypted column)
     from app.security.rotation import rotate_all
+    from app.tenancy import all_tenant_ids
 
     keyring = current_app.extensions["keyring"]
-    session = _factory()()
-    try:
-        total = rotate_all(session, keyring, _session_for, batch_size)
-    finally:
-        session.close()
+    total = rotate_all(keyring, all_tenant_ids(_factory()), _session_for, batch_size)
     click.echo(f"re-encrypted {total} values under key {keyring.current_id}")
 
 
@@ -65,13 +60,9 @@ def keys_rotate(batch_size: int) -> None:
 def audit_verify() -> None:
     """Check every tenant's hash chain; report the first broken link."""
     from app.audit.verify import verify_all
-    from app.security.rotation import tenant_ids
+    from app.tenancy import all_tenant_ids
 
-    session = _factory()()
-    try:
-        ids = tenant_ids(session)
-    finally:
-        session.close()
+    ids = all_tenant_ids(_factory())
     checked, breaks = verify_all(ids, _session_for)
     for brk in breaks:
         click.echo(f"BROKEN: tenant {brk.tenant_id}, audit row {brk.entry_id}: {brk.reason}")
@@ -85,13 +76,10 @@ def audit_verify() -> None:
 def audit_purge() -> None:
     """Remove audit rows older than 90 days now (the worker also does this daily)."""
     from app.audit.retention import purge_expired_rows
+    from app.tenancy import no_tenant_session
 
-    session = _factory()()
-    try:
+    with no_tenant_session(_factory()) as session:
         removed = purge_expired_rows(session)
-        session.commit()
-    finally:
-        session.close()
     click.echo(f"removed {removed} rows older than 90 days")
 
 

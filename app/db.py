@@ -1,19 +1,56 @@
-"""Engine, sessions, the declarative Base, and the tenant hook that sets RLS per transaction."""
+"""Engine, sessions, the declarative Base with its table markers (TenantScoped, Global, encrypted columns), and the
+tenant hook that sets RLS per transaction."""
 
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Any, ClassVar, Literal
 
-from sqlalchemy import Engine, create_engine, event, text
-from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy import Engine, ForeignKey, create_engine, event, text
+from sqlalchemy.dialects.postgresql import UUID
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, declared_attr, mapped_column, sessionmaker
 
 TENANT_KEY = "tenant_id"
 _SET_TENANT = text("select set_config('app.tenant_id', :tenant_id, true)")
 
 
 class Base(DeclarativeBase):
-    """Base of every model; a model with a ``tenant_id`` column is a tenant table."""
+    """Base of every model; each model is also TenantScoped or Global (the catalog test holds this)."""
+
+
+class TenantScoped:
+    """A tenant table: ``tenant_id`` (uuid, not null, FK to tenants, deleted with its tenant), declared here once.
+
+    The database must force RLS on the table with the tenant policy (the catalog test checks it).
+    ``__tenant_key__`` says what else the column is: "primary_key" for one row per tenant, "unique" for at most one.
+    """
+
+    __tenant_key__: ClassVar[Literal["primary_key", "unique"] | None] = None
+
+    @declared_attr
+    def tenant_id(cls) -> Mapped[uuid.UUID]:  # noqa: N805 (declared_attr passes the class)
+        key = cls.__tenant_key__
+        if key not in (None, "primary_key", "unique"):
+            raise TypeError(f"{cls.__name__}.__tenant_key__ must be None, 'primary_key' or 'unique'")
+        # None rather than False keeps the column exactly as the models declared it by hand before.
+        return mapped_column(UUID(as_uuid=True), ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False,
+                             primary_key=key == "primary_key", unique=True if key == "unique" else None)
+
+
+class Global:
+    """A table that is not a tenant's: no ``tenant_id`` (the tenants table itself, RLS on its id). Each says why in
+    ``__global_reason__``."""
+
+    __global_reason__: ClassVar[str] = ""
+
+
+ENCRYPTED = "encrypted"
+
+
+def encrypted(field: str) -> dict[str, str]:
+    """Column ``info`` marking a ciphertext column; ``field`` is the name bound into its associated data. Key
+    rotation collects every column so marked."""
+    return {ENCRYPTED: field}
 
 
 def normalise_url(url: str) -> str:

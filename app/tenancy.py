@@ -9,11 +9,13 @@ from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from flask import abort, current_app, g, has_app_context
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from app.db import session_tenant, set_session_tenant
 
 F = TypeVar("F", bound=Callable[..., Any])
+_TENANT_IDS = text("select * from bi_tenant_ids()")
 
 
 def db_session() -> Session:
@@ -63,6 +65,31 @@ def tenant_session(tenant_id: uuid.UUID | str, factory: Callable[[], Session] | 
         raise
     finally:
         session.close()
+
+
+@contextmanager
+def no_tenant_session(factory: Callable[[], Session] | None = None) -> Iterator[Session]:
+    """The one way to open a session bound to no tenant: for the listed pre-tenant database functions (and for
+    creating a tenant, which binds itself). RLS shows it no rows; commits on success, rolls back on error."""
+    if factory is None:
+        factory = current_app.extensions["session_factory"]
+    session = factory()
+    try:
+        if session_tenant(session) is not None:
+            raise RuntimeError("a session meant to have no tenant is bound to one")
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+def all_tenant_ids(factory: Callable[[], Session] | None = None) -> list[str]:
+    """Every tenant's id (ids only, through ``bi_tenant_ids()``): what fan-outs and key rotation walk."""
+    with no_tenant_session(factory) as session:
+        return [str(t) for t in session.execute(_TENANT_IDS).scalars()]
 
 
 def tenant_required(view: F) -> F:

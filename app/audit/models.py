@@ -6,17 +6,16 @@ by the retention function (migration 0008) and is read-only for the app.
 
 from __future__ import annotations
 
-import uuid
 from datetime import datetime
 
-from sqlalchemy import BigInteger, DateTime, ForeignKey, Index, String, Text, func, text
-from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy import BigInteger, DateTime, Index, String, Text, func, text
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.db import Base
+from app.db import Base, TenantScoped
 
 
-class AuditEntry(Base):
+class AuditEntry(TenantScoped, Base):
     __tablename__ = "audit_log"
     __table_args__ = (Index("audit_log_tenant_id_id", "tenant_id", "id"),
                       Index("audit_log_created_at", "created_at"),
@@ -24,7 +23,6 @@ class AuditEntry(Base):
                             postgresql_where=text("seq IS NOT NULL")))
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
-    tenant_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), ForeignKey("tenants.id", ondelete="CASCADE"))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     actor_type: Mapped[str] = mapped_column(String(16))
     actor_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
@@ -45,13 +43,12 @@ class AuditEntry(Base):
     key_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
 
 
-class RetentionBoundary(Base):
+class RetentionBoundary(TenantScoped, Base):
     """Where retention last cut a tenant's chain: the last removed row, so the first kept row can be anchored."""
 
     __tablename__ = "audit_retention_boundary"
+    __tenant_key__ = "primary_key"
 
-    tenant_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), ForeignKey("tenants.id", ondelete="CASCADE"),
-                                                 primary_key=True)
     last_removed_id: Mapped[int] = mapped_column(BigInteger)
     last_removed_seq: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     last_removed_hash: Mapped[str] = mapped_column(String(64))

@@ -12,6 +12,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from app.jobs.runtime import session_factory
+from app.tenancy import no_tenant_session
 
 log = logging.getLogger(__name__)
 
@@ -24,11 +25,7 @@ def purge_expired_rows(session: Session) -> int:
 
 def purge_expired() -> int:
     """The daily job (runs with no tenant: the function is one of the listed pre-tenant paths)."""
-    session = session_factory()()
-    try:
+    with no_tenant_session(session_factory()) as session:
         removed = purge_expired_rows(session)
-        session.commit()
-    finally:
-        session.close()
     log.info("audit retention removed %d rows", removed, extra={"event": "audit.retention", "count": removed})
     return removed

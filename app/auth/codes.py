@@ -67,7 +67,7 @@ def start_attempt(redis: Redis, email: str, ip: str, user_agent: str, purpose: s
     attempt_id = secrets.token_urlsafe(18)
     record = {"email": email, "ip": ip, "ua": user_agent[:200], "at": time.time(), "purpose": purpose}
     redis.set(_ATTEMPT + attempt_id, json.dumps(record), ex=CODE_TTL_SECONDS)
-    enqueue(redis, send_code_job, attempt_id)
+    enqueue(redis, send_code_job, attempt_id, queue="mail")
     return attempt_id
 
 

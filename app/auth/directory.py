@@ -7,9 +7,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from flask import current_app
 from sqlalchemy import text
 from sqlalchemy.orm import Session
+
+from app.tenancy import no_tenant_session
 
 
 @dataclass(frozen=True)
@@ -55,11 +56,8 @@ class StaffGrant:
 
 
 def _run(query: str, params: dict, factory: Callable[[], Session] | None = None) -> list:
-    session = (factory or current_app.extensions["session_factory"])()
-    try:
+    with no_tenant_session(factory) as session:
         return list(session.execute(text(query), params).all())
-    finally:
-        session.close()
 
 
 def memberships(email: str) -> list[Membership]:

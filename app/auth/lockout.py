@@ -141,13 +141,13 @@ def record_wrong(redis: Redis, reservation: Reservation, email: str, ip: str = "
     pipe.set(f"{_AUDIT_JOB}{email_id}:{hour}", 1, nx=True, ex=_KEEP_SECONDS)
     if pipe.execute()[-1]:
         when = datetime.fromtimestamp((hour + 1) * HOUR.seconds + AUDIT_DELAY_SECONDS, UTC)
-        enqueue(redis, audit_failed_codes_job, email_id, hour, at=when)
+        enqueue(redis, audit_failed_codes_job, email_id, hour, queue="mail", at=when)
     paused = False
     for window, count in zip(WINDOWS, reservation.counts, strict=True):
         index = _index(window, at)
         if count == window.limit and redis.set(f"{_PAUSE_EVENT}{window.name}:{email_id}:{index}", 1, nx=True,
                                                ex=window.seconds + 60):
-            enqueue(redis, codes_paused_job, email_id, window.name, index)
+            enqueue(redis, codes_paused_job, email_id, window.name, index, queue="mail")
             paused = True
     return paused
 

@@ -10,14 +10,13 @@ from sqlalchemy import Boolean, DateTime, ForeignKey, String, func
 from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.db import Base
+from app.db import Base, TenantScoped
 
 
-class SsoIdentity(Base):
+class SsoIdentity(TenantScoped, Base):
     __tablename__ = "sso_identities"
 
     id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
-    tenant_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), ForeignKey("tenants.id", ondelete="CASCADE"))
     user_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), ForeignKey("users.id", ondelete="CASCADE"))
     provider: Mapped[str] = mapped_column(String(32))
     issuer: Mapped[str] = mapped_column(String(500))
@@ -28,13 +27,12 @@ class SsoIdentity(Base):
     last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
-class SignInPolicy(Base):
+class SignInPolicy(TenantScoped, Base):
     """A workspace's sign-in policy; no row means emailed codes are allowed."""
 
     __tablename__ = "sign_in_policies"
+    __tenant_key__ = "primary_key"
 
-    tenant_id: Mapped[uuid.UUID] = mapped_column(
-        UUID(as_uuid=True), ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True)
     require_sso: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
     updated_by: Mapped[uuid.UUID | None] = mapped_column(
         UUID(as_uuid=True), ForeignKey("users.id", ondelete="SET NULL"), nullable=True)

@@ -54,7 +54,7 @@ def break_glass_used(session: Session, redis: Redis, tenant_id: uuid.UUID, user_
     """An owner came in by break-glass code past the SSO requirement: audit it and tell the other owners."""
     record(session, tenant_id, Actor.user(user_id, email), "auth.break_glass", target_type="user",
            target_id=user_id, after={"method": "break_glass", "policy": "require_sso"}, origin=origin)
-    enqueue(redis, notify_break_glass_job, tenant_id, user_id)
+    enqueue(redis, notify_break_glass_job, tenant_id, user_id, queue="mail")
 
 
 @job

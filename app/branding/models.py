@@ -9,16 +9,15 @@ from sqlalchemy import DateTime, ForeignKey, Integer, LargeBinary, String, func
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.db import Base
+from app.db import Base, TenantScoped
 
 
-class BrandingSettings(Base):
+class BrandingSettings(TenantScoped, Base):
     """One row per tenant, created on first save; no row means the default branding."""
 
     __tablename__ = "branding_settings"
+    __tenant_key__ = "primary_key"
 
-    tenant_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), ForeignKey("tenants.id", ondelete="CASCADE"),
-                                                 primary_key=True)
     settings: Mapped[dict] = mapped_column(JSONB, default=dict, server_default="{}")
     logo: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     logo_mime: Mapped[str | None] = mapped_column(String(32), nullable=True)

@@ -10,16 +10,15 @@ from sqlalchemy import BigInteger, DateTime, ForeignKey, Integer, LargeBinary, N
 from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.db import Base
+from app.db import Base, TenantScoped
 
 
-class PublicLink(Base):
+class PublicLink(TenantScoped, Base):
     """A revocable link to one invoice. The token itself is shown once and never stored."""
 
     __tablename__ = "public_links"
 
     id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
-    tenant_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), ForeignKey("tenants.id", ondelete="CASCADE"))
     invoice_id: Mapped[int] = mapped_column(Integer)
     token_hash: Mapped[bytes] = mapped_column(LargeBinary, unique=True)
     created_by: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True),
@@ -41,13 +40,12 @@ class PublicLink(Base):
         return "active"
 
 
-class LinkView(Base):
+class LinkView(TenantScoped, Base):
     """One render of an invoice: which, when, its total, page or PDF, client or staff. Kept 90 days."""
 
     __tablename__ = "link_views"
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
-    tenant_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), ForeignKey("tenants.id", ondelete="CASCADE"))
     link_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True),
                                                       ForeignKey("public_links.id", ondelete="SET NULL"),
                                                       nullable=True)

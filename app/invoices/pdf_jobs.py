@@ -31,7 +31,7 @@ from app.tenancy import tenant_session
 log = logging.getLogger(__name__)
 PDF_TTL_SECONDS = 600
 JOB_TIMEOUT_SECONDS = 180
-QUEUE = "default"
+QUEUE = "pdf"  # its own queue: a burst of PDFs never delays a sign-in code
 _KEY = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
 
 

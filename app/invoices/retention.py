@@ -8,6 +8,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from app.jobs.runtime import session_factory
+from app.tenancy import no_tenant_session
 
 log = logging.getLogger(__name__)
 RETENTION_DAYS = 90  # fixed in the database function bi_link_views_purge_expired(); stated here for readers
@@ -19,12 +20,8 @@ def purge_expired_views_rows(session: Session) -> int:
 
 def purge_expired_views() -> int:
     """The daily job (runs with no tenant: the function is one of the listed pre-tenant paths)."""
-    session = session_factory()()
-    try:
+    with no_tenant_session(session_factory()) as session:
         removed = purge_expired_views_rows(session)
-        session.commit()
-    finally:
-        session.close()
     log.info("link view retention removed %d rows", removed, extra={"event": "invoices.view_retention",
                                                                     "count": removed})
     return removed

@@ -13,7 +13,11 @@ from rq import Queue
 from rq.job import Job
 from rq.serializers import JSONSerializer
 
-QUEUE_NAMES = ("default", "connectwise", "maintenance")
+# In the order a worker takes from them: a sign-in code never waits behind a burst of PDFs or ConnectWise pulls.
+# mail: sign-in codes and notices (small, a person is waiting); pdf: invoice PDFs; connectwise: pulls and syncs;
+# maintenance: periodic and delayed housekeeping; default: nothing new goes here, it drains jobs queued before
+# the split.
+QUEUE_NAMES = ("mail", "pdf", "connectwise", "maintenance", "default")
 _ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 
 
@@ -21,10 +25,19 @@ def redis_connection(url: str) -> Redis:
     return Redis.from_url(url, socket_connect_timeout=3, socket_timeout=10, health_check_interval=30)
 
 
-def get_queue(connection: Redis, name: str = "default") -> Queue:
+def get_queue(connection: Redis, name: str) -> Queue:
     if name not in QUEUE_NAMES:
         raise ValueError(f"unknown queue {name!r}")
     return Queue(name, connection=connection, serializer=JSONSerializer)
+
+
+def queues_by_priority(connection: Redis, names: list[str] | tuple[str, ...] = QUEUE_NAMES) -> list[Queue]:
+    """The queues a worker serves, highest priority first (RQ always takes from the first non-empty one)."""
+    order = [name for name in QUEUE_NAMES if name in names]
+    unknown = set(names) - set(QUEUE_NAMES)
+    if unknown:
+        raise ValueError(f"unknown queue {sorted(unknown)[0]!r}")
+    return [get_queue(connection, name) for name in order]
 
 
 def check_job_args(args: tuple[Any, ...]) -> None:
@@ -36,9 +49,9 @@ def check_job_args(args: tuple[Any, ...]) -> None:
             raise ValueError("job arguments must be ids (letters, digits, '-', '_', ':', '.')")
 
 
-def enqueue(connection: Redis, func: Callable[..., Any], *ids: Any, queue: str = "default",
+def enqueue(connection: Redis, func: Callable[..., Any], *ids: Any, queue: str,
             job_id: str | None = None, at: datetime | None = None, **options: Any) -> Job:
-    """Enqueue ``func(*ids)``; tenant-scoped jobs pass the tenant id first."""
+    """Enqueue ``func(*ids)`` on the ``queue`` of its workload; tenant-scoped jobs pass the tenant id first."""
     check_job_args(ids)
     args = tuple(str(a) if isinstance(a, uuid.UUID) else a for a in ids)
     q = get_queue(connection, queue)

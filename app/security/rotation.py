@@ -1,4 +1,7 @@
-"""Key rotation: re-encrypt every registered encrypted column under the newest key, in batches.
+"""Key rotation: re-encrypt every encrypted column under the newest key, in batches.
+
+Each model declares its ciphertext columns itself (``mapped_column(..., info=encrypted("field"))``); rotation
+collects them from the mapped models, so a new secret column is rotated without being listed here.
 
 Resumable by construction: a row already under the newest key is skipped, and each batch commits.
 """
@@ -10,9 +13,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select, text
-from sqlalchemy.orm import Session
+from sqlalchemy import select
+from sqlalchemy.orm import DeclarativeBase, Session
 
+from app.db import ENCRYPTED, Base
 from app.security.crypto import FieldRef, Keyring
 
 log = logging.getLogger(__name__)
@@ -27,16 +31,15 @@ class EncryptedColumn:
     field: str
 
 
-def registered_columns() -> list[EncryptedColumn]:
-    """Every encrypted column in the schema; a feature that stores a secret adds itself here."""
-    from app.connectwise.models import Connection
-
-    return [EncryptedColumn(Connection, "public_key_enc", "public_key"),
-            EncryptedColumn(Connection, "private_key_enc", "private_key")]
-
-
-def tenant_ids(session: Session) -> list[str]:
-    return [str(t) for t in session.execute(text("select * from bi_tenant_ids()")).scalars()]
+def registered_columns(base: type[DeclarativeBase] = Base) -> list[EncryptedColumn]:
+    """Every column a mapped model declares encrypted, by table and attribute (the models must be imported)."""
+    found = []
+    for mapper in base.registry.mappers:
+        for attr in mapper.column_attrs:
+            for column in attr.columns:
+                if ENCRYPTED in column.info:
+                    found.append(EncryptedColumn(mapper.class_, attr.key, column.info[ENCRYPTED]))
+    return sorted(found, key=lambda c: (c.model.__tablename__, c.attribute))
 
 
 def rotate_tenant(session: Session, keyring: Keyring, tenant_id: str, column: EncryptedColumn,
@@ -61,10 +64,9 @@ def rotate_tenant(session: Session, keyring: Keyring, tenant_id: str, column: En
         session.commit()
 
 
-def rotate_all(unbound_session: Session, keyring: Keyring, session_for: Callable[[str], Any],
-               batch_size: int = 500) -> int:
+def rotate_all(keyring: Keyring, ids: list[str], session_for: Callable[[str], Any], batch_size: int = 500) -> int:
+    """Rotate every encrypted column of every tenant in ``ids``, one tenant session per column and tenant."""
     total = 0
-    ids = tenant_ids(unbound_session)
     for tid in ids:
         for column in registered_columns():
             with session_for(tid) as session:

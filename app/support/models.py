@@ -9,17 +9,16 @@ from sqlalchemy import Boolean, DateTime, ForeignKey, Integer, String, Text, fun
 from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.db import Base
+from app.db import Base, TenantScoped
 
 MAX_MINUTES = 60
 MIN_MINUTES = 5
 
 
-class SupportGrant(Base):
+class SupportGrant(TenantScoped, Base):
     __tablename__ = "support_grants"
 
     id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
-    tenant_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), ForeignKey("tenants.id", ondelete="CASCADE"))
     staff_email: Mapped[str] = mapped_column(String(320))
     reason: Mapped[str] = mapped_column(Text)
     minutes: Mapped[int] = mapped_column(Integer)

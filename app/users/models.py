@@ -9,7 +9,7 @@ from sqlalchemy import Boolean, DateTime, ForeignKey, Index, Integer, String, fu
 from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.db import Base
+from app.db import Base, TenantScoped
 
 ROLES = ("owner", "admin", "billing_manager", "reviewer", "viewer")
 # Owners and admins manage the account; member sync never touches their rows (a ConnectWise change to them could
@@ -17,7 +17,7 @@ ROLES = ("owner", "admin", "billing_manager", "reviewer", "viewer")
 PRIVILEGED_ROLES = frozenset({"owner", "admin"})
 
 
-class User(Base):
+class User(TenantScoped, Base):
     __tablename__ = "users"
     __table_args__ = (
         Index("users_tenant_email_key", "tenant_id", func.lower("email"), unique=True),
@@ -25,7 +25,6 @@ class User(Base):
     )
 
     id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
-    tenant_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), ForeignKey("tenants.id", ondelete="CASCADE"))
     email: Mapped[str] = mapped_column(String(320))
     name: Mapped[str] = mapped_column(String(200), default="")
     role: Mapped[str] = mapped_column(String(32), default="viewer")
@@ -56,14 +55,13 @@ class User(Base):
         return f"{self.tenant_id}:{self.id}"
 
 
-class EmailChangeProposal(Base):
+class EmailChangeProposal(TenantScoped, Base):
     """ConnectWise says a user's email changed; it applies only when an owner or admin accepts it."""
 
     __tablename__ = "user_email_proposals"
     __table_args__ = (Index("user_email_proposals_tenant_user_key", "tenant_id", "user_id", unique=True),)
 
     id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
-    tenant_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), ForeignKey("tenants.id", ondelete="CASCADE"))
     user_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), ForeignKey("users.id", ondelete="CASCADE"))
     cw_member_id: Mapped[int] = mapped_column(Integer)
     current_email: Mapped[str] = mapped_column(String(320))

@@ -86,7 +86,7 @@ def _run_jobs(app) -> None:  # type: ignore[no-untyped-def]
 
     from app.jobs.queue import get_queue
 
-    queue = get_queue(app.extensions["redis"], "default")
+    queue = get_queue(app.extensions["redis"], "pdf")
     with app.app_context():
         SimpleWorker([queue], connection=app.extensions["redis"], serializer=queue.serializer).work(burst=True)
 

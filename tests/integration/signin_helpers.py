@@ -14,14 +14,14 @@ from tests.conftest import csrf_of
 AT = chr(64)
 
 
-def run_jobs(app, queue: str = "default") -> None:  # type: ignore[no-untyped-def]
+def run_jobs(app, queue: str = "mail") -> None:  # type: ignore[no-untyped-def]
     conn = app.extensions["redis"]
     q = get_queue(conn, queue)
     with app.app_context():
         SimpleWorker([q], connection=conn, serializer=q.serializer).work(burst=True)
 
 
-def run_delayed_jobs(app, queue: str = "default") -> int:  # type: ignore[no-untyped-def]
+def run_delayed_jobs(app, queue: str = "mail") -> int:  # type: ignore[no-untyped-def]
     """Run every job scheduled for later as if its time had come (the worker's scheduler would); returns how many."""
     from rq.job import Job
 

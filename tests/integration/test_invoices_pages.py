@@ -131,7 +131,7 @@ def test_copy_public_link_makes_a_link_and_offers_it_for_the_clipboard(app, clie
 
 
 def _run_jobs(app, redis_conn) -> None:  # type: ignore[no-untyped-def]
-    queue = get_queue(redis_conn, "default")
+    queue = get_queue(redis_conn, "pdf")
     with app.app_context():
         SimpleWorker([queue], connection=redis_conn, serializer=queue.serializer).work(burst=True)
 
@@ -142,7 +142,7 @@ def test_pdf_download_runs_as_a_job_with_progress_then_serves_the_file(app, clie
     html = response.get_data(as_text=True)
     assert response.status_code == 200 and 'hx-trigger="every 1s"' in html and "Waiting for a worker" in html
     key = re.search(r"/invoices/pdf/([A-Za-z0-9_-]+)", html).group(1)
-    job = get_queue(redis_conn, "default").jobs[0]
+    job = get_queue(redis_conn, "pdf").jobs[0]
     assert list(job.args) == [str(t.id), 3, "Letter", key]  # ids only, tenant first
     _run_jobs(app, redis_conn)
     html = client.get(f"/invoices/pdf/{key}").get_data(as_text=True)

@@ -5,9 +5,11 @@ from __future__ import annotations
 import base64
 import uuid
 
-from sqlalchemy import select
+from sqlalchemy import LargeBinary, select
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from app.connectwise.models import Connection
+from app.db import encrypted
 from app.security.crypto import FieldRef, Keyring
 from app.tenancy import tenant_session
 
@@ -52,3 +54,31 @@ def test_rotation_is_resumable_and_idempotent(app, make_tenant):
     assert first.exit_code == 0 and second.exit_code == 0
     assert "re-encrypted 0 values" in second.output
     assert base64.b64encode(b"x")
+
+
+def test_rotation_finds_every_encrypted_column_declared_beside_its_model():
+    import app.models  # noqa: F401
+    from app.db import Base
+    from app.security.rotation import registered_columns
+
+    found = {(c.model.__tablename__, c.attribute, c.field) for c in registered_columns()}
+    assert {("connectwise_connections", "public_key_enc", "public_key"),
+            ("connectwise_connections", "private_key_enc", "private_key")} <= found
+    ciphertext_columns = {(table.name, column.name) for table in Base.metadata.tables.values()
+                          for column in table.columns if column.name.endswith("_enc")}
+    assert {(table, attribute) for table, attribute, _ in found} == ciphertext_columns
+
+
+def test_a_column_marked_encrypted_in_a_new_model_is_rotated_without_listing_it():
+    from app.security.rotation import registered_columns
+
+    class Scratch(DeclarativeBase):
+        pass
+
+    class Vault(Scratch):
+        __tablename__ = "vault"
+        id: Mapped[int] = mapped_column(primary_key=True)
+        token_enc: Mapped[bytes] = mapped_column(LargeBinary, info=encrypted("token"))
+        note: Mapped[str] = mapped_column()
+
+    assert [(c.model, c.attribute, c.field) for c in registered_columns(Scratch)] == [(Vault, "token_enc", "token")]

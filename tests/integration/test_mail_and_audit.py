@@ -97,7 +97,7 @@ def test_a_mailgun_failure_fails_the_job_with_its_reason_and_no_code(mailgun_app
     response = client.post("/sign-in", data={"email": t.owner_email, "csrf_token": csrf_of(client)})
     assert response.status_code == 302  # the person sees the same page; the failure is the job's
     run_jobs(mailgun_app)
-    queue = get_queue(mailgun_app.extensions["redis"])
+    queue = get_queue(mailgun_app.extensions["redis"], "mail")
     [job_id] = FailedJobRegistry(queue=queue).get_job_ids()
     job = queue.fetch_job(job_id)
     assert "Mailgun refused the message (HTTP 500)" in job.latest_result().exc_string

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
 from sqlalchemy import text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 import app.models  # noqa: F401
-from app.db import Base
+from app.db import Base, Global, TenantScoped
 
 # Tables that hold no customer data and need no tenant.
 GLOBAL_TABLES = {"alembic_version"}
@@ -104,3 +110,95 @@ def test_no_password_or_card_column_exists_anywhere(owner_engine):
     found = [(t, c) for t, c in columns if any(word == c.lower() or c.lower().startswith(word + "_")
                                                  or c.lower().endswith("_" + word) for word in forbidden)]
     assert found == []
+
+
+def _unclassified(base: type[DeclarativeBase]) -> list[str]:
+    """Mapped models that are not exactly one of TenantScoped and Global, or whose mark does not fit the table."""
+    problems = []
+    for mapper in base.registry.mappers:
+        cls, columns = mapper.class_, mapper.local_table.columns
+        scoped, global_ = issubclass(cls, TenantScoped), issubclass(cls, Global)
+        if scoped == global_:
+            problems.append(f"{cls.__name__}: neither TenantScoped nor Global" if not scoped
+                            else f"{cls.__name__}: both TenantScoped and Global")
+        elif global_ and ("tenant_id" in columns or not cls.__global_reason__):
+            problems.append(f"{cls.__name__}: Global with a tenant_id or without a reason")
+    return problems
+
+
+def test_every_model_is_tenant_scoped_or_marked_global():
+    assert _unclassified(Base) == []
+
+
+def test_a_new_model_that_is_neither_tenant_scoped_nor_global_is_caught():
+    class Scratch(DeclarativeBase):
+        pass
+
+    class Unmarked(Scratch):
+        __tablename__ = "unmarked"
+        id: Mapped[int] = mapped_column(primary_key=True)
+
+    class Notes(TenantScoped, Scratch):
+        __tablename__ = "notes"
+        id: Mapped[int] = mapped_column(primary_key=True)
+
+    class Careless(Global, Scratch):
+        __tablename__ = "careless"
+        id: Mapped[int] = mapped_column(primary_key=True)
+
+    assert sorted(_unclassified(Scratch)) == ["Careless: Global with a tenant_id or without a reason",
+                                              "Unmarked: neither TenantScoped nor Global"]
+    assert "tenant_id" in Notes.__table__.columns
+
+
+def test_every_tenant_scoped_table_is_forced_rls_with_the_tenant_policy(owner_engine):
+    scoped = {m.local_table.name for m in Base.registry.mappers if issubclass(m.class_, TenantScoped)}
+    with owner_engine.connect() as conn:
+        rows = {r.relname: r for r in conn.execute(text("""
+            select c.relname, c.relrowsecurity, c.relforcerowsecurity,
+                   exists(select 1 from pg_policies p where p.schemaname = 'public' and p.tablename = c.relname
+                          and p.policyname = 'tenant_isolation') as has_policy
+            from pg_class c join pg_namespace n on n.oid = c.relnamespace
+            where n.nspname = 'public' and c.relkind in ('r', 'p')""")).all()}
+    assert scoped and scoped <= set(rows)
+    for name in scoped:
+        assert rows[name].relrowsecurity and rows[name].relforcerowsecurity and rows[name].has_policy, name
+
+
+def test_tenant_id_is_declared_only_by_the_mixin():
+    app_dir = Path(__file__).resolve().parents[2] / "app"
+    by_hand = re.compile(r"^\s+tenant_id\s*:\s*Mapped\b", re.MULTILINE)
+    assert [str(p) for p in app_dir.rglob("*.py") if by_hand.search(p.read_text())] == []
+
+
+def test_the_mixin_declares_tenant_id_exactly_as_the_database_has_it(owner_engine):
+    scoped = [m for m in Base.registry.mappers if issubclass(m.class_, TenantScoped)]
+    with owner_engine.connect() as conn:
+        for mapper in scoped:
+            table, column = mapper.local_table.name, mapper.local_table.columns["tenant_id"]
+            data_type, nullable = conn.execute(text(
+                "select data_type, is_nullable from information_schema.columns "
+                "where table_schema = 'public' and table_name = :t and column_name = 'tenant_id'"),
+                {"t": table}).one()
+            constraints = {(r.contype, r.target, r.ondelete) for r in conn.execute(text("""
+                select con.contype, case when con.confrelid = 0 then '' else con.confrelid::regclass::text end as target,
+                       con.confdeltype as ondelete
+                from pg_constraint con join pg_class c on c.oid = con.conrelid
+                where c.relname = :t and con.conkey = array[(select attnum from pg_attribute
+                      where attrelid = c.oid and attname = 'tenant_id')]::smallint[]"""), {"t": table})}
+            assert (data_type, nullable) == ("uuid", "NO"), table
+            assert ("f", "tenants", "c") in constraints, table  # FK to tenants, ON DELETE CASCADE
+            assert (("p", "", " ") in constraints) == bool(column.primary_key), table
+            assert (("u", "", " ") in constraints) == bool(column.unique), table
+
+
+def test_metadata_and_database_agree_on_every_column(owner_engine):
+    """What alembic's autogenerate would see: no column added, dropped, retyped or made nullable, and no
+    difference in a tenant_id foreign key (index differences of hand-written migrations aside)."""
+    with owner_engine.connect() as conn:
+        diffs = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+    flat = [d for diff in diffs for d in (diff if isinstance(diff, list) else [diff])]
+    column_level = [d for d in flat if d[0] in ("add_column", "remove_column") or d[0].startswith("modify_")]
+    tenant_fks = [d for d in flat if d[0] in ("add_fk", "remove_fk")
+                  and any(c.name == "tenant_id" for c in d[1].columns)]
+    assert column_level == [] and tenant_fks == []
