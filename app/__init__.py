@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 from flask import Flask, g, request
@@ -43,12 +44,12 @@ def create_app(config: Config | None = None) -> Flask:
     _init_request_context(app)
 
     from app.auth.oidc import init_oidc
-    from app.auth.server_sessions import init_server_sessions
     from app.auth.sessions import init_login
     from app.security.cors import init_cors
     from app.security.csrf import init_csrf
     from app.security.headers import init_headers
     from app.security.limits import init_limits
+    from app.security.server_sessions import init_server_sessions
     from app.support.views import init_support
     from app.views.errors import init_error_pages
     from app.views.htmx import init_htmx
@@ -97,8 +98,11 @@ def _init_services(app: Flask, cfg: Config) -> None:
 
 
 def _init_request_context(app: Flask) -> None:
+    from app.auth.roles import current_user_can
+    from app.auth.sessions import current_tenant_name
     from app.observability.logs import new_request_id, request_id_var, tenant_id_var
     from app.observability.paths import recordable_path
+    from app.support.access import banner_grant
 
     @app.before_request
     def _start() -> None:
@@ -129,7 +133,14 @@ def _init_request_context(app: Flask) -> None:
 
     @app.context_processor
     def _globals() -> dict[str, Any]:
-        return {"request_id": g.get("request_id"), "app_env": app.config["BI"].APP_ENV}
+        return {"request_id": g.get("request_id"), "app_env": app.config["BI"].APP_ENV, "can": current_user_can,
+                "current_tenant_name": current_tenant_name, "support_banner": banner_grant}
+
+    app.add_template_filter(_isotime, "isotime")
+
+
+def _isotime(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def _register_blueprints(app: Flask, cfg: Config) -> None:

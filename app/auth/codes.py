@@ -22,8 +22,10 @@ from flask import current_app, render_template
 from redis import Redis
 
 from app.auth import lockout
+from app.auth.directory import memberships
 from app.jobs.queue import enqueue
 from app.jobs.runtime import job
+from app.mail.send import Message, send
 
 CODE_TTL_SECONDS = 600
 MAX_WRONG_TRIES = 5
@@ -121,8 +123,6 @@ def check_code(redis: Redis, attempt_id: str, email: str, code: str, ip: str = "
 
 def may_receive_code(email: str) -> bool:
     """An active user somewhere, or platform support staff."""
-    from app.auth.directory import memberships
-
     return bool(memberships(email)) or email in current_app.config["BI"].support_staff
 
 
@@ -132,8 +132,6 @@ def code_decision(email: str, purpose: str) -> str:
     A link code only proves the address of someone their provider already signed in, so workspace policy does not
     apply to it; a break-glass code is for owners of a workspace that requires SSO.
     """
-    from app.auth.directory import memberships
-
     found = memberships(email)
     if purpose == "link":
         return "code" if found else "none"
@@ -172,8 +170,6 @@ def send_code_job(attempt_id: str) -> str:
 
 
 def _send_code(found: Attempt, code: str) -> None:
-    from app.mail.send import Message, send
-
     when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(found.requested_at))
     context = {"code": code, "ip": found.ip, "browser": _browser(found.user_agent), "when": when,
                "minutes": CODE_TTL_SECONDS // 60, "purpose": found.purpose}
@@ -185,8 +181,6 @@ def _send_code(found: Attempt, code: str) -> None:
 
 def _send_notice(found: Attempt, reason: str, until: float) -> None:
     """Tell the mailbox why no code came: codes are paused, or its workspaces require Google or Microsoft."""
-    from app.mail.send import Message, send
-
     context = {"reason": reason, "until": time.strftime("%H:%M UTC", time.gmtime(until)), "ip": found.ip,
                "browser": _browser(found.user_agent)}
     subject = ("Sign-in codes are paused for your address" if reason == "paused"

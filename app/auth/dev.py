@@ -9,6 +9,7 @@ from flask_login import login_user
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
 from app.auth.sessions import load_user
+from app.mail.send import outbox as sent
 
 bp = Blueprint("dev", __name__, url_prefix="/dev")
 _SALT = "dev-sign-in"
@@ -43,6 +44,4 @@ def outbox():  # type: ignore[no-untyped-def]
     """Mail the development outbox has "sent" (sign-in codes included), newest first."""
     if not current_app.config["BI"].is_development:
         abort(404)
-    from app.mail.send import outbox as sent
-
     return render_template("dev/outbox.html", messages=sent())

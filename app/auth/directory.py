@@ -11,6 +11,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from app.tenancy import no_tenant_session
+from app.users.emails import normalise_email
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,7 @@ def _run(query: str, params: dict, factory: Callable[[], Session] | None = None)
 
 
 def memberships(email: str) -> list[Membership]:
-    rows = _run("select * from bi_user_memberships(:email)", {"email": email.strip().lower()})
+    rows = _run("select * from bi_user_memberships(:email)", {"email": normalise_email(email)})
     return [Membership(r.tenant_id, r.tenant_name, r.user_id, r.role, bool(r.require_sso)) for r in rows]
 
 
@@ -76,6 +77,6 @@ def tenant_directory() -> list[tuple[uuid.UUID, str]]:
 
 
 def staff_grants(email: str) -> list[StaffGrant]:
-    rows = _run("select * from bi_support_grants_for(:email)", {"email": email.strip().lower()})
+    rows = _run("select * from bi_support_grants_for(:email)", {"email": normalise_email(email)})
     return [StaffGrant(r.grant_id, r.tenant_id, r.tenant_name, r.status, r.reason, r.minutes, r.requested_at,
                        r.expires_at) for r in rows]

@@ -16,8 +16,11 @@ from datetime import UTC, datetime
 from flask import current_app
 from redis import Redis
 
+from app.audit.log import Actor, Origin, record
+from app.auth.directory import memberships
 from app.jobs.queue import enqueue
 from app.jobs.runtime import job
+from app.tenancy import tenant_session
 
 WRONG_CODES_PER_HOUR = 10
 WRONG_CODES_PER_DAY = 20
@@ -153,8 +156,6 @@ def record_wrong(redis: Redis, reservation: Reservation, email: str, ip: str = "
 
 
 def _tenants_of(email_id: str) -> tuple[str, list]:  # type: ignore[type-arg]
-    from app.auth.directory import memberships
-
     raw = current_app.extensions["redis"].get(_ADDRESS + email_id)
     email = raw.decode() if raw else ""
     return email, memberships(email) if email else []
@@ -167,9 +168,6 @@ def _iso(epoch: float) -> str:
 @job
 def audit_failed_codes_job(email_id: str, hour: int) -> str:
     """One row per tenant of the address with the hour's count of wrong codes (nothing for an unknown address)."""
-    from app.audit.log import Actor, Origin, record
-    from app.tenancy import tenant_session
-
     redis = current_app.extensions["redis"]
     done = f"{_AUDIT_JOB}{email_id}:{hour}:done"
     if redis.exists(done):
@@ -191,9 +189,6 @@ def audit_failed_codes_job(email_id: str, hour: int) -> str:
 @job
 def codes_paused_job(email_id: str, window_name: str, index: int) -> str:
     """Report the pause to error tracking (keyed id and domain only) and audit it in each tenant of the address."""
-    from app.audit.log import Actor, record
-    from app.tenancy import tenant_session
-
     window = next(w for w in WINDOWS if w.name == window_name)
     until = _iso((index + 1) * window.seconds)
     email, found = _tenants_of(email_id)

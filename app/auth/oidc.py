@@ -36,6 +36,8 @@ from authlib.integrations.flask_client import OAuth
 from flask import Flask, Response, current_app, redirect, request, session
 from joserfc.errors import JoseError
 
+from app.users.emails import normalise_email
+
 log = logging.getLogger(__name__)
 
 PROVIDERS = ("google", "microsoft")
@@ -318,4 +320,4 @@ def _identity(provider: str, claims: dict[str, Any]) -> VerifiedIdentity:
         issuer = GOOGLE_ISSUER if claims["iss"] == "accounts.google.com" else claims["iss"]
         vouched = claims.get("email_verified") is True
     return VerifiedIdentity(provider=provider, issuer=issuer, tenant_id=tenant_id, subject=subject,
-                            email=email.strip().lower(), email_vouched=vouched, name=name)
+                            email=normalise_email(email), email_vouched=vouched, name=name)

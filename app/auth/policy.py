@@ -17,10 +17,13 @@ from sqlalchemy.orm import Session
 from app.audit.log import Actor, Origin, record
 from app.audit.web import current_actor, current_user_row_id, request_origin
 from app.auth.models import SignInPolicy
+from app.auth.oidc import enabled_providers
 from app.auth.roles import permission_page
 from app.jobs.queue import enqueue
 from app.jobs.runtime import job
+from app.mail.send import Message, send
 from app.tenancy import db_session, tenant_session
+from app.tenants.service import tenant_name
 from app.users.models import User
 from app.views.htmx import wants_partial
 
@@ -60,9 +63,6 @@ def break_glass_used(session: Session, redis: Redis, tenant_id: uuid.UUID, user_
 @job
 def notify_break_glass_job(tenant_id: str, user_id: str) -> str:
     """Mail every other active owner of the workspace that break-glass sign-in was used."""
-    from app.mail.send import Message, send
-    from app.tenants.service import tenant_name
-
     tid, uid = uuid.UUID(tenant_id), uuid.UUID(user_id)
     with tenant_session(tid) as s:
         who = s.get(User, uid)
@@ -77,8 +77,6 @@ def notify_break_glass_job(tenant_id: str, user_id: str) -> str:
 
 
 def _page(error: str | None = None, status: int = 200, saved: bool = False):  # type: ignore[no-untyped-def]
-    from app.auth.oidc import enabled_providers
-
     context = {"require_sso": require_sso(db_session(), uuid.UUID(g.tenant_id)), "error": error, "saved": saved,
                "providers": enabled_providers(current_app)}
     template = "auth/_policy_form.html" if wants_partial() else "auth/policy.html"
@@ -94,8 +92,6 @@ def page():  # type: ignore[no-untyped-def]
 @bp.post("/settings/sign-in/")
 @permission_page("sign_in_policy")
 def save():  # type: ignore[no-untyped-def]
-    from app.auth.oidc import enabled_providers
-
     choice = request.form.get("methods", "")
     if choice not in CHOICES:
         return _page("Choose how people may sign in.", 422)

@@ -6,8 +6,11 @@ import functools
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from flask import abort
-from flask_login import current_user
+from flask import abort, request
+from flask_login import current_user, login_required
+
+from app.audit.web import audit_outside_request, current_actor
+from app.tenancy import tenant_required
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -34,6 +37,11 @@ def can(role: str, permission: str) -> bool:
     return role in PERMISSIONS[permission]
 
 
+def current_user_can(permission: str) -> bool:
+    """For templates: whether the signed-in principal's role has ``permission``."""
+    return bool(current_user.is_authenticated and can(current_user.role, permission))
+
+
 def permission_required(permission: str) -> Callable[[F], F]:
     """403 unless the signed-in user's role has ``permission``."""
     if permission not in PERMISSIONS:
@@ -55,10 +63,6 @@ def permission_required(permission: str) -> Callable[[F], F]:
 
 def permission_page(permission: str) -> Callable[[F], F]:
     """Sign-in, a tenant, and ``permission``: the stack every protected page needs, in that order."""
-    from flask_login import login_required
-
-    from app.tenancy import tenant_required
-
     check = permission_required(permission)
 
     def decorator(view: F) -> F:
@@ -74,10 +78,5 @@ def _audit_refusal(permission: str) -> None:
     tenant_id = getattr(current_user, "tenant_id", None) if current_user.is_authenticated else None
     if tenant_id is None:
         return
-    from flask import request
-
-    from app.audit.web import current_actor
-    from app.auth.signin import audit_outside_request
-
     audit_outside_request(tenant_id, current_actor(), "auth.forbidden", target_type="endpoint", target_id=request.endpoint or "",
                           after={"permission": permission, "role": current_user.role, "method": request.method})

@@ -1,17 +1,23 @@
-"""Flask-Login wiring: the session names tenant and user; loading the user sets the tenant for RLS first."""
+"""Flask-Login wiring: the session's key loads a principal (``app.auth.principals``), and the request's tenant
+becomes that principal's in one place, ``enter_principal_tenant``, before any view runs."""
 
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from collections.abc import Iterator
+from contextlib import contextmanager
 from urllib.parse import urlsplit
 
 from flask import Flask, g, redirect, request, url_for
 from flask_login import LoginManager, current_user
+from sqlalchemy.orm import Session
 
+from app.auth.principals import install_principal_loaders, load_principal
 from app.auth.signin import safe_next
+from app.db import session_tenant, set_session_tenant
 from app.observability.logs import tenant_id_var
 from app.tenancy import db_session, set_tenant
+from app.tenants.service import tenant_name
 from app.users.models import User
 
 
@@ -23,23 +29,47 @@ def _parse(user_key: str) -> tuple[uuid.UUID, uuid.UUID] | None:
         return None
 
 
-def load_user(user_key: str) -> User | None:
-    if user_key.startswith("support:"):
-        from app.support.access import load_support_user
+@contextmanager
+def _reading_as(session: Session, tenant_id: uuid.UUID) -> Iterator[None]:
+    """Bind ``session`` to ``tenant_id`` for one lookup, then back to what it was (RLS hides users otherwise)."""
+    before = session_tenant(session)
+    set_session_tenant(session, tenant_id)
+    try:
+        yield
+    finally:
+        set_session_tenant(session, before)
 
-        return load_support_user(user_key)  # type: ignore[return-value]
+
+def load_user(user_key: str) -> User | None:
+    """The active workspace user ``<tenant id>:<user id>`` names; reads in the request's session, sets no tenant."""
     parsed = _parse(user_key)
     if parsed is None:
         return None
     tenant_id, user_id = parsed
-    set_tenant(tenant_id)
-    user = db_session().get(User, user_id)
+    session = db_session()
+    with _reading_as(session, tenant_id):
+        user = session.get(User, user_id)
     if user is None or not user.active:
-        set_tenant(None)
         return None
-    tenant_id_var.set(str(tenant_id))
-    g.user = user
     return user
+
+
+def enter_principal_tenant() -> None:
+    """The request runs for the signed-in principal's tenant: loaded here (Flask-Login loads lazily), then set."""
+    if request.endpoint == "static":
+        return
+    principal = current_user._get_current_object()
+    tenant_id = getattr(principal, "tenant_id", None) if principal.is_authenticated else None
+    if tenant_id is not None:
+        set_tenant(tenant_id)
+        tenant_id_var.set(str(tenant_id))
+
+
+def current_tenant_name() -> str:
+    """For the layout: the request's tenant's name (one query per page, cached on the request)."""
+    if "tenant_name" not in g:
+        g.tenant_name = tenant_name(db_session()) if g.get("tenant_id") else ""
+    return g.tenant_name or ""
 
 
 def init_login(app: Flask) -> None:
@@ -48,7 +78,8 @@ def init_login(app: Flask) -> None:
     manager.login_message = "Sign in to continue."
     manager.login_message_category = "info"
     manager.session_protection = "basic"
-    manager.user_loader(load_user)
+    install_principal_loaders(app, load_user)
+    manager.user_loader(load_principal)
 
     @manager.unauthorized_handler
     def _unauthorized():  # type: ignore[no-untyped-def]
@@ -61,21 +92,4 @@ def init_login(app: Flask) -> None:
         return redirect(target)
 
     manager.init_app(app)
-
-    def can_template(permission: str) -> bool:
-        from app.auth.roles import can
-
-        return bool(current_user.is_authenticated and can(current_user.role, permission))
-
-    def current_tenant_name() -> str:
-        if "tenant_name" not in g:
-            from app.tenants.service import tenant_name
-
-            g.tenant_name = tenant_name(db_session()) if g.get("tenant_id") else ""
-        return g.tenant_name or ""
-
-    def isotime(timestamp: float) -> str:
-        return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d %H:%M UTC")
-
-    app.jinja_env.globals.update(can=can_template, current_tenant_name=current_tenant_name)
-    app.jinja_env.filters["isotime"] = isotime
+    app.before_request(enter_principal_tenant)

@@ -7,7 +7,6 @@ kept in the server-side session for a few minutes so the choice needs no second 
 from __future__ import annotations
 
 import time
-import uuid
 from urllib.parse import urlsplit
 
 from flask import Response, current_app, flash, redirect, session, url_for
@@ -16,7 +15,9 @@ from flask_login import login_user, logout_user
 from app.audit.log import Actor, record
 from app.audit.web import request_origin
 from app.auth.directory import Membership, memberships
-from app.tenancy import db_session, set_tenant, tenant_session
+from app.auth.policy import break_glass_used
+from app.tenancy import db_session, set_tenant
+from app.users.emails import normalise_email
 from app.users.models import User
 
 PENDING_SECONDS = 600
@@ -32,14 +33,8 @@ def safe_next(value: str | None) -> str | None:
     return value
 
 
-def audit_outside_request(tenant_id: uuid.UUID, actor: Actor, action: str, **details: object) -> None:
-    """An audit row committed on its own, so it stays even when the request answers with an error."""
-    with tenant_session(tenant_id) as s:
-        record(s, tenant_id, actor, action, origin=request_origin(), **details)  # type: ignore[arg-type]
-
-
 def is_staff(email: str) -> bool:
-    return email.strip().lower() in current_app.config["BI"].support_staff
+    return normalise_email(email) in current_app.config["BI"].support_staff
 
 
 SSO_REQUIRED = "Your workspace requires Google or Microsoft sign-in: use one of the buttons below."
@@ -51,7 +46,7 @@ def finish(email: str, method: str, found: list[Membership] | None = None, *, em
     Only workspaces whose policy takes ``method`` are offered. ``email_proven`` is False when only a linked SSO
     identity (not the address) was proven: such a sign-in never gets support-staff rights from the email.
     """
-    email = email.strip().lower()
+    email = normalise_email(email)
     every = memberships(email) if found is None else found
     found = [m for m in every if m.allows(method)]
     staff = email_proven and is_staff(email)
@@ -103,8 +98,6 @@ def sign_in_as(membership: Membership, email: str, method: str, *, email_proven:
     record(db_session(), membership.tenant_id, Actor.user(user.id, user.email), "auth.signed_in",
            target_type="user", target_id=user.id, after={"method": method}, origin=request_origin())
     if method == "break_glass" and membership.require_sso:
-        from app.auth.policy import break_glass_used
-
         break_glass_used(db_session(), current_app.extensions["redis"], membership.tenant_id, user.id, user.email,
                          request_origin())
     return redirect(next_path or url_for("main.dashboard"))

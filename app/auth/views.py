@@ -11,8 +11,9 @@ from app.audit.log import record
 from app.audit.web import current_actor, request_origin
 from app.auth import codes
 from app.auth.directory import Membership, memberships
-from app.auth.server_sessions import end_user_sessions, user_sessions
+from app.auth.oidc import enabled_providers
 from app.auth.signin import finish, pending_choice, safe_next, sign_in_as, sign_in_as_staff
+from app.auth.sso import link_confirmed
 from app.security.limits import (
     CODE_CHECK_PER_ATTEMPT,
     CODE_CHECK_PER_IP,
@@ -22,15 +23,14 @@ from app.security.limits import (
     email_key,
     limiter,
 )
+from app.security.server_sessions import end_user_sessions, user_sessions
 from app.tenancy import db_session
+from app.users.emails import is_valid_email, normalise_email
 
 bp = Blueprint("auth", __name__)
-EMAIL = re.compile(r"^[^@\s<>\"',;]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}\.)+[A-Za-z]{2,63}$")
 
 
 def _providers() -> list[str]:
-    from app.auth.oidc import enabled_providers
-
     return enabled_providers(current_app)
 
 
@@ -69,8 +69,8 @@ def request_break_glass():  # type: ignore[no-untyped-def]
 
 def _start_code(purpose: str):  # type: ignore[no-untyped-def]
     """Record the attempt and go to the code page: the same answer for every email (the job decides the rest)."""
-    email = (request.form.get("email") or "").strip().lower()
-    if not EMAIL.match(email) or len(email) > 320:
+    email = normalise_email(request.form.get("email"))
+    if not is_valid_email(email):
         message = "Enter your work email address, like name@company.com."
         if purpose == "break_glass":
             return render_template("auth/break_glass.html", email=email, error=message), 422
@@ -125,8 +125,6 @@ def check_code():  # type: ignore[no-untyped-def]
     for key in ("signin_attempt", "signin_email", "break_glass"):
         session.pop(key, None)
     if link:
-        from app.auth.sso import link_confirmed
-
         return link_confirmed(link, email)
     purpose = pending.purpose if pending else "sign_in"
     return finish(email, "break_glass" if purpose == "break_glass" else "email_code")

@@ -91,7 +91,6 @@ def _link(token: str) -> tuple[ResolvedLink, str]:
         raise _Stop(not_valid(404))
     if link.status != "active":
         raise _Stop(not_valid(410))
-    # Load the signed-in user (if any) first: loading sets the user's own tenant, which must not win.
     viewer = _viewer(link)
     set_tenant(link.tenant_id)
     return link, viewer

@@ -1,6 +1,6 @@
 """Support grants: request, approve or deny, open, expire; and the signed-in support user they produce.
 
-A grant gives one staff member one tenant for at most 60 minutes. It ends on its own: the user loader refuses an
+A grant gives one staff member one tenant for at most 60 minutes. It ends on its own: the principal loader refuses an
 expired grant at once, and a job scheduled for the expiry time writes the "expired" row to the tenant's audit log
 (the loader writes it too if it notices first; the row is written once).
 """
@@ -11,7 +11,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from flask import current_app, session
+from flask import current_app, g, session
 from flask_login import UserMixin
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
@@ -20,7 +20,7 @@ from app.audit.log import Actor, Origin, record
 from app.jobs.queue import enqueue
 from app.jobs.runtime import job
 from app.support.models import MAX_MINUTES, MIN_MINUTES, SupportGrant
-from app.tenancy import db_session, set_tenant, tenant_session
+from app.tenancy import db_session, tenant_session
 from app.tenants.models import TenantSettings
 
 
@@ -163,7 +163,10 @@ def active_grant(s: Session) -> SupportGrant | None:
 
 
 def load_support_user(user_key: str) -> SupportUser | None:
-    """The session's support user while its grant lives and its email is still staff; None otherwise."""
+    """The principal of a ``support:<tenant>:<grant>`` key while its grant lives and its email is still staff.
+
+    Reads in a session of its own (the grant's tenant); the request's tenant is set after loading, by auth.
+    """
     _, _, rest = user_key.partition(":")
     tenant_raw, _, grant_raw = rest.partition(":")
     try:
@@ -178,7 +181,6 @@ def load_support_user(user_key: str) -> SupportUser | None:
         if grant is None or grant.staff_email != email or grant.status != "active" or expire_if_due(s, grant):
             return None
         expires_at = grant.expires_at
-    set_tenant(tenant_id)
     assert expires_at is not None
     return SupportUser(tenant_id, grant_id, email, expires_at)
 
@@ -200,8 +202,6 @@ def open_grant(grant_id: uuid.UUID, tenant_id: uuid.UUID, email: str, origin: Or
 
 def banner_grant() -> SupportGrant | None:
     """For the layout: the live grant of the signed-in tenant (one query per page, cached on the request)."""
-    from flask import g
-
     if "support_banner" not in g:
         g.support_banner = active_grant(db_session()) if g.get("tenant_id") else None
     return g.support_banner

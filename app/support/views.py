@@ -9,16 +9,16 @@ from flask_login import current_user, login_user, logout_user
 from sqlalchemy import select
 
 from app.audit.log import changes, record
-from app.audit.web import current_actor, request_origin
+from app.audit.web import audit_outside_request, current_actor, request_origin
 from app.auth.directory import staff_grants, tenant_directory
+from app.auth.principals import register_principal_loader
 from app.auth.roles import permission_page
-from app.auth.signin import audit_outside_request
 from app.support.access import (
     SupportError,
     SupportUser,
-    banner_grant,
     decide,
     end_now,
+    load_support_user,
     open_grant,
     request_access,
 )
@@ -148,7 +148,8 @@ def policy():  # type: ignore[no-untyped-def]
 
 
 def init_support(app: Flask) -> None:
-    """Audit every request a support user makes, and give the layout its banner."""
+    """Load support principals from their sessions, and audit every request a support user makes."""
+    register_principal_loader(app, "support", load_support_user)
 
     @app.before_request
     def _audit_support_action() -> None:
@@ -158,5 +159,3 @@ def init_support(app: Flask) -> None:
         if isinstance(user, SupportUser):
             audit_outside_request(user.tenant_id, user.audit_actor, "support.action", target_type="request",
                                   target_id=f"{request.method} {request.path}"[:200])
-
-    app.jinja_env.globals["support_banner"] = banner_grant

@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.audit.log import Actor, Origin, record
-from app.auth.server_sessions import end_user_sessions
+from app.security.server_sessions import end_user_sessions
 from app.users.models import PRIVILEGED_ROLES, EmailChangeProposal, User
 from app.users.service import UserChangeError
 

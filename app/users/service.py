@@ -9,7 +9,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.audit.log import Actor, Origin, changes, record
-from app.auth.server_sessions import end_user_sessions
+from app.security.server_sessions import end_user_sessions
+from app.users.emails import normalise_email
 from app.users.models import ROLES, User
 
 
@@ -67,7 +68,7 @@ def set_active(s: Session, actor: Actor, actor_role: str, user_id: uuid.UUID, ac
 
 def add_user(s: Session, actor: Actor, actor_role: str, tenant_id: uuid.UUID, email: str, name: str, role: str,
              origin: Origin) -> User:
-    email = email.strip().lower()
+    email = normalise_email(email)
     if role not in ROLES:
         raise UserChangeError("Choose one of the listed roles.")
     if role == "owner" and actor_role != "owner":

@@ -12,9 +12,9 @@ from sqlalchemy import select
 
 from app.audit.web import current_actor, current_user_row_id, request_origin
 from app.auth.roles import permission_page
-from app.auth.views import EMAIL
 from app.tenancy import db_session
 from app.users import email_changes
+from app.users.emails import is_valid_email, normalise_email
 from app.users.models import ROLES, User
 from app.users.service import UserChangeError, add_user, change_role, set_active
 from app.views.htmx import wants_partial
@@ -82,7 +82,7 @@ def active(user_id: str):  # type: ignore[no-untyped-def]
 @permission_page("users_and_roles")
 def add():  # type: ignore[no-untyped-def]
     form = {k: (request.form.get(k) or "").strip() for k in ("email", "name", "role")}
-    if not EMAIL.match(form["email"].lower()):
+    if not is_valid_email(normalise_email(form["email"])):
         return _page(422, {"email": "Enter an email address, like name@company.com."}, form)
     try:
         add_user(db_session(), current_actor(), current_user.role, uuid.UUID(g.tenant_id), form["email"], form["name"],

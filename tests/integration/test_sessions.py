@@ -8,7 +8,7 @@ from dataclasses import replace
 
 import pytest
 
-from app.auth.server_sessions import PREFIX, _digest
+from app.security.server_sessions import PREFIX, _digest
 from tests.conftest import csrf_of
 from tests.integration.signin_helpers import session_cookie, sign_in_with_code
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from flask import Flask, Request, Response
+from flask import request as current_request
 from flask.sessions import SessionInterface, SessionMixin, session_json_serializer
 from redis import Redis
 from werkzeug.datastructures import CallbackDict
@@ -116,8 +117,6 @@ class RedisSessionInterface(SessionInterface):
             return
         if not session and not session.modified:
             return
-        from flask import request
-
         now = time.time()
         meta = dict(session.meta)
         if session.sid is None or session.rotate_requested:
@@ -129,8 +128,8 @@ class RedisSessionInterface(SessionInterface):
         meta.update({
             "s": now,
             "u": user_key,
-            "ip": request.remote_addr or "",
-            "ua": (request.user_agent.string or "")[:200],
+            "ip": current_request.remote_addr or "",
+            "ua": (current_request.user_agent.string or "")[:200],
         })
         meta["d"] = self.serializer.dumps(dict(session))
         ttl = max(1, int(min(self.idle_seconds, self.absolute_seconds - (now - meta["c"]))))
