@@ -21,7 +21,8 @@ connectwise_cli = AppGroup("connectwise", help="ConnectWise connection and sync.
 @click.option("--private-key", required=True)
 def connect(tenant_id: str, site: str, company_id: str, public_key: str, private_key: str) -> None:
     """Store a tenant's ConnectWise connection (encrypted) and test it."""
-    from app.connectwise.connection import FormError, make_client, run_checks, save_connection, store_test_result
+    from app.connectwise.connection import CheckResult, FormError, run_checks, save_connection, store_test_result
+    from app.connectwise.tenant_client import tenant_client
 
     cfg = current_app.config["BI"]
     factory = current_app.extensions["session_factory"]
@@ -36,9 +37,12 @@ def connect(tenant_id: str, site: str, company_id: str, public_key: str, private
         from app.connectwise.connection import get_connection
 
         conn = get_connection(session)
-        with make_client(conn, current_app.extensions["keyring"], cfg, current_app.extensions["redis"],
-                         max_retries=1) as client:
-            results = run_checks(client)
+        try:
+            with tenant_client(session, current_app.extensions["keyring"], cfg, current_app.extensions["redis"],
+                               for_page=False, max_retries=1) as client:
+                results = run_checks(client)
+        except errors.ConnectWiseError as exc:  # the site did not answer discovery: the test's first finding
+            results = [CheckResult("Connection", False, str(exc))]
         store_test_result(conn, results)
     for r in results:
         click.echo(f"{'ok  ' if r.ok else 'FAIL'} {r.label}: {r.detail}")

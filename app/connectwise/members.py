@@ -19,10 +19,11 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.audit.log import Actor, changes, record
-from app.connectwise.connection import get_connection, make_client
+from app.connectwise.connection import get_connection
 from app.connectwise.errors import ConnectWiseError
 from app.connectwise.models import MemberSync
 from app.connectwise.records import MEMBER_FIELDS, Member
+from app.connectwise.tenant_client import tenant_client
 from app.jobs.fanout import fan_out
 from app.jobs.queue import enqueue
 from app.jobs.runtime import job
@@ -151,13 +152,14 @@ def run_sync(tenant_id: str) -> SyncOutcome:
     with tenant_session(tenant_id, factory) as session:
         state = sync_state(session, tenant_id)
         state.status, state.started_at, state.progress, state.error = "running", datetime.now(UTC), 0, None
-        conn = get_connection(session)
-        if conn is None:
+        if get_connection(session) is None:
             state.status, state.error, state.finished_at = "failed", "ConnectWise is not connected", datetime.now(UTC)
             return SyncOutcome()
-        client = make_client(conn, current_app.extensions["keyring"], config, current_app.extensions["redis"],
-                             for_job=True)  # a job: it may wait for the tenant's ConnectWise budget
     try:
+        with tenant_session(tenant_id, factory) as session:
+            # A job's client (it may wait for the tenant's ConnectWise budget), with the shared API-base cache.
+            client = tenant_client(session, current_app.extensions["keyring"], config,
+                                   current_app.extensions["redis"], for_page=False)
         with client:
             # Never from the cache: a sync must see who turned inactive a moment ago.
             raw = client.get_all("system/members", fields=MEMBER_FIELDS, cache=False,

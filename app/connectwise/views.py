@@ -16,13 +16,13 @@ from app.connectwise.connection import (
     FormError,
     credentials,
     get_connection,
-    make_client,
     run_checks,
     save_connection,
     store_test_result,
 )
 from app.connectwise.members import request_sync, sync_state
 from app.connectwise.onprem import add_host, list_hosts, remove_host
+from app.connectwise.tenant_client import tenant_client
 from app.tenancy import current_tenant_id, db_session
 from app.views.htmx import wants_partial
 
@@ -81,8 +81,8 @@ def test():  # type: ignore[no-untyped-def]
         return render_template("connectwise/_test_report.html", results=None,
                                message="Save the connection first."), 422
     try:
-        with make_client(conn, current_app.extensions["keyring"], current_app.config["BI"],
-                         current_app.extensions["redis"], max_retries=1, timeout=8, resolver=_resolver()) as client:
+        with tenant_client(db_session(), current_app.extensions["keyring"], current_app.config["BI"],
+                           current_app.extensions["redis"], max_retries=1, timeout=8, resolver=_resolver()) as client:
             results = run_checks(client)
     except errors.ConnectWiseError as exc:
         results = [CheckResult("Connection", False, str(exc))]

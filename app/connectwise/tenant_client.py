@@ -1,4 +1,7 @@
-"""A ConnectWise client for the current tenant, tuned per caller (pages fail fast, jobs may retry longer).
+"""The one way to make a tenant's ConnectWise client, tuned per caller (pages fail fast, jobs may retry longer).
+
+Used by every caller that talks to a tenant's ConnectWise: the invoices pipeline and pages, member sync, the
+connection settings page's test and the CLI.
 
 Two per-instance costs of the client matter to a page that makes one client per request, and both are paid once
 here instead: the API base discovery (one unauthenticated round trip, which would be a third sequential trip on
