@@ -45,7 +45,7 @@ def measure_xhtml2pdf(lines: int, runs: int, page_size: str) -> tuple[float, int
     from pypdf import PdfReader
 
     from app.branding.model import default_branding
-    from app.invoices.render import render_pdf
+    from app.invoices.pdf import render_pdf
     from app.invoices.samples import sample_document
 
     doc = sample_document(lines, "USD")

@@ -29,12 +29,14 @@ from app.branding.model import (
     default_branding,
 )
 from app.connectwise.errors import Busy, ConnectWiseError
-from app.invoices.cw import NotConnected, tenant_client
-from app.invoices.errors import InvoiceNotFound
+from app.connectwise.tenant_client import NotConnected, tenant_client
+from app.invoices import service
+from app.invoices.errors import InvoiceUnavailable
+from app.invoices.hints import ReferenceHints
+from app.invoices.html import branding_css, render_document_html
 from app.invoices.listing import recent_invoices
-from app.invoices.reconstruct import reconstruct
-from app.invoices.render import branding_css, render_document_html
 from app.tenancy import current_tenant_id, db_session
+from app.views.errors import render_error
 
 bp = Blueprint("branding", __name__)
 PREVIEW_CSS_TTL = 900
@@ -157,19 +159,15 @@ def preview():  # type: ignore[no-untyped-def]
         logo_url = None
     else:
         logo_url = url_for(".logo", tenant_id=current_tenant_id(), version=stored.version)
+    redis = _redis()
     try:
-        with _client() as client:
-            doc = reconstruct(client, invoice_id)
-    except NotConnected:
-        context["message"] = "Connect ConnectWise to preview on a real invoice."
-        return render_template("branding/_preview.html", **context)
-    except InvoiceNotFound:
-        context["message"] = f"ConnectWise has no invoice {invoice_id}."
-        return render_template("branding/_preview.html", **context)
-    except Busy:
-        raise  # the app's 503 "busy" answer with Retry-After, not an inline error
-    except ConnectWiseError as exc:
-        context["message"] = f"ConnectWise could not be read: {exc}"
+        with service.open_client(db_session(), current_app.extensions["keyring"], current_app.config["BI"],
+                                 redis) as client:
+            doc = service.load_document(client, invoice_id, hints=ReferenceHints(redis))
+    except InvoiceUnavailable as exc:
+        if exc.reason == "busy":  # the app's 503 "busy" answer with Retry-After (a toast), not an inline note
+            return render_error(exc.status, str(exc), {"Retry-After": str(exc.retry_after)})
+        context["message"] = str(exc)
         return render_template("branding/_preview.html", **context)
     nonce = secrets.token_urlsafe(12)
     _redis().set(_preview_css_key(nonce), branding_css(branding), ex=PREVIEW_CSS_TTL)

@@ -55,6 +55,10 @@ class MalformedResponse(ConnectWiseError):
     retryable = True
 
 
+# What a person is told when the request budget had no slot in time (pages, toasts, invoice messages alike).
+BUSY_MESSAGE = "ConnectWise is busy with this account's requests right now. Try again in {seconds} seconds."
+
+
 class Busy(ConnectWiseError):
     """Our own request budget toward ConnectWise had no slot within the caller's wait; not retried (it waited)."""
 

@@ -9,9 +9,9 @@ from flask import current_app
 from flask.cli import AppGroup
 
 from app.audit.log import Actor
-from app.connectwise.errors import ConnectWiseError
 from app.invoices import links as public_links
-from app.invoices.cw import NotConnected, tenant_client
+from app.invoices import service
+from app.invoices.errors import InvoiceUnavailable
 from app.tenancy import tenant_session
 
 invoices_cli = AppGroup("invoices", help="Invoices and their public links.")
@@ -32,15 +32,13 @@ def link(tenant_id: str, invoice_id: int, expires_days: int | None) -> None:
     factory = app.extensions["session_factory"]
     with tenant_session(tenant_id, factory) as session:
         try:
-            with tenant_client(session, app.extensions["keyring"], app.config["BI"], app.extensions["redis"],
-                               for_page=False) as client:
-                client.get(f"finance/invoices/{invoice_id}", {"fields": "id"}, cache=False)
-        except NotConnected as exc:
-            raise click.ClickException(f"tenant {tenant_id} has no ConnectWise connection") from exc
-        except ConnectWiseError as exc:
-            if getattr(exc, "status", None) == 404:
-                raise click.ClickException(f"ConnectWise has no invoice {invoice_id}") from exc
-            raise click.ClickException(f"ConnectWise could not be read: {exc}") from exc
+            with service.open_client(session, app.extensions["keyring"], app.config["BI"], app.extensions["redis"],
+                                     for_page=False) as client:
+                service.require_invoice(client, invoice_id)
+        except InvoiceUnavailable as exc:
+            if exc.reason == "not_connected":  # the page's "Settings › ConnectWise" means nothing here
+                raise click.ClickException(f"tenant {tenant_id} has no ConnectWise connection") from exc
+            raise click.ClickException(str(exc)) from exc
         new = public_links.create_link(session, tenant_id, invoice_id, actor=Actor.system("cli"),
                                        expires_at=public_links.expiry_from_days(expires_days))
     base = app.config["BI"].BASE_URL.rstrip("/")

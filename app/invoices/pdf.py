@@ -31,6 +31,8 @@ from xhtml2pdf.config.resources import ResourceAccessPolicy
 
 from app.branding.model import FALLBACK_FONT, Branding, Font, check_colour
 from app.invoices.document import InvoiceDocument
+from app.invoices.templating import CSS_FILE, FONT_DIR, PAGE_SIZES, PDF_TEMPLATE, PageSize, environment
+from app.invoices.view_model import view
 
 log = logging.getLogger(__name__)
 POINTS_PER_MM = 72 / 25.4
@@ -45,8 +47,6 @@ class PdfError(RuntimeError):
 
 
 def _font_root() -> Path:
-    from app.invoices.render import FONT_DIR
-
     return FONT_DIR.resolve()
 
 
@@ -98,8 +98,6 @@ _register_lock = threading.Lock()
 @lru_cache(maxsize=16)
 def _metrics(font: Font) -> _Metrics:
     """Register the family with reportlab once (for measuring) and read which characters it has."""
-    from app.invoices.render import FONT_DIR
-
     with _register_lock:
         names = []
         for suffix, filename in (("", font.regular), ("-Bold", font.bold)):
@@ -203,15 +201,13 @@ def _subtotal_row(section: Any) -> tuple[Any, ...]:
 
 
 def html_for(doc: InvoiceDocument, branding: Branding, *, logo: bytes | None, page_size: str = "A4") -> str:
-    """The HTML xhtml2pdf lays out: pdf.html around the same _document.html as the page."""
-    from app.invoices.render import CSS_FILE, FONT_DIR, PAGE_SIZES, environment, view
-
+    """The HTML xhtml2pdf lays out: the PDF template around the same document body as the page."""
     if page_size not in PAGE_SIZES:
         raise ValueError(f"page_size must be one of {', '.join(PAGE_SIZES)}")
     context = view(doc, branding)
     font: Font = context["font"]
     metrics = _metrics(font)
-    return environment().get_template("invoices/pdf.html").render(
+    return environment().get_template(PDF_TEMPLATE).render(
         **context, medium="pdf", pdf_url=None, logo_src=_logo_data_uri(logo), logo_size=_logo_size(logo),
         page_size=PAGE_SIZES[page_size],
         widths=column_widths(context, metrics, CONTENT_WIDTH[page_size]),
@@ -224,7 +220,9 @@ def html_for(doc: InvoiceDocument, branding: Branding, *, logo: bytes | None, pa
     )
 
 
-def render(doc: InvoiceDocument, branding: Branding, *, logo: bytes | None, page_size: str = "A4") -> bytes:
+def render_pdf(doc: InvoiceDocument, branding: Branding, *, logo: bytes | None,
+               page_size: PageSize | str = "A4") -> bytes:
+    """The invoice as a PDF (xhtml2pdf), A4 or Letter, fonts embedded, "Page X of Y" on every page."""
     html = html_for(doc, branding, logo=logo, page_size=page_size)
     try:
         return html_to_pdf(html)

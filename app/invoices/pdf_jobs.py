@@ -18,12 +18,11 @@ from typing import Any
 from flask import current_app
 
 from app.branding import store as branding_store
-from app.connectwise.errors import ConnectWiseError
-from app.invoices.cw import NotConnected, tenant_client
-from app.invoices.errors import InvoiceNotFound
+from app.invoices import service
+from app.invoices.errors import InvoiceUnavailable
+from app.invoices.hints import ReferenceHints
 from app.invoices.links import record_view
-from app.invoices.reconstruct import reconstruct
-from app.invoices.render import render_pdf
+from app.invoices.pdf import render_pdf
 from app.jobs.queue import enqueue
 from app.jobs.runtime import job
 from app.tenancy import tenant_session
@@ -107,25 +106,21 @@ def pdf_job(tenant_id: str, invoice_id: int, page_size: str, key: str) -> str:
     try:
         with tenant_session(tenant_id, factory) as session:
             stored = branding_store.load(session, tenant_id)
-            client = tenant_client(session, current_app.extensions["keyring"], current_app.config["BI"], redis,
-                                   for_page=False)
+            client = service.open_client(session, current_app.extensions["keyring"], current_app.config["BI"],
+                                         redis, for_page=False)
+        # The session is closed before ConnectWise is asked: a slow answer must not hold a database connection.
         with client:
-            doc = reconstruct(client, int(invoice_id))
+            doc = service.load_document(client, int(invoice_id), hints=ReferenceHints(redis))
         filename = pdf_filename(doc.number, invoice_id)
         _set(redis, tenant_id, key, status="rendering", filename=filename)
-        data = render_pdf(doc, stored.branding, logo=stored.logo, page_size=page_size)  # type: ignore[arg-type]
+        data = render_pdf(doc, stored.branding, logo=stored.logo, page_size=page_size)
         redis.set(_file_key(tenant_id, key), data, ex=PDF_TTL_SECONDS)
         with tenant_session(tenant_id, factory) as session:
             record_view(session, tenant_id, int(invoice_id), doc.totals.total, kind="pdf", viewer="staff")
         _set(redis, tenant_id, key, status="done")
         return "done"
-    except NotConnected:
-        _set(redis, tenant_id, key, status="failed", error="ConnectWise is not connected.")
-    except InvoiceNotFound:
-        _set(redis, tenant_id, key, status="failed", error=f"ConnectWise has no invoice {int(invoice_id)}.")
-    except ConnectWiseError as exc:
-        _set(redis, tenant_id, key, status="failed",
-             error=f"ConnectWise could not be read: {exc}. Try again in a minute.")
+    except InvoiceUnavailable as exc:
+        _set(redis, tenant_id, key, status="failed", error=str(exc))
     except Exception:
         _set(redis, tenant_id, key, status="failed",
              error="The PDF could not be made; we have been told. Try again in a few minutes.")

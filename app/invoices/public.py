@@ -25,14 +25,14 @@ from flask_login import current_user
 
 from app.branding import store as branding_store
 from app.branding.store import StoredBranding
-from app.connectwise.errors import Busy, ConnectWiseError
-from app.invoices.cw import NotConnected, tenant_client
+from app.invoices import service
 from app.invoices.document import InvoiceDocument
-from app.invoices.errors import InvoiceNotFound
+from app.invoices.errors import UNREADABLE_RETRY_AFTER, InvoiceUnavailable
+from app.invoices.hints import ReferenceHints
+from app.invoices.html import branding_css, render_document_html
 from app.invoices.links import ResolvedLink, record_view, resolve
+from app.invoices.pdf import render_pdf
 from app.invoices.pdf_jobs import pdf_filename
-from app.invoices.reconstruct import reconstruct
-from app.invoices.render import branding_css, render_document_html, render_pdf
 from app.security.limits import PUBLIC_LINK_PER_IP, PUBLIC_LINK_PER_TOKEN, client_ip, limiter, view_arg_key
 from app.tenancy import db_session, set_tenant
 
@@ -105,16 +105,17 @@ def _viewer(link: ResolvedLink) -> str:
 
 def _document(link: ResolvedLink) -> InvoiceDocument:
     app = current_app
+    redis = app.extensions["redis"]
     try:
-        with tenant_client(db_session(), app.extensions["keyring"], app.config["BI"],
-                           app.extensions["redis"]) as client:
-            return reconstruct(client, link.invoice_id)
-    except InvoiceNotFound as exc:
-        raise _Stop(not_valid(410)) from exc  # the invoice is gone from ConnectWise: the link no longer works
-    except (ConnectWiseError, NotConnected) as exc:
-        log.warning("public link render failed: %s", type(exc).__name__,
+        with service.open_client(db_session(), app.extensions["keyring"], app.config["BI"], redis) as client:
+            return service.load_document(client, link.invoice_id, hints=ReferenceHints(redis))
+    except InvoiceUnavailable as exc:
+        if exc.reason == "not_found":
+            raise _Stop(not_valid(410)) from exc  # the invoice is gone from ConnectWise: the link no longer works
+        # A client is told only "temporarily unavailable": what is wrong on the MSP's side is not theirs to read.
+        log.warning("public link render failed: %s", exc.reason,
                     extra={"event": "invoices.public_unavailable", "invoice_id": link.invoice_id})
-        raise _Stop(unavailable(exc.retry_after if isinstance(exc, Busy) else 30)) from exc
+        raise _Stop(unavailable(exc.retry_after or UNREADABLE_RETRY_AFTER)) from exc
 
 
 def _branding(link: ResolvedLink) -> StoredBranding:
@@ -146,7 +147,7 @@ def pdf(token: str) -> Response:
     made = _recent_pdf(link, stored)
     if made is None:
         doc = _document(link)
-        data = render_pdf(doc, stored.branding, logo=stored.logo, page_size=stored.page_size)  # type: ignore[arg-type]
+        data = render_pdf(doc, stored.branding, logo=stored.logo, page_size=stored.page_size)
         made = (data, doc.totals.total, pdf_filename(doc.number, link.invoice_id))
         _keep_pdf(link, stored, made)
     data, total, filename = made

@@ -1,9 +1,9 @@
-"""Reconstruction: one ConnectWise invoice → one InvoiceDocument, in two sequential rounds of requests.
+"""Reconstruction: one invoice's ConnectWise payloads → one InvoiceDocument (pure; no requests here).
 
-Round 1 reads the invoice header. Round 2, in parallel through ``Client.parallel``: its products, time and expense
-entries (``app.connectwise.lines``), the billing setup (remit-to, business number), the bill-to company (tax id),
-the tax code (caption, levels), the agreement's additions, payments, and the project or ticket when the display
-type depends on its billing method. Everything goes through the client's per-tenant cache.
+The payloads are the parsed header and the raw answers that ``app.invoices.service`` fetched: its products, time
+and expense entries, the billing setup (remit-to, business number), the bill-to company (tax id), the tax code
+(caption, levels), the agreement's additions, payments, and the project or ticket when the display type depends
+on its billing method.
 
 Sections follow ConnectWise's own grouping (billable services summarised by work role and work type, agreement
 time as covered / overage, non-billable services, agreement amounts and additions, products, expenses,
@@ -20,12 +20,9 @@ from datetime import date
 from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal
 from typing import Any
 
-from app.connectwise import errors as cw_errors
-from app.connectwise.client import Client
-from app.connectwise.lines import invoice_line_calls
-from app.invoices import payloads as p
+from app.connectwise import records as rec
+from app.invoices.display_types import deciding_project, deciding_ticket, display_type
 from app.invoices.document import (
-    USD,
     Currency,
     InvoiceDocument,
     Line,
@@ -37,77 +34,11 @@ from app.invoices.document import (
     Totals,
     quantize,
 )
-from app.invoices.errors import InvalidInvoiceData, InvoiceNotFound
+from app.invoices.errors import InvalidInvoiceData, invoice_data
 
 log = logging.getLogger(__name__)
 ZERO = Decimal(0)
-LINE_FIELDS = {"procurement/products": p.PRODUCT_FIELDS, "time/entries": p.TIME_FIELDS,
-               "expense/entries": p.EXPENSE_FIELDS}
-CW_DISPLAY = {"Agreement": "Agreement", "CreditMemo": "Credit Memo", "DownPayment": "Down Payment",
-              "Miscellaneous": "Miscellaneous", "Progress": "Progress"}
 NOT_BILLED = ("NoCharge", "DoNotBill")
-
-
-def reconstruct(client: Client, invoice_id: int) -> InvoiceDocument:
-    """The invoice ``invoice_id`` as a document. Raises InvoiceNotFound, InvalidInvoiceData, ConnectWiseError."""
-    invoice_id = int(invoice_id)
-    try:
-        raw = client.get(f"finance/invoices/{invoice_id}")
-    except cw_errors.NotFound as exc:
-        raise InvoiceNotFound(invoice_id) from exc
-    header = p.InvoiceHeader.parse(raw, USD)
-    if header.id != invoice_id:
-        raise InvalidInvoiceData(f"ConnectWise answered invoice {invoice_id} with another invoice")
-    fetched = _round_two(client, header)
-    return build_document(header, fetched, tenant=client.tenant_id)
-
-
-# -- round two ---------------------------------------------------------------------------------------------------
-
-
-def _round_two(client: Client, h: p.InvoiceHeader) -> dict[str, Any]:
-    calls: dict[str, Callable[[], Any]] = dict(invoice_line_calls(client, h.id, LINE_FIELDS))
-    optional: set[str] = set()
-
-    def add(name: str, call: Callable[[], Any], required: bool = False) -> None:
-        calls[name] = call
-        if not required:
-            optional.add(name)
-
-    if h.billing_setup_id is not None:
-        add("setup", lambda: client.get(f"finance/billingSetups/{h.billing_setup_id}"))
-    company_id = h.bill_to_company_id or h.company_id
-    add("company", lambda: client.get(f"company/companies/{company_id}", {"fields": ",".join(p.COMPANY_FIELDS)}))
-    if h.tax_code_id is not None:
-        add("tax_code", lambda: client.get(f"finance/taxCodes/{h.tax_code_id}"))
-    if h.agreement_id is not None and (h.agreement_amount or h.type == "Agreement"):
-        add("additions", lambda: client.get_all(f"finance/agreements/{h.agreement_id}/additions",
-                                                fields=p.ADDITION_FIELDS))
-    if h.payments or h.credits:
-        add("payments", lambda: client.get_all(f"finance/invoices/{h.id}/payments", fields=p.PAYMENT_FIELDS))
-    if h.type == "Standard" and h.project_id is not None:
-        add("project", lambda: client.get(f"project/projects/{h.project_id}", {"fields": ",".join(p.PROJECT_FIELDS)}))
-    elif h.type == "Standard" and h.apply_to_type == "Ticket" and (h.ticket_id or h.apply_to_id):
-        ticket_id = h.ticket_id or h.apply_to_id
-        add("ticket", lambda: client.get(f"service/tickets/{ticket_id}", {"fields": ",".join(p.TICKET_FIELDS)}))
-
-    names = list(calls)
-    results = client.parallel([_tolerant(calls[n], n, h.id) if n in optional else calls[n] for n in names])
-    return dict(zip(names, results, strict=True))
-
-
-def _tolerant(call: Callable[[], Any], name: str, invoice_id: int) -> Callable[[], Any]:
-    """Optional context (remit-to, tax id, captions) must not sink the invoice: missing or forbidden → None."""
-
-    def run() -> Any:
-        try:
-            return call()
-        except (cw_errors.NotFound, cw_errors.PermissionMissing) as exc:
-            log.info("invoice %d: %s unavailable from ConnectWise (%s); shown without it", invoice_id, name,
-                     type(exc).__name__)
-            return None
-
-    return run
 
 
 # -- building ----------------------------------------------------------------------------------------------------
@@ -121,17 +52,25 @@ def _records(raw: Any, parse: Callable[[Any], Any], kind: str) -> list[Any]:
     return [parse(r) for r in raw]
 
 
-def build_document(h: p.InvoiceHeader, fetched: dict[str, Any], tenant: str | None = None) -> InvoiceDocument:
-    """The document from a parsed header and the raw round-two answers (keys as in ``_round_two``)."""
-    setup = p.BillingSetupRecord.parse(fetched["setup"]) if fetched.get("setup") is not None else None
+def build_document(h: rec.InvoiceHeader, fetched: dict[str, Any], tenant: str | None = None) -> InvoiceDocument:
+    """The document from a parsed header and the raw answers (keys as in ``app.invoices.service``'s fetch).
+
+    Every record is read strictly: one that does not read raises ``InvalidInvoiceData`` naming kind and field.
+    """
+    with invoice_data():
+        return _build(h, fetched, tenant)
+
+
+def _build(h: rec.InvoiceHeader, fetched: dict[str, Any], tenant: str | None) -> InvoiceDocument:
+    setup = rec.BillingSetupRecord.parse(fetched["setup"]) if fetched.get("setup") is not None else None
     currency = h.currency
-    company = p.CompanyRecord.parse(fetched["company"]) if fetched.get("company") is not None else None
-    tax_code = p.TaxCodeRecord.parse(fetched["tax_code"]) if fetched.get("tax_code") is not None else None
-    products = _records(fetched.get("procurement/products"), p.ProductRecord.parse, "products")
-    times = _records(fetched.get("time/entries"), p.TimeRecord.parse, "time entries")
-    expenses = _records(fetched.get("expense/entries"), p.ExpenseRecord.parse, "expense entries")
-    additions = _records(fetched.get("additions"), p.AdditionRecord.parse, "agreement additions")
-    payments = _records(fetched.get("payments"), p.PaymentRecord.parse, "payments")
+    company = rec.CompanyRecord.parse(fetched["company"]) if fetched.get("company") is not None else None
+    tax_code = rec.TaxCodeRecord.parse(fetched["tax_code"]) if fetched.get("tax_code") is not None else None
+    products = _records(fetched.get("procurement/products"), rec.ProductRecord.parse, "products")
+    times = _records(fetched.get("time/entries"), rec.TimeRecord.parse, "time entries")
+    expenses = _records(fetched.get("expense/entries"), rec.ExpenseRecord.parse, "expense entries")
+    additions = _records(fetched.get("additions"), rec.AdditionRecord.parse, "agreement additions")
+    payments = _records(fetched.get("payments"), rec.PaymentRecord.parse, "payments")
 
     if setup and setup.exclude_do_not_bill_time:
         times = [t for t in times if t.billable != "DoNotBill"]
@@ -178,7 +117,7 @@ def build_document(h: p.InvoiceHeader, fetched: dict[str, Any], tenant: str | No
         remit_to = Party(name=setup.remit_name or setup.payable_name, address=setup.address, phone=setup.phone)
 
     return InvoiceDocument(
-        id=h.id, number=h.number, cw_type=h.type, display_type=display_type(h, fetched), date=h.date,
+        id=h.id, number=h.number, cw_type=h.type, display_type=_display_type(h, fetched), date=h.date,
         due_date=h.due_date, terms=h.terms, po_number=h.customer_po, reference=h.reference, bill_to=bill_to,
         ship_to=ship_to, remit_to=remit_to, seller_business_number=setup.business_number if setup else "",
         customer_tax_id=company.tax_id if company else "", currency=currency, top_comment=h.top_comment,
@@ -190,29 +129,20 @@ def build_document(h: p.InvoiceHeader, fetched: dict[str, Any], tenant: str | No
     )
 
 
-def display_type(h: p.InvoiceHeader, fetched: dict[str, Any]) -> str:
-    """ConnectWise's six types, with Standard split by what it applies to (product-reference §2.4)."""
-    if h.type in CW_DISPLAY:
-        return CW_DISPLAY[h.type]
-    if h.apply_to_type == "SalesOrder" or h.sales_order_id is not None:
-        return "Sales Order"
-    if h.apply_to_type == "ProjectPhase" or h.phase_id is not None:
-        return "Phase"
-    if fetched.get("project") is not None:
-        return "Fixed Fee" if p.billing_method(fetched["project"], "project") == "FixedFee" else "Project"
-    if h.apply_to_type == "Project" or h.project_id is not None:
-        return "Project"
-    if fetched.get("ticket") is not None and p.billing_method(fetched["ticket"], "ticket") == "FixedFee":
-        return "Fixed Fee"
-    return "Standard"
+def _display_type(h: rec.InvoiceHeader, fetched: dict[str, Any]) -> str:
+    """``display_types.display_type``, with the billing method of the project or ticket that was fetched."""
+    project = fetched.get("project") if deciding_project(h) is not None else None
+    ticket = fetched.get("ticket") if deciding_ticket(h) is not None else None
+    return display_type(h, rec.billing_method(project, "project") if project is not None else "",
+                        rec.billing_method(ticket, "ticket") if ticket is not None else "")
 
 
-def _title(setup: p.BillingSetupRecord | None) -> str:
+def _title(setup: rec.BillingSetupRecord | None) -> str:
     title = setup.title if setup else ""
     return title.title() if title and title.isupper() else (title or "Invoice")
 
 
-def _applies_to(h: p.InvoiceHeader) -> str:
+def _applies_to(h: rec.InvoiceHeader) -> str:
     if h.phase_id is not None:
         return f"Phase: {h.phase_name}" if h.phase_name else ""
     if h.project_id is not None:
@@ -237,8 +167,13 @@ def _agrees(ours: Decimal, theirs: Decimal, currency: Currency) -> bool:
 # -- sections ----------------------------------------------------------------------------------------------------
 
 
-def _charged(t: p.TimeRecord) -> bool:
+def _charged(t: rec.TimeRecord) -> bool:
     return t.billable == "Billable" or (t.billable == "NoDefault" and t.extended != 0)
+
+
+def _sources(records: Iterable[rec.Record]) -> tuple[tuple[str, int], ...]:
+    """(kind, ConnectWise id) of the records a printed line prints or summarises, in id order."""
+    return tuple(sorted((r.kind, r.id) for r in records))
 
 
 def _grouped(items: Iterable[Any], key: Callable[[Any], tuple]) -> list[tuple[tuple, list[Any]]]:
@@ -248,7 +183,7 @@ def _grouped(items: Iterable[Any], key: Callable[[Any], tuple]) -> list[tuple[tu
     return sorted(groups.items(), key=lambda kv: tuple(str(k) for k in kv[0]))
 
 
-def _service_sections(h: p.InvoiceHeader, times: list[p.TimeRecord], currency: Currency,
+def _service_sections(h: rec.InvoiceHeader, times: list[rec.TimeRecord], currency: Currency,
                       mismatches: list[str]) -> list[Section | None]:
     charged = [t for t in times if _charged(t)]
     plain = [t for t in charged if not t.agreement_hours]
@@ -263,13 +198,13 @@ def _service_sections(h: p.InvoiceHeader, times: list[p.TimeRecord], currency: C
         Line(description=role or "Agreement time", detail=wtype,
              covered_quantity=sum((min(t.agreement_hours, t.hours) for t in g), ZERO),
              quantity=sum((max(t.hours - t.agreement_hours, ZERO) for t in g), ZERO),
-             covered_rate=rate, rate=over, amount=sum((t.extended for t in g), ZERO))
+             covered_rate=rate, rate=over, amount=sum((t.extended for t in g), ZERO), sources=_sources(g))
         for (role, wtype, rate, over), g in _grouped(
             covered, lambda t: (t.work_role, t.work_type, t.rate, t.overage_rate if t.overage_rate else t.rate)))
     covered_sum = sum((x.amount or ZERO for x in covered_lines), ZERO)
     if plain or (h.service_total and not covered):
         lines = tuple(Line(description=role or "Services", detail=wtype, quantity=sum((t.hours for t in g), ZERO),
-                           rate=rate, amount=sum((t.extended for t in g), ZERO))
+                           rate=rate, amount=sum((t.extended for t in g), ZERO), sources=_sources(g))
                       for (role, wtype, rate), g in _grouped(plain, lambda t: (t.work_role, t.work_type, t.rate)))
         # CW's serviceTotal, less what the agreement-time section shows: the two always add up to CW's figure.
         out.append(Section("services", "Billable services", cols, lines, h.service_total - covered_sum))
@@ -279,7 +214,7 @@ def _service_sections(h: p.InvoiceHeader, times: list[p.TimeRecord], currency: C
     if not_billed:
         lines = tuple(Line(description=role or "Services", detail=wtype,
                            quantity=sum((t.actual_hours or t.hours for t in g), ZERO),
-                           note="No charge" if kind == "NoCharge" else "Not billed")
+                           note="No charge" if kind == "NoCharge" else "Not billed", sources=_sources(g))
                       for (role, wtype, kind), g in _grouped(not_billed,
                                                              lambda t: (t.work_role, t.work_type, t.billable)))
         out.append(Section("non_billable_services", "Non-billable services", ("description", "detail", "quantity",
@@ -287,7 +222,7 @@ def _service_sections(h: p.InvoiceHeader, times: list[p.TimeRecord], currency: C
     return out
 
 
-def _agreement_section(h: p.InvoiceHeader, additions: list[p.AdditionRecord], fetched: bool,
+def _agreement_section(h: rec.InvoiceHeader, additions: list[rec.AdditionRecord], fetched: bool,
                        mismatches: list[str]) -> Section | None:
     if not h.agreement_amount and h.type != "Agreement":
         return None
@@ -297,14 +232,14 @@ def _agreement_section(h: p.InvoiceHeader, additions: list[p.AdditionRecord], fe
     cols = ("description", "detail", "quantity", "rate", "amount")
     if active and _agrees(sum((a.ext_price for a in active), ZERO), h.agreement_amount, h.currency):
         lines = tuple(Line(description=a.description or a.identifier, detail=a.identifier, quantity=a.quantity,
-                           rate=a.unit_price, amount=a.ext_price) for a in active)
+                           rate=a.unit_price, amount=a.ext_price, sources=_sources([a])) for a in active)
         return Section("agreement", title, cols, lines, h.agreement_amount)
     if fetched and active:
         # Prorations and base amounts are not in the API: list the additions, charge CW's agreement amount.
         mismatches.append("agreementAmount")
     lines = (Line(description=title, amount=h.agreement_amount),
-             *(Line(description=a.description or a.identifier, detail=a.identifier, quantity=a.quantity)
-               for a in active))
+             *(Line(description=a.description or a.identifier, detail=a.identifier, quantity=a.quantity,
+                    sources=_sources([a])) for a in active))
     return Section("agreement", title, cols, tuple(lines), h.agreement_amount)
 
 
@@ -317,7 +252,7 @@ def _amount_and_note(amount: Decimal, billable: str) -> dict[str, Any]:
     return {"amount": None, "note": "Not billed"}
 
 
-def _product_section(h: p.InvoiceHeader, products: list[p.ProductRecord], mismatches: list[str]) -> Section | None:
+def _product_section(h: rec.InvoiceHeader, products: list[rec.ProductRecord], mismatches: list[str]) -> Section | None:
     ours = sum((x.ext_price for x in products if x.billable == "Billable"), ZERO)
     if not _agrees(ours, h.product_total, h.currency):
         mismatches.append("productTotal")
@@ -325,26 +260,26 @@ def _product_section(h: p.InvoiceHeader, products: list[p.ProductRecord], mismat
         return None
     lines = tuple(
         Line(description=x.description or x.identifier, detail=x.identifier, quantity=x.quantity, rate=x.price,
-             **_amount_and_note(x.ext_price, x.billable))
+             sources=_sources([x]), **_amount_and_note(x.ext_price, x.billable))
         for x in sorted(products, key=lambda x: (x.sequence, x.id)))
     return Section("products", "Products", ("description", "detail", "quantity", "rate", "amount"), lines,
                    h.product_total)
 
 
-def _expense_section(h: p.InvoiceHeader, expenses: list[p.ExpenseRecord], mismatches: list[str]) -> Section | None:
+def _expense_section(h: rec.InvoiceHeader, expenses: list[rec.ExpenseRecord], mismatches: list[str]) -> Section | None:
     ours = sum((e.amount for e in expenses if e.billable == "Billable"), ZERO)
     if not _agrees(ours, h.expense_total, h.currency):
         mismatches.append("expenseTotal")
     if not expenses:
         return None
     lines = tuple(
-        Line(description=e.type or "Expense", detail=e.notes, date=e.date,
+        Line(description=e.type or "Expense", detail=e.notes, date=e.date, sources=_sources([e]),
              **_amount_and_note(e.amount, e.billable))
         for e in sorted(expenses, key=lambda e: (e.date or date.min, e.id)))
     return Section("expenses", "Expenses", ("date", "description", "detail", "amount"), lines, h.expense_total)
 
 
-def _adjustment_section(h: p.InvoiceHeader) -> Section | None:
+def _adjustment_section(h: rec.InvoiceHeader) -> Section | None:
     lines = []
     if h.service_adjustment_amount:
         lines.append(Line(description=h.adjustment_reason or "Adjustment", amount=h.service_adjustment_amount))
@@ -358,7 +293,7 @@ def _adjustment_section(h: p.InvoiceHeader) -> Section | None:
                    sum((x.amount or ZERO for x in lines), ZERO))
 
 
-def _tax_lines(h: p.InvoiceHeader, code: p.TaxCodeRecord | None, products: list[p.ProductRecord],
+def _tax_lines(h: rec.InvoiceHeader, code: rec.TaxCodeRecord | None, products: list[rec.ProductRecord],
                mismatches: list[str]) -> list[TaxLine]:
     caption = (code.caption if code else "") or h.tax_code_name or "Tax"
     if code is None or not code.levels:
@@ -388,7 +323,7 @@ def _tax_lines(h: p.InvoiceHeader, code: p.TaxCodeRecord | None, products: list[
     return shown or [TaxLine(caption, h.sales_tax)]
 
 
-def _payment_sections(h: p.InvoiceHeader, records: list[p.PaymentRecord], mismatches: list[str]) -> list[Section]:
+def _payment_sections(h: rec.InvoiceHeader, records: list[rec.PaymentRecord], mismatches: list[str]) -> list[Section]:
     out = []
     for key, title, figure, rows in (
         ("payments", "Payments", h.payments, [r for r in records if not r.credit_identifier]),
@@ -398,18 +333,20 @@ def _payment_sections(h: p.InvoiceHeader, records: list[p.PaymentRecord], mismat
             continue
         cols = ("date", "description", "detail", "amount")
         if rows and _agrees(sum((r.amount for r in rows), ZERO), figure, h.currency):
-            lines = tuple(Line(description=r.type, detail=r.credit_identifier, date=r.date, amount=r.amount)
+            lines = tuple(Line(description=r.type, detail=r.credit_identifier, date=r.date, amount=r.amount,
+                               sources=_sources([r]))
                           for r in sorted(rows, key=lambda r: (r.date or date.min, r.id)))
         else:
             if rows:
                 mismatches.append(key)
-            lines = (Line(description=title, amount=figure),)
+            # ConnectWise's figure stands for the rows that did not add up to it.
+            lines = (Line(description=title, amount=figure, sources=_sources(rows)),)
         out.append(Section(key, title, cols, lines, figure, False))
     return out
 
 
-def _time_detail(times: list[p.TimeRecord]) -> tuple[TicketGroup, ...]:
-    groups: dict[int | None, list[p.TimeRecord]] = {}
+def _time_detail(times: list[rec.TimeRecord]) -> tuple[TicketGroup, ...]:
+    groups: dict[int | None, list[rec.TimeRecord]] = {}
     for t in times:
         groups.setdefault(t.ticket_id, []).append(t)
     out = []

@@ -15,19 +15,28 @@ from app.audit.web import current_actor, current_user_row_id, request_origin
 from app.auth.roles import can, permission_page
 from app.branding import store as branding_store
 from app.connectwise.errors import Busy, ConnectWiseError
+from app.connectwise.tenant_client import NotConnected, tenant_client
 from app.invoices import links as public_links
-from app.invoices.cw import NotConnected, tenant_client
-from app.invoices.errors import InvoiceNotFound
+from app.invoices import service
+from app.invoices.errors import InvoiceUnavailable
+from app.invoices.hints import ReferenceHints
+from app.invoices.html import render_document_html
 from app.invoices.listing import FILTER_TYPES, InvoiceQuery, billing_statuses, list_invoices
 from app.invoices.pdf_jobs import pdf_file, pdf_state, request_pdf
-from app.invoices.reconstruct import reconstruct
-from app.invoices.render import render_document_html
 from app.tenancy import current_tenant_id, db_session
+from app.views.errors import render_error
 from app.views.htmx import wants_partial
 
 bp = Blueprint("invoices", __name__, url_prefix="/invoices")
 # Sharing an invoice with a client is sending it: the same people who may send emails may make and revoke links.
 LINK_PERMISSION = "send_emails"
+
+
+@bp.errorhandler(InvoiceUnavailable)
+def _unavailable(exc: InvoiceUnavailable):  # type: ignore[no-untyped-def]
+    """Why an invoice cannot be shown, as an error page (htmx: a toast), with Retry-After when waiting helps."""
+    headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else None
+    return render_error(exc.status, str(exc), headers)
 
 
 def _client():  # type: ignore[no-untyped-def]
@@ -70,17 +79,10 @@ def index():  # type: ignore[no-untyped-def]
 @permission_page("view")
 def preview(invoice_id: int):  # type: ignore[no-untyped-def]
     stored = branding_store.load(db_session(), current_tenant_id())
-    try:
-        with _client() as client:
-            doc = reconstruct(client, invoice_id)
-    except NotConnected:
-        abort(404, description="Connect ConnectWise first (Settings › ConnectWise).")
-    except InvoiceNotFound:
-        abort(404, description=f"ConnectWise has no invoice {invoice_id}.")
-    except Busy:
-        raise  # the app's 503 "busy" answer with Retry-After, not an inline error
-    except ConnectWiseError as exc:
-        abort(503, description=f"ConnectWise could not be read: {exc}. Try again in a minute.")
+    app = current_app
+    redis = app.extensions["redis"]
+    with service.open_client(db_session(), app.extensions["keyring"], app.config["BI"], redis) as client:
+        doc = service.load_document(client, invoice_id, hints=ReferenceHints(redis))
     logo_url = (url_for("branding.logo", tenant_id=current_tenant_id(), version=stored.version)
                 if stored.has_logo else None)
     html = render_document_html(doc, stored.branding, logo_url=logo_url, pdf_url=None)

@@ -11,7 +11,7 @@ import logging
 from flask import Flask, current_app, g, render_template, request
 from werkzeug.exceptions import HTTPException, InternalServerError
 
-from app.connectwise.errors import Busy
+from app.connectwise.errors import BUSY_MESSAGE, Busy
 from app.observability.paths import recordable_path
 from app.views.htmx import wants_partial
 
@@ -30,9 +30,6 @@ TITLES = {
     500: ("Something went wrong", "We hit an error and have been told about it. Try again in a moment."),
     503: ("Unavailable", "The service is briefly unavailable. Try again in a moment."),
 }
-
-
-BUSY_MESSAGE = "ConnectWise is busy with this account's requests right now. Try again in {seconds} seconds."
 
 
 def render_error(code: int, description: str | None = None,  # type: ignore[no-untyped-def]

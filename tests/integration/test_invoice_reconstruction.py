@@ -15,7 +15,7 @@ from app.connectwise import errors as cw_errors
 from app.connectwise.client import Client, Credentials
 from app.invoices.document import DISPLAY_TYPES, format_money
 from app.invoices.errors import InvalidInvoiceData, InvoiceNotFound
-from app.invoices.reconstruct import reconstruct
+from app.invoices.service import reconstruct
 
 CLIENT_ID = "6f1b5c9e-0000-4000-8000-000000000001"
 CHARGES = ("services", "agreement_services", "agreement", "products", "expenses", "adjustments")

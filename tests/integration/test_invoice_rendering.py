@@ -16,9 +16,11 @@ from pypdf import PdfReader
 from app.branding.model import TimeDetail, default_branding
 from app.connectwise.client import Client, Credentials
 from app.invoices.document import Line, Party
-from app.invoices.reconstruct import reconstruct
-from app.invoices.render import branding_css, detail_columns, render_document_html, render_pdf, view
+from app.invoices.html import branding_css, render_document_html
+from app.invoices.pdf import render_pdf
 from app.invoices.samples import sample_document
+from app.invoices.service import reconstruct
+from app.invoices.view_model import detail_columns, view
 
 CLIENT_ID = "6f1b5c9e-0000-4000-8000-000000000001"
 MONEY = {

@@ -17,7 +17,7 @@ from PIL import Image
 from pypdf import PdfReader
 
 from app.invoices import pdf
-from app.invoices.render import FONT_DIR
+from app.invoices.templating import FONT_DIR
 
 ROOT = Path(__file__).resolve().parents[2]
 _opened: list[str] = []

@@ -130,8 +130,8 @@ def test_the_public_pdf_is_an_attachment_named_after_the_invoice_and_recorded(ap
 
 def test_after_public_renders_no_invoice_content_exists_anywhere_in_the_database(app, client, make_tenant, sim,
                                                                                owner_engine):
-    from app.invoices.cw import tenant_client
-    from app.invoices.reconstruct import reconstruct
+    from app.connectwise.tenant_client import tenant_client
+    from app.invoices.service import reconstruct
 
     t = connected_tenant(client, make_tenant, sim)
     token = make_link(client, INVOICE)

@@ -20,7 +20,7 @@ from app.branding.model import (
     branding_to_form,
     default_branding,
 )
-from app.invoices.render import FONT_DIR
+from app.invoices.templating import FONT_DIR
 
 
 def test_fixed_fee_hides_hours_rates_and_amounts_by_default():

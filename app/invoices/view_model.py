@@ -1,24 +1,13 @@
-"""Rendering an InvoiceDocument with a Branding: the web fragment, its per-branding stylesheet, and the PDF.
-
-Both outputs come from the same view model (``view()``) so they show the same content: the web fragment is
-app/templates/invoices/_document.html, the PDF is app/templates/invoices/pdf.html (which includes the same
-document body) rendered by xhtml2pdf with the shipped TTF fonts embedded. Jinja autoescape is on for every
-template here, whatever the file name, because everything from ConnectWise is untrusted text.
-"""
+"""The view model of an invoice: everything the document templates print, as strings, from a document and a
+branding. The one source of both the web page and the PDF, so the two always show the same content."""
 
 from __future__ import annotations
 
-import logging
-import threading
 from dataclasses import dataclass
 from decimal import Decimal
-from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-import markupsafe
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, pass_context, select_autoescape
-
-from app.branding.model import FALLBACK_FONT, FONTS, Branding, Font, TimeDetail
+from app.branding.model import Branding, TimeDetail
 from app.invoices.document import (
     SECTION_ORDER,
     InvoiceDocument,
@@ -27,14 +16,6 @@ from app.invoices.document import (
     format_money,
     format_number,
 )
-
-log = logging.getLogger(__name__)
-APP_DIR = Path(__file__).resolve().parent.parent
-TEMPLATES = APP_DIR / "templates"
-FONT_DIR = APP_DIR / "static" / "fonts"
-CSS_FILE = APP_DIR / "static" / "css" / "invoice.css"
-PageSize = Literal["A4", "Letter"]
-PAGE_SIZES = {"A4": "a4", "Letter": "letter"}
 
 COLUMN_LABELS = {"description": "Description", "detail": "", "date": "Date", "quantity": "Qty", "rate": "Rate",
                  "amount": "Amount", "note": "Billing"}
@@ -50,56 +31,6 @@ SECTION_COLUMN_LABELS = {
     "credits": {"description": "Credit", "detail": "Credit memo"},
 }
 NUMERIC = {"quantity", "rate", "amount"}
-CJK_RANGES = "U+2E80-2FFF, U+3000-303F, U+3040-30FF, U+3100-31FF, U+3400-4DBF, U+4E00-9FFF, U+AC00-D7AF, U+F900-FAFF, U+FF00-FFEF"
-
-_env_lock = threading.Lock()
-_env: Environment | None = None
-
-
-def environment() -> Environment:
-    """One Jinja environment for invoice templates, autoescaping every template (``.html`` or not)."""
-    global _env
-    with _env_lock:
-        if _env is None:
-            env = Environment(loader=FileSystemLoader(str(TEMPLATES)),
-                              autoescape=select_autoescape(default=True, default_for_string=True),
-                              undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
-            env.filters["t"] = _text_filter
-            _env = env
-        return _env
-
-
-@pass_context
-def _text_filter(ctx: Any, value: Any) -> markupsafe.Markup:
-    """``|t``: escape; in the PDF also wrap runs of characters the font lacks (``t_glyphs``) in a span set in
-    the fallback font (CJK), since xhtml2pdf does no per-glyph font fallback the way browsers do."""
-    text = "" if value is None else str(value)
-    glyphs = ctx.get("t_glyphs") if ctx.get("medium") == "pdf" else None
-    if not glyphs or all(ord(c) in glyphs or c.isspace() for c in text):
-        return markupsafe.escape(text)
-    out: list[str] = []
-    run: list[str] = []
-    missing = False
-    for ch in text:
-        lacks = ord(ch) not in glyphs and not ch.isspace()
-        if lacks != missing and run:
-            out.append(_run("".join(run), missing))
-            run = []
-        missing = lacks
-        run.append(ch)
-    if run:
-        out.append(_run("".join(run), missing))
-    return markupsafe.Markup("".join(out))  # noqa: S704 - every run is escaped in _run
-
-
-def _run(text: str, fallback: bool) -> str:
-    escaped = str(markupsafe.escape(text))
-    return f'<span class="bi-fb">{escaped}</span>' if fallback else escaped
-
-
-# -- view model --------------------------------------------------------------------------------------------------
-
-
 @dataclass(frozen=True)
 class Cell:
     text: str
@@ -297,52 +228,3 @@ def view(doc: InvoiceDocument, branding: Branding) -> dict[str, Any]:
 
 def _rate_places(rate: Decimal) -> int:
     return min(3, max(0, -rate.normalize().as_tuple().exponent))
-
-
-# -- outputs -----------------------------------------------------------------------------------------------------
-
-
-def render_document_html(doc: InvoiceDocument, branding: Branding, *, logo_url: str | None,
-                         pdf_url: str | None) -> markupsafe.Markup:
-    """The branded invoice fragment for a page (no inline style or script; classes from invoice.css)."""
-    context = view(doc, branding)
-    html = environment().get_template("invoices/_document.html").render(
-        **context, logo_src=logo_url, pdf_url=pdf_url, medium="web")
-    return markupsafe.Markup(html)  # noqa: S704 - rendered by an autoescaping environment
-
-
-def branding_css(branding: Branding) -> str:
-    """CSS text for the colours and font of a branding (served at a URL, since CSP forbids inline style).
-
-    The values are validated (#rrggbb, a FONTS key), so nothing from a form reaches the CSS unchecked.
-    """
-    from app.branding.model import check_colour
-
-    brand = check_colour("brand_colour", branding.brand_colour)
-    accent = check_colour("accent_colour", branding.accent_colour)
-    font = branding.font_info
-    faces = _font_faces(font, "/static/fonts/")
-    # The fallback face is fetched only for the CJK ranges the chosen family lacks.
-    fallback = (f"@font-face {{ font-family: '{FALLBACK_FONT.css_family}'; "
-                f"src: url('/static/fonts/{FALLBACK_FONT.regular}'); unicode-range: {CJK_RANGES}; }}")
-    return (f"{faces}\n{fallback}\n.bi-invoice {{ --bi-brand: {brand}; --bi-accent: {accent}; "
-            f"font-family: '{font.css_family}', '{FALLBACK_FONT.css_family}', {font.generic}; }}\n"
-            f".bi-invoice .bi-pdf-button {{ background: {accent}; }}\n")
-
-
-def _font_faces(font: Font, base: str) -> str:
-    return (f"@font-face {{ font-family: '{font.css_family}'; src: url('{base}{font.regular}'); "
-            f"font-weight: normal; font-style: normal; }}\n"
-            f"@font-face {{ font-family: '{font.css_family}'; src: url('{base}{font.bold}'); "
-            f"font-weight: bold; font-style: normal; }}")
-
-
-def render_pdf(doc: InvoiceDocument, branding: Branding, *, logo: bytes | None,
-               page_size: PageSize = "A4") -> bytes:
-    """The invoice as a PDF (xhtml2pdf), A4 or Letter, fonts embedded, "Page X of Y" on every page."""
-    from app.invoices import pdf
-
-    return pdf.render(doc, branding, logo=logo, page_size=page_size)
-
-
-__all__ = ["render_document_html", "branding_css", "render_pdf", "view", "environment", "FONTS", "PAGE_SIZES"]
