@@ -1,6 +1,6 @@
 """The plain invoice document: what an invoice says, independent of ConnectWise's JSON and of any rendering.
 
-``reconstruct.reconstruct()`` builds it from ConnectWise; ``render`` turns it (with a Branding) into HTML and PDF.
+``service`` builds it from ConnectWise's payloads; ``html`` and ``pdf`` turn it (with a Branding) into HTML and PDF.
 Every field is plain data (str, Decimal, date, tuples of frozen dataclasses), so a document can be built by
 hand in tests and benchmarks. Text fields hold untrusted ConnectWise text, unescaped: renderers escape it.
 Money is ``Decimal`` in the invoice currency; ``format_money`` formats it the way ConnectWise's currency says.

@@ -1,10 +1,12 @@
-"""Typed failures of invoice reconstruction.
+"""Typed failures of invoice reconstruction, and ``InvoiceUnavailable``: the one shape the media show them in.
 
 ``InvoiceNotFound`` means ConnectWise has no such invoice (a 404 page). ``InvalidInvoiceData`` means ConnectWise
 answered with something we cannot read as an invoice; it is the records layer's ``InvalidRecord`` (itself a
 ``MalformedResponse``), so pages that already turn ConnectWise errors into "temporarily unavailable" (503) treat
 it the same way. Messages carry ids and field names only, never invoice content, so they are safe to log and to
-show.
+show. ``app.invoices.service`` turns these, a missing connection and every ConnectWise error into
+``InvoiceUnavailable``, which the staff pages, the public page, the PDF job, the branding preview and the CLI
+each map once.
 """
 
 from __future__ import annotations
