@@ -6,7 +6,6 @@ Services create it with explicit arguments (credentials, client id, tenant id, R
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import logging
 import random
@@ -24,6 +23,7 @@ from opentelemetry import trace
 
 from app.connectwise import deadline as call_deadline
 from app.connectwise import errors
+from app.connectwise.cache import ResponseCache, collection
 from app.connectwise.ratelimit import BudgetExhausted, RequestBudget
 from app.connectwise.sites import PinnedTransport, SitePolicy, is_cloud_host, parse_site
 
@@ -110,6 +110,7 @@ class Client:
         self._http = httpx.Client(timeout=httpx.Timeout(timeout), transport=transport, follow_redirects=False,
                                   limits=limits)
         call_deadline.install(self._http)
+        self._cache = ResponseCache(redis, tenant_id, self.company_id, cache_ttl)
         self._api_base: str | None = None
         self.requests_made = 0
         self._tracer = trace.get_tracer("app.connectwise")
@@ -153,12 +154,12 @@ class Client:
 
     def get(self, path: str, params: dict[str, Any] | None = None, *, cache: bool = True) -> Any:
         url = self._url(path, params)
-        cached = self._cache_get(url) if cache else None
+        key = self._cache.key(url) if cache else None
+        cached = self._cache.get(key)
         if cached is not None:
-            return cached
+            return cached[0]
         body = self._request("GET", url)
-        if cache:
-            self._cache_put(url, body)
+        self._cache.put(key, body)
         return body
 
     def get_all(self, path: str, *, conditions: str | None = None, fields: Sequence[str] | None = None,
@@ -190,8 +191,23 @@ class Client:
             raise errors.MalformedResponse(f"ConnectWise answered {path}/count without a count")
         return body["count"]
 
-    def patch(self, path: str, operations: list[dict]) -> Any:
-        return self._request("PATCH", self._url(path), json_body=operations)
+    def patch(self, path: str, operations: list[dict], *, idempotent: bool = False,
+              stale: Sequence[str] = ()) -> Any:
+        """Apply JSON-patch ``operations`` to the record at ``path``; the record as ConnectWise now has it.
+
+        Retried like a read only when ``idempotent`` (the caller's word that repeating it changes nothing more,
+        e.g. a status set to a fixed value). Otherwise only a request that certainly never reached ConnectWise
+        (no connection, a 429) is retried; a timeout, a dropped connection or a 5xx raises ``WriteUncertain``.
+        Whenever ConnectWise may have applied it, this tenant's cached reads of the record's collection (and of
+        the ``stale`` collections the caller names) are dropped (see ``app.connectwise.cache``).
+        """
+        try:
+            body = self._request("PATCH", self._url(path), json_body=operations, repeatable=idempotent)
+        except errors.WriteUncertain:
+            self._cache.invalidate(collection(path), *stale)
+            raise
+        self._cache.invalidate(collection(path), *stale)
+        return body
 
     def parallel(self, calls: Sequence[Callable[[], Any]]) -> list[Any]:
         """Run independent calls with bounded concurrency; the first error wins."""
@@ -222,46 +238,18 @@ class Client:
         return f"{parts.scheme}://{parts.netloc}{parts.path}?{urlencode(query)}"
 
     def _cached_page(self, url: str, cache: bool = True) -> tuple[Any, dict[str, str]]:
-        cached = self._cache_get(url, with_headers=True) if cache else None
+        key = self._cache.key(url) if cache else None
+        cached = self._cache.get(key)
         if cached is not None:
             return cached
         headers: dict[str, str] = {}
         body = self._request("GET", url, response_headers=headers)
-        if cache:
-            self._cache_put(url, body, headers)
+        self._cache.put(key, body, headers)
         return body, headers
 
-    def _cache_key(self, url: str) -> str | None:
-        if self.redis is None or not self.tenant_id or self.cache_ttl <= 0:
-            return None
-        digest = hashlib.sha256(f"{self.company_id}|{url}".encode()).hexdigest()
-        return f"bi:cw:cache:{self.tenant_id}:{digest}"
-
-    def _cache_get(self, url: str, with_headers: bool = False) -> Any:
-        key = self._cache_key(url)
-        if key is None:
-            return None
-        try:
-            raw = self.redis.get(key)
-        except Exception:  # a cache outage must not stop the work
-            return None
-        if raw is None:
-            return None
-        entry = json.loads(raw)
-        return (entry["body"], entry.get("headers", {})) if with_headers else entry["body"]
-
-    def _cache_put(self, url: str, body: Any, headers: dict[str, str] | None = None) -> None:
-        key = self._cache_key(url)
-        if key is None:
-            return
-        try:
-            self.redis.set(key, json.dumps({"body": body, "headers": {"link": (headers or {}).get("link", "")}}),
-                           ex=self.cache_ttl)
-        except Exception:
-            log.warning("connectwise cache write failed")
-
     def _request(self, method: str, url: str, *, auth: bool = True, json_body: Any = None,
-                 response_headers: dict[str, str] | None = None) -> Any:
+                 response_headers: dict[str, str] | None = None, repeatable: bool = True) -> Any:
+        """One call with retries; ``repeatable=False`` retries only what never reached ConnectWise."""
         endpoint = _endpoint(url)
         deadline = time.monotonic() + self.deadline
         attempt = 0
@@ -275,6 +263,10 @@ class Client:
                     return body
                 except errors.ConnectWiseError as exc:
                     span.set_attribute("connectwise.error", type(exc).__name__)
+                    if not repeatable and exc.retryable and not getattr(exc, "unsent", False):
+                        raise errors.WriteUncertain(
+                            f"ConnectWise did not confirm the change to {endpoint} ({exc}); it may or may not have "
+                            "been applied. Check the record in ConnectWise before trying again.", exc.status) from exc
                     if not exc.retryable or attempt >= self.max_retries:
                         raise
                     delay = self._delay(attempt, getattr(exc, "retry_after", None))
@@ -317,10 +309,13 @@ class Client:
                                               content=json.dumps(json_body) if json_body is not None else None)
         except httpx.TimeoutException as exc:
             if time.monotonic() + 0.05 >= deadline:
-                raise errors.TimedOut(f"ConnectWise did not finish answering within {self.deadline:g} s") from exc
-            raise errors.TimedOut(f"ConnectWise did not answer within {self.timeout:g} s") from exc
+                failure = errors.TimedOut(f"ConnectWise did not finish answering within {self.deadline:g} s")
+            else:
+                failure = errors.TimedOut(f"ConnectWise did not answer within {self.timeout:g} s")
+            raise _unsent(failure, isinstance(exc, (httpx.ConnectTimeout, httpx.PoolTimeout))) from exc
         except httpx.HTTPError as exc:
-            raise errors.Unavailable(f"Could not reach ConnectWise at {self.site} ({type(exc).__name__})") from exc
+            failure = errors.Unavailable(f"Could not reach ConnectWise at {self.site} ({type(exc).__name__})")
+            raise _unsent(failure, isinstance(exc, httpx.ConnectError)) from exc
         span.set_attribute("http.response.status_code", response.status_code)
         if response_headers is not None:
             response_headers.update({k.lower(): v for k, v in response.headers.items()})
@@ -332,6 +327,12 @@ class Client:
             return response.json()
         except ValueError as exc:
             raise errors.MalformedResponse("ConnectWise sent a response that is not valid JSON") from exc
+
+
+def _unsent(exc: errors.ConnectWiseError, unsent: bool) -> errors.ConnectWiseError:
+    """Mark a failure whose request never reached ConnectWise (so even a write is safe to send again)."""
+    exc.unsent = unsent  # type: ignore[attr-defined]
+    return exc
 
 
 def _endpoint(url: str) -> str:
@@ -373,7 +374,7 @@ def _error_for(response: httpx.Response, endpoint: str) -> errors.ConnectWiseErr
     if status == 429:
         exc = errors.Throttled("ConnectWise is throttling our requests; try again in a minute", status)
         exc.retry_after = _retry_after(response)  # type: ignore[attr-defined]
-        return exc
+        return _unsent(exc, True)  # refused before it was looked at: even a write may be sent again
     if status >= 500:
         return errors.Unavailable(f"ConnectWise answered {status} (server error) for {endpoint}", status)
     return errors.BadRequest(f"ConnectWise refused the request to {endpoint}: {message or status}", status)

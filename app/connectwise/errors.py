@@ -55,6 +55,11 @@ class MalformedResponse(ConnectWiseError):
     retryable = True
 
 
+class WriteUncertain(ConnectWiseError):
+    """A write that is not safe to repeat was sent but not confirmed (a timeout, a dropped connection, a 5xx):
+    ConnectWise may or may not have applied it, so it is not retried; the person checks the record first."""
+
+
 # What a person is told when the request budget had no slot in time (pages, toasts, invoice messages alike).
 BUSY_MESSAGE = "ConnectWise is busy with this account's requests right now. Try again in {seconds} seconds."
 
