@@ -1,1 +1,1 @@
-"""ConnectWise PSA: the connection settings, the API client, payload models, member sync."""
+"""ConnectWise PSA: the connection settings, the API client and its cache, the typed records, member sync."""
