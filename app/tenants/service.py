@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.audit.log import Actor, record
+from app.connectwise.models import Connection
 from app.db import set_session_tenant
 from app.tenants.models import Tenant, TenantSettings
 from app.users.models import User
@@ -50,8 +51,6 @@ def setup_status(session: Session) -> SetupStatus:
 
 
 def _connectwise_connected(session: Session) -> bool:
-    from app.connectwise.models import Connection
-
     return session.execute(select(func.count()).select_from(Connection)).scalar_one() > 0
 
 
