@@ -1,4 +1,4 @@
-"""The RQ worker, with the scheduler (for periodic and delayed jobs).
+"""The RQ worker; the one serving every queue also runs the scheduler (periodic and delayed jobs).
 
 `python worker.py` serves every queue, mail first; `python worker.py --queues mail` serves only the named ones (the
 Procfile runs one for mail, so a sign-in code never waits for a long PDF already being rendered).
@@ -43,12 +43,15 @@ def main(argv: list[str]) -> int:
         print(f"worker: refusing to start: {exc}", file=sys.stderr)
         return 2
     burst = "--burst" in argv
+    # Only the worker that serves every queue schedules: the periodic jobs once, and delayed jobs for all queues.
+    schedules = names == list(QUEUE_NAMES)
     with app.app_context():
         connection = app.extensions["redis"]
-        ensure_scheduled(connection)
+        if schedules:
+            ensure_scheduled(connection)
         queues = queues_by_priority(connection, names)
         worker = Worker(queues, connection=connection, serializer=JSONSerializer)
-        worker.work(with_scheduler=True, burst=burst, logging_level=app.config["BI"].LOG_LEVEL)
+        worker.work(with_scheduler=schedules, burst=burst, logging_level=app.config["BI"].LOG_LEVEL)
     return 0
 
 
