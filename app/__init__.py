@@ -11,6 +11,8 @@ from flask import Flask, g, request
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app.config import Config
+from app.services import EXTENSION as SERVICES
+from app.services import Services
 
 log = logging.getLogger("app.request")
 
@@ -40,8 +42,8 @@ def create_app(config: Config | None = None) -> Flask:
     from app.observability.logs import configure_logging
 
     configure_logging(cfg.LOG_LEVEL, cfg.LOG_FORMAT)
-    _init_services(app, cfg)
-    _init_request_context(app)
+    services = _init_services(app, cfg)
+    _init_request_context(app, cfg)
 
     from app.auth.oidc import init_oidc
     from app.auth.sessions import init_login
@@ -55,7 +57,7 @@ def create_app(config: Config | None = None) -> Flask:
     from app.views.htmx import init_htmx
 
     init_cors(app)  # first, so a preflight is answered before sessions are loaded
-    init_server_sessions(app, app.extensions["redis"], cfg.SESSION_IDLE_MINUTES, cfg.SESSION_ABSOLUTE_HOURS)
+    init_server_sessions(app, services.redis, cfg.SESSION_IDLE_MINUTES, cfg.SESSION_ABSOLUTE_HOURS)
     init_login(app)
     init_oidc(app)
     init_support(app)
@@ -69,12 +71,12 @@ def create_app(config: Config | None = None) -> Flask:
 
     from app.observability.tracing import init_tracing
 
-    init_tracing(app, app.extensions["engine"], cfg.OTEL_EXPORTER, cfg.OTEL_EXPORTER_OTLP_ENDPOINT,
+    init_tracing(app, services.engine, cfg.OTEL_EXPORTER, cfg.OTEL_EXPORTER_OTLP_ENDPOINT,
                  cfg.OTEL_SERVICE_NAME)
     return app
 
 
-def _init_services(app: Flask, cfg: Config) -> None:
+def _init_services(app: Flask, cfg: Config) -> Services:
     from app.audit.log import ChainKeys, bind_chain_keys
     from app.db import make_engine, make_session_factory
     from app.jobs.queue import redis_connection
@@ -87,17 +89,20 @@ def _init_services(app: Flask, cfg: Config) -> None:
 
         raise ConfigError("DATABASE_URL: required (the app role's connection, not the owner's)")
     engine = make_engine(cfg.DATABASE_URL)
-    app.extensions["engine"] = engine
-    app.extensions["session_factory"] = make_session_factory(engine)
-    app.extensions["redis"] = redis_connection(cfg.REDIS_URL)
-    app.extensions["keyring"] = Keyring.from_config(cfg.ENCRYPTION_KEYS)
-    app.extensions["audit_chain_keys"] = ChainKeys.from_config(cfg.AUDIT_CHAIN_KEYS)
-    bind_chain_keys(app.extensions["session_factory"], app.extensions["audit_chain_keys"])
-    app.extensions["errors"] = ErrorReporter(cfg)
+    services = Services(config=cfg, engine=engine, session_factory=make_session_factory(engine),
+                        redis=redis_connection(cfg.REDIS_URL), keyring=Keyring.from_config(cfg.ENCRYPTION_KEYS),
+                        errors=ErrorReporter(cfg))
+    # The chain keys travel with the session factory, as the tenant travels with the session.
+    bind_chain_keys(services.session_factory, ChainKeys.from_config(cfg.AUDIT_CHAIN_KEYS))
+    app.extensions[SERVICES] = services
+    # The same objects under their old names, for tests and scripts that read them (app code uses Services).
+    app.extensions.update(engine=services.engine, session_factory=services.session_factory, redis=services.redis,
+                          keyring=services.keyring, errors=services.errors)
     app.teardown_appcontext(close_db_session)
+    return services
 
 
-def _init_request_context(app: Flask) -> None:
+def _init_request_context(app: Flask, cfg: Config) -> None:
     from app.auth.roles import current_user_can
     from app.auth.sessions import current_tenant_name
     from app.observability.logs import new_request_id, request_id_var, tenant_id_var
@@ -133,7 +138,7 @@ def _init_request_context(app: Flask) -> None:
 
     @app.context_processor
     def _globals() -> dict[str, Any]:
-        return {"request_id": g.get("request_id"), "app_env": app.config["BI"].APP_ENV, "can": current_user_can,
+        return {"request_id": g.get("request_id"), "app_env": cfg.APP_ENV, "can": current_user_can,
                 "current_tenant_name": current_tenant_name, "support_banner": banner_grant}
 
     app.add_template_filter(_isotime, "isotime")

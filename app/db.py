@@ -70,7 +70,11 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
-    return sessionmaker(bind=engine, expire_on_commit=False)
+    """Our sessions: each transaction starts with the session's tenant set (the hook is this factory's only, so
+    another library's ``Session`` in the process never runs it)."""
+    factory = sessionmaker(bind=engine, expire_on_commit=False)
+    event.listen(factory, "after_begin", _set_tenant_after_begin)
+    return factory
 
 
 def _apply_tenant(connection: Any, tenant_id: str | None) -> None:
@@ -78,7 +82,6 @@ def _apply_tenant(connection: Any, tenant_id: str | None) -> None:
     connection.execute(_SET_TENANT, {"tenant_id": tenant_id or ""})
 
 
-@event.listens_for(Session, "after_begin")
 def _set_tenant_after_begin(session: Session, transaction: Any, connection: Any) -> None:
     _apply_tenant(connection, session.info.get(TENANT_KEY))
 
