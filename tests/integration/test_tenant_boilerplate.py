@@ -98,15 +98,19 @@ def test_fan_out_runs_a_step_per_tenant_in_that_tenants_session(app, make_tenant
 
     a, b = make_tenant("A"), make_tenant("B")
     seen: dict[str, str | None] = {}
+    users_seen: dict[str, set[str]] = {}
 
     def step(session, tenant_id):  # type: ignore[no-untyped-def]
         seen[tenant_id] = session_tenant(session)
-        owners = session.execute(select(User.tenant_id)).scalars().all()
-        assert set(map(str, owners)) == {tenant_id}  # RLS: this tenant's rows only
+        users_seen[tenant_id] = set(map(str, session.execute(select(User.tenant_id)).scalars().all()))
         return tenant_id == str(a.id)
 
+    # Other tests' tenants are in the database too (some without users), so every step must see at most its own
+    # rows, and the two made here exactly theirs.
     done = fan_out(step, app.extensions["session_factory"])
     assert seen[str(a.id)] == str(a.id) and seen[str(b.id)] == str(b.id)
+    assert all(found <= {tid} for tid, found in users_seen.items())  # RLS: this tenant's rows only
+    assert users_seen[str(a.id)] == {str(a.id)} and users_seen[str(b.id)] == {str(b.id)}
     assert done == 1  # only the steps that did something count
 
 
