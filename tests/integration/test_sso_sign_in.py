@@ -6,7 +6,6 @@ import uuid
 from dataclasses import replace
 from urllib.parse import parse_qs, urlencode, urlsplit
 
-import pytest
 from sqlalchemy import select
 
 from app.audit.models import AuditEntry
@@ -14,24 +13,12 @@ from app.auth.models import SsoIdentity
 from app.tenancy import tenant_session
 from app.users.models import User
 from tests.conftest import csrf_of
+from tests.integration import sso_helpers
 from tests.integration.signin_helpers import latest_code, outbox, run_jobs, type_code
+from tests.integration.sso_helpers import add_user as _user
 from tests.oidc_fixtures import AT, GOOGLE_ACCOUNTS, MICROSOFT_ACCOUNTS, TENANT_A, follow_provider
 
-
-@pytest.fixture()
-def sso_app(config, oidc_provider, redis_conn):  # type: ignore[no-untyped-def]
-    from app import create_app
-
-    application = create_app(replace(config, **oidc_provider.config_values()))
-    yield application
-    application.extensions["engine"].dispose()
-
-
-def _user(app, tenant, email: str, role: str = "reviewer") -> uuid.UUID:  # type: ignore[no-untyped-def]
-    with tenant_session(tenant.id, app.extensions["session_factory"]) as s:
-        user = User(id=uuid.uuid4(), tenant_id=tenant.id, email=email.lower(), name="", role=role, active=True)
-        s.add(user)
-        return user.id
+sso_app = sso_helpers.sso_app  # the fixture, shared with the other SSO tests
 
 
 def _start(client, provider: str, hint: str) -> str:  # type: ignore[no-untyped-def]
