@@ -16,6 +16,7 @@ from app.config import ConfigError
 from app.dbcheck import check_app_role
 from app.jobs.queue import QUEUE_NAMES, queues_by_priority
 from app.jobs.schedule import ensure_scheduled
+from app.services import services_of
 
 
 def queue_names(argv: list[str]) -> list[str]:
@@ -38,7 +39,8 @@ def main(argv: list[str]) -> int:
         return 2
     try:
         app = create_app()
-        check_app_role(app.extensions["engine"])
+        services = services_of(app)
+        check_app_role(services.engine)
     except ConfigError as exc:
         print(f"worker: refusing to start: {exc}", file=sys.stderr)
         return 2
@@ -46,12 +48,12 @@ def main(argv: list[str]) -> int:
     # Only the worker that serves every queue schedules: the periodic jobs once, and delayed jobs for all queues.
     schedules = names == list(QUEUE_NAMES)
     with app.app_context():
-        connection = app.extensions["redis"]
+        connection = services.redis
         if schedules:
             ensure_scheduled(connection)
         queues = queues_by_priority(connection, names)
         worker = Worker(queues, connection=connection, serializer=JSONSerializer)
-        worker.work(with_scheduler=schedules, burst=burst, logging_level=app.config["BI"].LOG_LEVEL)
+        worker.work(with_scheduler=schedules, burst=burst, logging_level=services.config.LOG_LEVEL)
     return 0
 
 

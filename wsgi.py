@@ -8,7 +8,8 @@ import os
 
 from app import create_app
 from app.dbcheck import check_app_role
+from app.services import services_of
 
 app = create_app()
 if os.environ.get("FLASK_RUN_FROM_CLI") != "true":
-    check_app_role(app.extensions["engine"])
+    check_app_role(services_of(app).engine)

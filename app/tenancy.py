@@ -8,11 +8,12 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
-from flask import abort, current_app, g, has_app_context
+from flask import abort, g, has_app_context
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from app.db import session_tenant, set_session_tenant
+from app.services import current_services
 
 F = TypeVar("F", bound=Callable[..., Any])
 _TENANT_IDS = text("select * from bi_tenant_ids()")
@@ -21,7 +22,7 @@ _TENANT_IDS = text("select * from bi_tenant_ids()")
 def db_session() -> Session:
     """The request's (or app context's) session, created on first use."""
     if "db_session" not in g:
-        g.db_session = current_app.extensions["session_factory"]()
+        g.db_session = current_services().session_factory()
     return g.db_session
 
 
@@ -51,10 +52,8 @@ def current_tenant_id() -> str | None:
 
 
 @contextmanager
-def tenant_session(tenant_id: uuid.UUID | str, factory: Callable[[], Session] | None = None) -> Iterator[Session]:
+def tenant_session(tenant_id: uuid.UUID | str, factory: Callable[[], Session]) -> Iterator[Session]:
     """A session bound to one tenant for jobs and CLI; commits on success, rolls back on error."""
-    if factory is None:
-        factory = current_app.extensions["session_factory"]
     session = factory()
     set_session_tenant(session, tenant_id)
     try:
@@ -68,11 +67,9 @@ def tenant_session(tenant_id: uuid.UUID | str, factory: Callable[[], Session] | 
 
 
 @contextmanager
-def no_tenant_session(factory: Callable[[], Session] | None = None) -> Iterator[Session]:
+def no_tenant_session(factory: Callable[[], Session]) -> Iterator[Session]:
     """The one way to open a session bound to no tenant: for the listed pre-tenant database functions (and for
     creating a tenant, which binds itself). RLS shows it no rows; commits on success, rolls back on error."""
-    if factory is None:
-        factory = current_app.extensions["session_factory"]
     session = factory()
     try:
         if session_tenant(session) is not None:
@@ -86,7 +83,7 @@ def no_tenant_session(factory: Callable[[], Session] | None = None) -> Iterator[
         session.close()
 
 
-def all_tenant_ids(factory: Callable[[], Session] | None = None) -> list[str]:
+def all_tenant_ids(factory: Callable[[], Session]) -> list[str]:
     """Every tenant's id (ids only, through ``bi_tenant_ids()``): what fan-outs and key rotation walk."""
     with no_tenant_session(factory) as session:
         return [str(t) for t in session.execute(_TENANT_IDS).scalars()]

@@ -11,7 +11,8 @@ import logging
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from app.jobs.runtime import session_factory
+from app.jobs.runtime import job
+from app.services import Services
 from app.tenancy import no_tenant_session
 
 log = logging.getLogger(__name__)
@@ -23,9 +24,10 @@ def purge_expired_rows(session: Session) -> int:
     return int(removed)
 
 
-def purge_expired() -> int:
+@job
+def purge_expired(services: Services) -> int:
     """The daily job (runs with no tenant: the function is one of the listed pre-tenant paths)."""
-    with no_tenant_session(session_factory()) as session:
+    with no_tenant_session(services.session_factory) as session:
         removed = purge_expired_rows(session)
     log.info("audit retention removed %d rows", removed, extra={"event": "audit.retention", "count": removed})
     return removed

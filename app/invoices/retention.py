@@ -7,7 +7,8 @@ import logging
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from app.jobs.runtime import session_factory
+from app.jobs.runtime import job
+from app.services import Services
 from app.tenancy import no_tenant_session
 
 log = logging.getLogger(__name__)
@@ -18,9 +19,10 @@ def purge_expired_views_rows(session: Session) -> int:
     return int(session.execute(text("select bi_link_views_purge_expired()")).scalar_one())
 
 
-def purge_expired_views() -> int:
+@job
+def purge_expired_views(services: Services) -> int:
     """The daily job (runs with no tenant: the function is one of the listed pre-tenant paths)."""
-    with no_tenant_session(session_factory()) as session:
+    with no_tenant_session(services.session_factory) as session:
         removed = purge_expired_views_rows(session)
     log.info("link view retention removed %d rows", removed, extra={"event": "invoices.view_retention",
                                                                     "count": removed})

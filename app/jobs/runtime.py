@@ -1,16 +1,19 @@
-"""What a job runs inside: an app context (created once per worker process) and the job's log context."""
+"""What a job runs inside: an app context (created once per worker process), the job's log context, and the app's
+``Services``, handed to the job function as its first argument (RQ passes only the ids)."""
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from flask import current_app, has_app_context
 
 from app.observability.logs import request_id_var, tenant_id_var
+from app.services import Services, services_of
 
-F = TypeVar("F", bound=Callable[..., Any])
+P = ParamSpec("P")
+R = TypeVar("R")
 _worker_app: dict[str, Any] = {}
 
 
@@ -27,11 +30,12 @@ def _ensure_app() -> Any:
     return ctx
 
 
-def job(func: F) -> F:
-    """Run a job function inside an app context, with the job and tenant ids on every log line."""
+def job(func: Callable[Concatenate[Services, P], R]) -> Callable[P, R]:
+    """Run ``func(services, *ids)`` inside an app context, with the job and tenant ids on every log line; the job is
+    enqueued and called with the ids alone."""
 
     @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         ctx = _ensure_app()
         from rq import get_current_job
 
@@ -39,7 +43,7 @@ def job(func: F) -> F:
         tokens = (request_id_var.set(f"job:{current.id}" if current else None),
                   tenant_id_var.set(str(args[0]) if args and _looks_like_tenant(args[0]) else None))
         try:
-            return func(*args, **kwargs)
+            return func(services_of(current_app._get_current_object()), *args, **kwargs)  # type: ignore[attr-defined]
         finally:
             request_id_var.reset(tokens[0])
             tenant_id_var.reset(tokens[1])
@@ -51,11 +55,3 @@ def job(func: F) -> F:
 
 def _looks_like_tenant(value: Any) -> bool:
     return isinstance(value, str) and len(value) == 36 and value.count("-") == 4
-
-
-def redis() -> Any:
-    return current_app.extensions["redis"]
-
-
-def session_factory() -> Any:
-    return current_app.extensions["session_factory"]

@@ -10,11 +10,12 @@ from redis import Redis
 from rq.job import JobStatus
 
 from app.jobs.queue import enqueue, fetch_job
-from app.jobs.runtime import job, redis
+from app.jobs.runtime import job
+from app.services import Services
 
 log = logging.getLogger(__name__)
 
-# name -> (dotted path of a no-argument function, interval in seconds)
+# name -> (dotted path of a job that takes no ids, interval in seconds)
 PERIODIC: dict[str, tuple[str, int]] = {
     "audit_retention": ("app.audit.retention.purge_expired", 24 * 3600),
     "member_sync": ("app.connectwise.members.sync_all_tenants", 6 * 3600),
@@ -47,10 +48,10 @@ def ensure_scheduled(connection: Redis, first_delay_seconds: int = 60) -> list[s
 
 
 @job
-def run_periodic(name: str) -> object:
+def run_periodic(services: Services, name: str) -> object:
     path, interval = PERIODIC[name]
     module, _, attr = path.rpartition(".")
     try:
         return getattr(importlib.import_module(module), attr)()
     finally:
-        schedule_next(redis(), name, interval)
+        schedule_next(services.redis, name, interval)
