@@ -56,13 +56,13 @@ def create_app(config: Config | None = None) -> Flask:
     from app.views.errors import init_error_pages
     from app.views.htmx import init_htmx
 
-    init_cors(app)  # first, so a preflight is answered before sessions are loaded
+    init_cors(app, cfg)  # first, so a preflight is answered before sessions are loaded
     init_server_sessions(app, services.redis, cfg.SESSION_IDLE_MINUTES, cfg.SESSION_ABSOLUTE_HOURS)
     init_login(app)
     init_oidc(app)
     init_support(app)
     init_csrf(app)
-    init_headers(app)
+    init_headers(app, cfg)
     init_limits(app, cfg)
     init_error_pages(app)
     init_htmx(app)
@@ -107,7 +107,7 @@ def _init_request_context(app: Flask, cfg: Config) -> None:
     from app.auth.sessions import current_tenant_name
     from app.observability.logs import new_request_id, request_id_var, tenant_id_var
     from app.observability.paths import recordable_path
-    from app.support.access import banner_grant
+    from app.support.views import banner_grant
 
     @app.before_request
     def _start() -> None:

@@ -9,6 +9,7 @@ from flask import g, request
 from flask_login import current_user
 
 from app.audit.log import Actor, Origin, record
+from app.services import current_services
 from app.tenancy import tenant_session
 
 
@@ -28,5 +29,5 @@ def current_user_row_id() -> uuid.UUID | None:
 
 def audit_outside_request(tenant_id: uuid.UUID, actor: Actor, action: str, **details: object) -> None:
     """An audit row committed on its own, so it stays even when the request answers with an error."""
-    with tenant_session(tenant_id) as s:
+    with tenant_session(tenant_id, current_services().session_factory) as s:
         record(s, tenant_id, actor, action, origin=request_origin(), **details)  # type: ignore[arg-type]

@@ -26,6 +26,7 @@ from app.auth.directory import memberships
 from app.jobs.queue import enqueue
 from app.jobs.runtime import job
 from app.mail.send import Message, send
+from app.services import Services
 
 CODE_TTL_SECONDS = 600
 MAX_WRONG_TRIES = 5
@@ -121,71 +122,71 @@ def check_code(redis: Redis, attempt_id: str, email: str, code: str, ip: str = "
     return CheckResult.OK
 
 
-def may_receive_code(email: str) -> bool:
+def may_receive_code(services: Services, email: str) -> bool:
     """An active user somewhere, or platform support staff."""
-    return bool(memberships(email)) or email in current_app.config["BI"].support_staff
+    return bool(memberships(services.session_factory, email)) or email in services.config.support_staff
 
 
-def code_decision(email: str, purpose: str) -> str:
+def code_decision(services: Services, email: str, purpose: str) -> str:
     """What a code request for ``email`` gets: "code", "sso_required" (a note instead) or "none".
 
     A link code only proves the address of someone their provider already signed in, so workspace policy does not
     apply to it; a break-glass code is for owners of a workspace that requires SSO.
     """
-    found = memberships(email)
+    found = memberships(services.session_factory, email)
     if purpose == "link":
         return "code" if found else "none"
     if purpose == "break_glass":
         return "code" if any(m.require_sso and m.role == "owner" for m in found) else "none"
-    if email in current_app.config["BI"].support_staff or any(m.allows("email_code") for m in found):
+    if email in services.config.support_staff or any(m.allows("email_code") for m in found):
         return "code"
     return "sso_required" if found else "none"
 
 
 @job
-def send_code_job(attempt_id: str) -> str:
+def send_code_job(services: Services, attempt_id: str) -> str:
     """Make and mail a code when the attempt's email may have one; else maybe a note why; the browser never knows."""
-    redis = current_app.extensions["redis"]
+    redis = services.redis
     found = attempt(redis, attempt_id)
     if found is None:
         return "expired"
     email_id = _email_id(found.email)
     until = lockout.paused_until(redis, email_id)
     if until is not None:
-        if may_receive_code(found.email) and lockout.first_notice(redis, email_id, "paused", until):
-            _send_notice(found, "paused", until)
+        if may_receive_code(services, found.email) and lockout.first_notice(redis, email_id, "paused", until):
+            _send_notice(services, found, "paused", until)
         return "paused"
     if not lockout.take_mail_slot(redis, email_id):
         return "capped"
-    decision = code_decision(found.email, found.purpose)
+    decision = code_decision(services, found.email, found.purpose)
     if decision == "sso_required":
         hour_end = (time.time() // 3600 + 1) * 3600
         if lockout.first_notice(redis, email_id, "sso_required", hour_end):
-            _send_notice(found, "sso_required", hour_end)
+            _send_notice(services, found, "sso_required", hour_end)
         return "sso required"
     if decision == "none":
         return "skipped"
-    _send_code(found, issue_code(redis, attempt_id, found.email))
+    _send_code(services, found, issue_code(redis, attempt_id, found.email))
     return "sent"
 
 
-def _send_code(found: Attempt, code: str) -> None:
+def _send_code(services: Services, found: Attempt, code: str) -> None:
     when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(found.requested_at))
     context = {"code": code, "ip": found.ip, "browser": _browser(found.user_agent), "when": when,
                "minutes": CODE_TTL_SECONDS // 60, "purpose": found.purpose}
     subject = {"sign_in": "Your Better Invoice sign-in code", "link": "Confirm your sign-in link",
                "break_glass": "Your Better Invoice break-glass sign-in code"}[found.purpose]
-    send(Message(found.email, subject, render_template("mail/sign_in_code.txt", **context),
+    send(services, Message(found.email, subject, render_template("mail/sign_in_code.txt", **context),
                  render_template("mail/sign_in_code.html", **context)))
 
 
-def _send_notice(found: Attempt, reason: str, until: float) -> None:
+def _send_notice(services: Services, found: Attempt, reason: str, until: float) -> None:
     """Tell the mailbox why no code came: codes are paused, or its workspaces require Google or Microsoft."""
     context = {"reason": reason, "until": time.strftime("%H:%M UTC", time.gmtime(until)), "ip": found.ip,
                "browser": _browser(found.user_agent)}
     subject = ("Sign-in codes are paused for your address" if reason == "paused"
                else "Your workspace requires Google or Microsoft sign-in")
-    send(Message(found.email, subject, render_template("mail/sign_in_notice.txt", **context),
+    send(services, Message(found.email, subject, render_template("mail/sign_in_notice.txt", **context),
                  render_template("mail/sign_in_notice.html", **context)))
 
 

@@ -10,6 +10,7 @@ from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
 from app.auth.sessions import load_user
 from app.mail.send import outbox as sent
+from app.services import current_services
 
 bp = Blueprint("dev", __name__, url_prefix="/dev")
 _SALT = "dev-sign-in"
@@ -22,7 +23,7 @@ def sign_in_token(secret_key: str, tenant_id: uuid.UUID | str, user_id: uuid.UUI
 
 @bp.get("/sign-in")
 def sign_in_link():  # type: ignore[no-untyped-def]
-    if not current_app.config["BI"].is_development:
+    if not current_services().config.is_development:
         abort(404)
     serializer = URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt=_SALT)
     try:
@@ -42,6 +43,7 @@ def sign_in_link():  # type: ignore[no-untyped-def]
 @bp.get("/outbox")
 def outbox():  # type: ignore[no-untyped-def]
     """Mail the development outbox has "sent" (sign-in codes included), newest first."""
-    if not current_app.config["BI"].is_development:
+    services = current_services()
+    if not services.config.is_development:
         abort(404)
-    return render_template("dev/outbox.html", messages=sent())
+    return render_template("dev/outbox.html", messages=sent(services.redis))

@@ -56,27 +56,28 @@ class StaffGrant:
     expires_at: datetime | None
 
 
-def _run(query: str, params: dict, factory: Callable[[], Session] | None = None) -> list:
+def _run(factory: Callable[[], Session], query: str, params: dict) -> list:
     with no_tenant_session(factory) as session:
         return list(session.execute(text(query), params).all())
 
 
-def memberships(email: str) -> list[Membership]:
-    rows = _run("select * from bi_user_memberships(:email)", {"email": normalise_email(email)})
+def memberships(factory: Callable[[], Session], email: str) -> list[Membership]:
+    rows = _run(factory, "select * from bi_user_memberships(:email)", {"email": normalise_email(email)})
     return [Membership(r.tenant_id, r.tenant_name, r.user_id, r.role, bool(r.require_sso)) for r in rows]
 
 
-def identity_memberships(issuer: str, provider_tenant: str | None, subject: str) -> list[Membership]:
-    rows = _run("select * from bi_sso_identity_users(:iss, :tid, :sub)",
+def identity_memberships(factory: Callable[[], Session], issuer: str, provider_tenant: str | None,
+                         subject: str) -> list[Membership]:
+    rows = _run(factory, "select * from bi_sso_identity_users(:iss, :tid, :sub)",
                 {"iss": issuer, "tid": provider_tenant or "", "sub": subject})
     return [Membership(r.tenant_id, r.tenant_name, r.user_id, r.role) for r in rows]
 
 
-def tenant_directory() -> list[tuple[uuid.UUID, str]]:
-    return [(r.tenant_id, r.tenant_name) for r in _run("select * from bi_tenant_directory()", {})]
+def tenant_directory(factory: Callable[[], Session]) -> list[tuple[uuid.UUID, str]]:
+    return [(r.tenant_id, r.tenant_name) for r in _run(factory, "select * from bi_tenant_directory()", {})]
 
 
-def staff_grants(email: str) -> list[StaffGrant]:
-    rows = _run("select * from bi_support_grants_for(:email)", {"email": normalise_email(email)})
+def staff_grants(factory: Callable[[], Session], email: str) -> list[StaffGrant]:
+    rows = _run(factory, "select * from bi_support_grants_for(:email)", {"email": normalise_email(email)})
     return [StaffGrant(r.grant_id, r.tenant_id, r.tenant_name, r.status, r.reason, r.minutes, r.requested_at,
                        r.expires_at) for r in rows]

@@ -13,13 +13,13 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from flask import current_app
 from redis import Redis
 
 from app.audit.log import Actor, Origin, record
 from app.auth.directory import memberships
 from app.jobs.queue import enqueue
 from app.jobs.runtime import job
+from app.services import Services
 from app.tenancy import tenant_session
 
 WRONG_CODES_PER_HOUR = 10
@@ -155,10 +155,10 @@ def record_wrong(redis: Redis, reservation: Reservation, email: str, ip: str = "
     return paused
 
 
-def _tenants_of(email_id: str) -> tuple[str, list]:  # type: ignore[type-arg]
-    raw = current_app.extensions["redis"].get(_ADDRESS + email_id)
+def _tenants_of(services: Services, email_id: str) -> tuple[str, list]:  # type: ignore[type-arg]
+    raw = services.redis.get(_ADDRESS + email_id)
     email = raw.decode() if raw else ""
-    return email, memberships(email) if email else []
+    return email, memberships(services.session_factory, email) if email else []
 
 
 def _iso(epoch: float) -> str:
@@ -166,17 +166,17 @@ def _iso(epoch: float) -> str:
 
 
 @job
-def audit_failed_codes_job(email_id: str, hour: int) -> str:
+def audit_failed_codes_job(services: Services, email_id: str, hour: int) -> str:
     """One row per tenant of the address with the hour's count of wrong codes (nothing for an unknown address)."""
-    redis = current_app.extensions["redis"]
+    redis = services.redis
     done = f"{_AUDIT_JOB}{email_id}:{hour}:done"
     if redis.exists(done):
         return "already written"
     count = int(redis.get(f"{_FAILED}{email_id}:{hour}") or 0)
     ips = [ip.decode() for ip in redis.zrevrange(f"{_FAILED_IPS}{email_id}:{hour}", 0, -1)]
-    _email, found = _tenants_of(email_id)
+    _email, found = _tenants_of(services, email_id)
     for m in found:
-        with tenant_session(m.tenant_id) as s:
+        with tenant_session(m.tenant_id, services.session_factory) as s:
             # The row's source is the newest address a wrong code came from; the others of the hour beside it.
             record(s, m.tenant_id, Actor.system("sign-in"), "auth.code_failed", target_type="user",
                    target_id=m.user_id, origin=Origin(ip=ips[0] if ips else None),
@@ -187,16 +187,16 @@ def audit_failed_codes_job(email_id: str, hour: int) -> str:
 
 
 @job
-def codes_paused_job(email_id: str, window_name: str, index: int) -> str:
+def codes_paused_job(services: Services, email_id: str, window_name: str, index: int) -> str:
     """Report the pause to error tracking (keyed id and domain only) and audit it in each tenant of the address."""
     window = next(w for w in WINDOWS if w.name == window_name)
     until = _iso((index + 1) * window.seconds)
-    email, found = _tenants_of(email_id)
-    current_app.extensions["errors"].capture(
+    email, found = _tenants_of(services, email_id)
+    services.errors.capture(
         SignInPaused(f"email codes paused for the rest of the {window.name}"),
         email_id=email_id, email_domain=email.rpartition("@")[2], window=window.name, until=until)
     for m in found:
-        with tenant_session(m.tenant_id) as s:
+        with tenant_session(m.tenant_id, services.session_factory) as s:
             record(s, m.tenant_id, Actor.system("sign-in"), "auth.code_sign_in_paused", target_type="user",
                    target_id=m.user_id, after={"window": window.name, "wrong_codes": window.limit, "until": until})
     return f"{len(found)} rows"

@@ -36,6 +36,7 @@ from authlib.integrations.flask_client import OAuth
 from flask import Flask, Response, current_app, redirect, request, session
 from joserfc.errors import JoseError
 
+from app.services import services_of
 from app.users.emails import normalise_email
 
 log = logging.getLogger(__name__)
@@ -93,7 +94,7 @@ class VerifiedIdentity:
 
 
 def _settings(app: Flask, provider: str) -> tuple[str, str, str]:
-    cfg = app.config["BI"]
+    cfg = services_of(app).config
     prefix = provider.upper()
     return (getattr(cfg, f"{prefix}_CLIENT_ID").strip(), getattr(cfg, f"{prefix}_CLIENT_SECRET").strip(),
             getattr(cfg, f"{prefix}_METADATA_URL").strip())

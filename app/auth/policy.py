@@ -22,6 +22,7 @@ from app.auth.roles import permission_page
 from app.jobs.queue import enqueue
 from app.jobs.runtime import job
 from app.mail.send import Message, send
+from app.services import Services
 from app.tenancy import db_session, tenant_session
 from app.tenants.service import tenant_name
 from app.users.models import User
@@ -61,16 +62,16 @@ def break_glass_used(session: Session, redis: Redis, tenant_id: uuid.UUID, user_
 
 
 @job
-def notify_break_glass_job(tenant_id: str, user_id: str) -> str:
+def notify_break_glass_job(services: Services, tenant_id: str, user_id: str) -> str:
     """Mail every other active owner of the workspace that break-glass sign-in was used."""
     tid, uid = uuid.UUID(tenant_id), uuid.UUID(user_id)
-    with tenant_session(tid) as s:
+    with tenant_session(tid, services.session_factory) as s:
         who = s.get(User, uid)
         others = s.execute(select(User.email).where(User.role == "owner", User.active, User.id != uid)).scalars().all()
         workspace = tenant_name(s)
     context = {"who": who.email if who else "An owner", "workspace": workspace}
     for email in others:
-        send(Message(email, f"Break-glass sign-in used for {workspace}",
+        send(services, Message(email, f"Break-glass sign-in used for {workspace}",
                      render_template("mail/break_glass_used.txt", **context),
                      render_template("mail/break_glass_used.html", **context)))
     return f"{len(others)} told"

@@ -9,13 +9,14 @@ from __future__ import annotations
 import time
 from urllib.parse import urlsplit
 
-from flask import Response, current_app, flash, redirect, session, url_for
+from flask import Response, flash, redirect, session, url_for
 from flask_login import login_user, logout_user
 
 from app.audit.log import Actor, record
 from app.audit.web import request_origin
 from app.auth.directory import Membership, memberships
 from app.auth.policy import break_glass_used
+from app.services import Services, current_services
 from app.tenancy import db_session, set_tenant
 from app.users.emails import normalise_email
 from app.users.models import User
@@ -33,8 +34,8 @@ def safe_next(value: str | None) -> str | None:
     return value
 
 
-def is_staff(email: str) -> bool:
-    return normalise_email(email) in current_app.config["BI"].support_staff
+def is_staff(services: Services, email: str) -> bool:
+    return normalise_email(email) in services.config.support_staff
 
 
 SSO_REQUIRED = "Your workspace requires Google or Microsoft sign-in: use one of the buttons below."
@@ -46,10 +47,11 @@ def finish(email: str, method: str, found: list[Membership] | None = None, *, em
     Only workspaces whose policy takes ``method`` are offered. ``email_proven`` is False when only a linked SSO
     identity (not the address) was proven: such a sign-in never gets support-staff rights from the email.
     """
+    services = current_services()
     email = normalise_email(email)
-    every = memberships(email) if found is None else found
+    every = memberships(services.session_factory, email) if found is None else found
     found = [m for m in every if m.allows(method)]
-    staff = email_proven and is_staff(email)
+    staff = email_proven and is_staff(services, email)
     if not found and not staff:
         flash(SSO_REQUIRED if every else "That account is not active. Ask an owner of your company's Better Invoice "
               "account.", "error")
@@ -79,8 +81,9 @@ def sign_in_as(membership: Membership, email: str, method: str, *, email_proven:
     if not membership.allows(method):
         flash(SSO_REQUIRED, "error")
         return redirect(url_for("auth.sign_in"))
+    services = current_services()
     next_path = safe_next(session.get("next"))
-    staff_email = email if email_proven and is_staff(email) else None
+    staff_email = email if email_proven and is_staff(services, email) else None
     logout_user()
     session.clear()
     session.rotate()  # type: ignore[attr-defined]
@@ -98,7 +101,7 @@ def sign_in_as(membership: Membership, email: str, method: str, *, email_proven:
     record(db_session(), membership.tenant_id, Actor.user(user.id, user.email), "auth.signed_in",
            target_type="user", target_id=user.id, after={"method": method}, origin=request_origin())
     if method == "break_glass" and membership.require_sso:
-        break_glass_used(db_session(), current_app.extensions["redis"], membership.tenant_id, user.id, user.email,
+        break_glass_used(db_session(), services.redis, membership.tenant_id, user.id, user.email,
                          request_origin())
     return redirect(next_path or url_for("main.dashboard"))
 

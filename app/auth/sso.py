@@ -20,13 +20,14 @@ from app.auth.models import SsoIdentity
 from app.auth.oidc import PROVIDERS, SsoError, VerifiedIdentity, begin, complete, enabled_providers
 from app.auth.signin import finish, safe_next
 from app.security.limits import SSO_CALLBACK_PER_IP, limiter
+from app.services import current_services
 from app.tenancy import tenant_session
 
 bp = Blueprint("sso", __name__)
 
 
 def _redirect_uri(provider: str) -> str:
-    cfg = current_app.config["BI"]
+    cfg = current_services().config
     path = url_for("sso.callback", provider=provider)
     # In production the registered URI is on BASE_URL; elsewhere the host the browser used (loopback in tests).
     return cfg.BASE_URL.rstrip("/") + path if cfg.is_production else url_for("sso.callback", provider=provider,
@@ -36,7 +37,7 @@ def _redirect_uri(provider: str) -> str:
 def _failed(message: str, status: int = 400) -> tuple[str, int]:
     return render_template("auth/sign_in.html", email="", error=None, sso_error=message,
                            providers=enabled_providers(current_app), next="",
-                           dev=current_app.config["BI"].is_development), status
+                           dev=current_services().config.is_development), status
 
 
 @bp.get("/sign-in/sso/<provider>")
@@ -61,9 +62,10 @@ def callback(provider: str):  # type: ignore[no-untyped-def]
         identity = complete(provider, _redirect_uri(provider))
     except SsoError as exc:
         return _failed(exc.message, 503 if exc.reason == "provider_unavailable" else 400)
-    linked = identity_memberships(identity.issuer, identity.tenant_id, identity.subject)
+    factory = current_services().session_factory
+    linked = identity_memberships(factory, identity.issuer, identity.tenant_id, identity.subject)
     if identity.email_vouched:
-        fresh = [m for m in memberships(identity.email) if m.user_key not in {x.user_key for x in linked}]
+        fresh = [m for m in memberships(factory, identity.email) if m.user_key not in {x.user_key for x in linked}]
         _link(identity, fresh)
         found = linked + fresh
         if not found:
@@ -72,11 +74,11 @@ def callback(provider: str):  # type: ignore[no-untyped-def]
         return finish(identity.email, f"sso_{provider}", found)
     if linked:
         return finish(identity.email, f"sso_{provider}", linked, email_proven=False)
-    if not memberships(identity.email):
+    if not memberships(factory, identity.email):
         return _failed(f"{identity.email} has no Better Invoice account. Ask an owner of your company's "
                        f"account to add you.", 403)
     # The provider could not vouch for this email: confirm it once with a code before linking.
-    attempt_id = codes.start_attempt(current_app.extensions["redis"], identity.email, request.remote_addr or "",
+    attempt_id = codes.start_attempt(current_services().redis, identity.email, request.remote_addr or "",
                                      request.headers.get("User-Agent", ""), purpose="link")
     session["signin_attempt"], session["signin_email"] = attempt_id, identity.email
     session["sso_link"] = {"provider": identity.provider, "issuer": identity.issuer, "tenant_id": identity.tenant_id,
@@ -88,14 +90,14 @@ def link_confirmed(link: dict, email: str) -> Response:
     """The emailed code proved the address the provider could not vouch for: link, then sign in."""
     identity = VerifiedIdentity(link["provider"], link["issuer"], link["tenant_id"], link["subject"], email, True,
                                 link.get("name", ""))
-    found = memberships(email)
+    found = memberships(current_services().session_factory, email)
     _link(identity, found)
     return finish(email, f"sso_{identity.provider}", found)
 
 
 def _link(identity: VerifiedIdentity, targets: list[Membership]) -> None:
     for m in targets:
-        with tenant_session(m.tenant_id) as s:
+        with tenant_session(m.tenant_id, current_services().session_factory) as s:
             exists = s.execute(select(SsoIdentity.id).where(
                 SsoIdentity.issuer == identity.issuer, SsoIdentity.provider_tenant == (identity.tenant_id or ""),
                 SsoIdentity.subject == identity.subject)).first()

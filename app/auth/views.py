@@ -24,6 +24,7 @@ from app.security.limits import (
     limiter,
 )
 from app.security.server_sessions import end_user_sessions, user_sessions
+from app.services import current_services
 from app.tenancy import db_session
 from app.users.emails import is_valid_email, normalise_email
 
@@ -37,7 +38,7 @@ def _providers() -> list[str]:
 def _sign_in_page(email: str = "", error: str | None = None, status: int = 200):  # type: ignore[no-untyped-def]
     return render_template("auth/sign_in.html", email=email, error=error, providers=_providers(),
                            next=safe_next(request.values.get("next")) or "",
-                           dev=current_app.config["BI"].is_development), status
+                           dev=current_services().config.is_development), status
 
 
 @bp.get("/sign-in")
@@ -75,7 +76,7 @@ def _start_code(purpose: str):  # type: ignore[no-untyped-def]
         if purpose == "break_glass":
             return render_template("auth/break_glass.html", email=email, error=message), 422
         return _sign_in_page(email, message, 422)
-    attempt_id = codes.start_attempt(current_app.extensions["redis"], email, request.remote_addr or "",
+    attempt_id = codes.start_attempt(current_services().redis, email, request.remote_addr or "",
                                      request.headers.get("User-Agent", ""), purpose=purpose)
     next_path = safe_next(request.form.get("next"))
     session["signin_attempt"] = attempt_id
@@ -109,7 +110,7 @@ def check_code():  # type: ignore[no-untyped-def]
         flash("Ask for a new code to sign in.", "info")
         return redirect(url_for("auth.sign_in"))
     typed = (request.form.get("code") or "").strip()
-    redis = current_app.extensions["redis"]
+    redis = current_services().redis
     pending = codes.attempt(redis, attempt_id)  # read before the check, which consumes it on success
     result = codes.check_code(redis, attempt_id, email, typed, request.remote_addr or "")
     if result in (codes.CheckResult.LOCKED, codes.CheckResult.PAUSED):
@@ -145,7 +146,7 @@ def choose():  # type: ignore[no-untyped-def]
     elif current_user.is_authenticated and getattr(current_user, "role", "") != "support":
         email = _signed_in_email()
         method = session.get("auth", {}).get("method", "switch")
-        options = [m for m in memberships(email) if m.allows(method)]
+        options = [m for m in memberships(current_services().session_factory, email) if m.allows(method)]
         staff = proven = bool(session.get("staff_email"))
     else:
         flash("Sign in again to choose an account.", "info")
@@ -181,7 +182,7 @@ def sign_out():  # type: ignore[no-untyped-def]
 @bp.get("/account/sessions")
 @login_required
 def sessions():  # type: ignore[no-untyped-def]
-    found = user_sessions(current_app.extensions["redis"], current_user.get_id(), getattr(session, "sid", None))
+    found = user_sessions(current_services().redis, current_user.get_id(), getattr(session, "sid", None))
     return render_template("auth/sessions.html", sessions=found)
 
 
@@ -189,7 +190,7 @@ def sessions():  # type: ignore[no-untyped-def]
 @login_required
 def end_sessions():  # type: ignore[no-untyped-def]
     which = request.form.get("session", "others")
-    redis = current_app.extensions["redis"]
+    redis = current_services().redis
     sid = getattr(session, "sid", None)
     if which == "others":
         ended = end_user_sessions(redis, current_user.get_id(), keep_sid=sid)

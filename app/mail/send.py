@@ -10,9 +10,10 @@ import sys
 import time
 from dataclasses import asdict, dataclass
 
-from flask import current_app
+from redis import Redis
 
 from app.config import Config
+from app.services import Services
 
 log = logging.getLogger(__name__)
 OUTBOX_KEY = "bi:dev-outbox"
@@ -31,12 +32,12 @@ class MailError(RuntimeError):
     """The mail provider refused or could not be reached; the message says which, never the content."""
 
 
-def send(message: Message) -> None:
-    cfg: Config = current_app.config["BI"]
+def send(services: Services, message: Message) -> None:
+    cfg = services.config
     if cfg.mail_backend == "mailgun":
         _send_mailgun(cfg, message)
     else:
-        _send_outbox(cfg, message)
+        _send_outbox(cfg, services.redis, message)
     log.info("mail sent", extra={"event": "mail.sent", "backend": cfg.mail_backend})
 
 
@@ -56,8 +57,7 @@ def _send_mailgun(cfg: Config, message: Message) -> None:
         raise MailError(f"Mailgun refused the message (HTTP {response.status_code})")
 
 
-def _send_outbox(cfg: Config, message: Message) -> None:
-    redis = current_app.extensions["redis"]
+def _send_outbox(cfg: Config, redis: Redis, message: Message) -> None:
     record = {**asdict(message), "sent_at": time.time()}
     pipe = redis.pipeline()
     pipe.lpush(OUTBOX_KEY, json.dumps(record))
@@ -69,7 +69,6 @@ def _send_outbox(cfg: Config, message: Message) -> None:
         print(f"\n[outbox] to {message.to}: {message.subject}\n{message.text}\n", file=sys.stderr, flush=True)
 
 
-def outbox(limit: int = OUTBOX_KEEP) -> list[dict]:
+def outbox(redis: Redis, limit: int = OUTBOX_KEEP) -> list[dict]:
     """The newest messages in the development outbox."""
-    redis = current_app.extensions["redis"]
     return [json.loads(raw) for raw in redis.lrange(OUTBOX_KEY, 0, limit - 1)]

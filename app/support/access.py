@@ -8,19 +8,21 @@ expired grant at once, and a job scheduled for the expiry time writes the "expir
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from flask import current_app, g, session
 from flask_login import UserMixin
+from redis import Redis
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from app.audit.log import Actor, Origin, record
 from app.jobs.queue import enqueue
 from app.jobs.runtime import job
+from app.services import Services
 from app.support.models import MAX_MINUTES, MIN_MINUTES, SupportGrant
-from app.tenancy import db_session, tenant_session
+from app.tenancy import tenant_session
 from app.tenants.models import TenantSettings
 
 
@@ -63,14 +65,15 @@ def _now(s: Session) -> datetime:
     return s.execute(select(func.now())).scalar_one()
 
 
-def request_access(tenant_id: uuid.UUID, staff_email: str, reason: str, minutes: int, origin: Origin) -> SupportGrant:
+def request_access(services: Services, tenant_id: uuid.UUID, staff_email: str, reason: str, minutes: int,
+                   origin: Origin) -> SupportGrant:
     """Create a grant: pending the owner's approval, or active at once when the tenant allows that."""
     reason = reason.strip()
     if len(reason) < 10:
         raise SupportError("Write why you need access (at least 10 characters); the customer reads it.")
     if not MIN_MINUTES <= minutes <= MAX_MINUTES:
         raise SupportError(f"Access lasts between {MIN_MINUTES} and {MAX_MINUTES} minutes.")
-    with tenant_session(tenant_id) as s:
+    with tenant_session(tenant_id, services.session_factory) as s:
         settings = s.get(TenantSettings, tenant_id)
         if settings is None:
             raise SupportError("There is no such account.")
@@ -82,23 +85,23 @@ def request_access(tenant_id: uuid.UUID, staff_email: str, reason: str, minutes:
         record(s, tenant_id, actor, "support.requested", target_type="support_grant", target_id=grant.id,
                after={"reason": reason, "minutes": minutes}, origin=origin)
         if not settings.support_access_requires_approval:
-            _activate(s, grant, actor, origin, "support.granted_without_approval")
+            _activate(s, services.redis, grant, actor, origin, "support.granted_without_approval")
         s.expunge(grant)
     return grant
 
 
-def _activate(s: Session, grant: SupportGrant, actor: Actor, origin: Origin, action: str) -> None:
+def _activate(s: Session, redis: Redis, grant: SupportGrant, actor: Actor, origin: Origin, action: str) -> None:
     now = _now(s)
     grant.status, grant.decided_at, grant.starts_at = "active", now, now
     grant.expires_at = now + timedelta(minutes=grant.minutes)
     s.flush()
     record(s, grant.tenant_id, actor, action, target_type="support_grant", target_id=grant.id,
            after={"staff": grant.staff_email, "expires_at": grant.expires_at.isoformat()}, origin=origin)
-    enqueue(current_app.extensions["redis"], support_grant_expiry_job, grant.tenant_id, grant.id,
+    enqueue(redis, support_grant_expiry_job, grant.tenant_id, grant.id,
             queue="maintenance", at=grant.expires_at + timedelta(seconds=1))
 
 
-def decide(s: Session, grant_id: uuid.UUID, approve: bool, decider_id: uuid.UUID, decider_email: str,
+def decide(s: Session, redis: Redis, grant_id: uuid.UUID, approve: bool, decider_id: uuid.UUID, decider_email: str,
            origin: Origin) -> SupportGrant:
     """The owner approves or denies a pending request (in the request's session, already set to the tenant)."""
     grant = s.get(SupportGrant, grant_id)
@@ -109,7 +112,7 @@ def decide(s: Session, grant_id: uuid.UUID, approve: bool, decider_id: uuid.UUID
     actor = Actor.user(decider_id, decider_email)
     grant.decided_by = decider_id
     if approve:
-        _activate(s, grant, actor, origin, "support.approved")
+        _activate(s, redis, grant, actor, origin, "support.approved")
     else:
         grant.status, grant.decided_at = "denied", _now(s)
         record(s, grant.tenant_id, actor, "support.denied", target_type="support_grant", target_id=grant.id,
@@ -146,8 +149,8 @@ def expire_if_due(s: Session, grant: SupportGrant) -> bool:
 
 
 @job
-def support_grant_expiry_job(tenant_id: str, grant_id: str) -> str:
-    with tenant_session(tenant_id) as s:
+def support_grant_expiry_job(services: Services, tenant_id: str, grant_id: str) -> str:
+    with tenant_session(tenant_id, services.session_factory) as s:
         grant = s.get(SupportGrant, uuid.UUID(grant_id))
         if grant is None:
             return "gone"
@@ -162,8 +165,10 @@ def active_grant(s: Session) -> SupportGrant | None:
     ).scalar_one_or_none()
 
 
-def load_support_user(user_key: str) -> SupportUser | None:
-    """The principal of a ``support:<tenant>:<grant>`` key while its grant lives and its email is still staff.
+def load_support_user(factory: Callable[[], Session], staff: Collection[str], email: str | None,
+                      user_key: str) -> SupportUser | None:
+    """The principal of a ``support:<tenant>:<grant>`` key while its grant lives and ``email`` (the session's staff
+    email) is still in ``staff``.
 
     Reads in a session of its own (the grant's tenant); the request's tenant is set after loading, by auth.
     """
@@ -173,10 +178,9 @@ def load_support_user(user_key: str) -> SupportUser | None:
         tenant_id, grant_id = uuid.UUID(tenant_raw), uuid.UUID(grant_raw)
     except ValueError:
         return None
-    email = session.get("staff_email")
-    if not email or email not in current_app.config["BI"].support_staff:
+    if not email or email not in staff:
         return None
-    with tenant_session(tenant_id) as s:
+    with tenant_session(tenant_id, factory) as s:
         grant = s.get(SupportGrant, grant_id)
         if grant is None or grant.staff_email != email or grant.status != "active" or expire_if_due(s, grant):
             return None
@@ -185,9 +189,10 @@ def load_support_user(user_key: str) -> SupportUser | None:
     return SupportUser(tenant_id, grant_id, email, expires_at)
 
 
-def open_grant(grant_id: uuid.UUID, tenant_id: uuid.UUID, email: str, origin: Origin) -> SupportUser:
+def open_grant(factory: Callable[[], Session], grant_id: uuid.UUID, tenant_id: uuid.UUID, email: str,
+               origin: Origin) -> SupportUser:
     """Staff entering a tenant through an active grant of theirs."""
-    with tenant_session(tenant_id) as s:
+    with tenant_session(tenant_id, factory) as s:
         grant = s.get(SupportGrant, grant_id)
         if grant is None or grant.staff_email != email:
             raise SupportError("That access grant is not yours.")
@@ -199,9 +204,3 @@ def open_grant(grant_id: uuid.UUID, tenant_id: uuid.UUID, email: str, origin: Or
     assert expires_at is not None
     return SupportUser(tenant_id, grant_id, email, expires_at)
 
-
-def banner_grant() -> SupportGrant | None:
-    """For the layout: the live grant of the signed-in tenant (one query per page, cached on the request)."""
-    if "support_banner" not in g:
-        g.support_banner = active_grant(db_session()) if g.get("tenant_id") else None
-    return g.support_banner

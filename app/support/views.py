@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from flask import Blueprint, Flask, abort, current_app, flash, g, redirect, render_template, request, session, url_for
+from flask import Blueprint, Flask, abort, flash, g, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_user, logout_user
 from sqlalchemy import select
 
@@ -13,9 +13,11 @@ from app.audit.web import audit_outside_request, current_actor, request_origin
 from app.auth.directory import staff_grants, tenant_directory
 from app.auth.principals import register_principal_loader
 from app.auth.roles import permission_page
+from app.services import current_services
 from app.support.access import (
     SupportError,
     SupportUser,
+    active_grant,
     decide,
     end_now,
     load_support_user,
@@ -32,7 +34,7 @@ bp = Blueprint("support", __name__)
 def _staff_email() -> str:
     """The signed-in staff member's email, or 404 (the console does not exist for anyone else)."""
     email = session.get("staff_email")
-    if not email or email not in current_app.config["BI"].support_staff:
+    if not email or email not in current_services().config.support_staff:
         abort(404)
     return email
 
@@ -48,8 +50,9 @@ def _parse_uuid(raw: str | None) -> uuid.UUID:
 def console():  # type: ignore[no-untyped-def]
     email = _staff_email()
     query = (request.args.get("q") or "").strip().lower()
-    tenants = [t for t in tenant_directory() if not query or query in t[1].lower()][:50]
-    return render_template("support/console.html", email=email, tenants=tenants, grants=staff_grants(email),
+    factory = current_services().session_factory
+    tenants = [t for t in tenant_directory(factory) if not query or query in t[1].lower()][:50]
+    return render_template("support/console.html", email=email, tenants=tenants, grants=staff_grants(factory, email),
                            query=query, errors={}, form={})
 
 
@@ -62,10 +65,12 @@ def request_grant():  # type: ignore[no-untyped-def]
     except ValueError:
         minutes = 0
     try:
-        grant = request_access(tenant_id, email, request.form.get("reason") or "", minutes, request_origin())
+        grant = request_access(current_services(), tenant_id, email, request.form.get("reason") or "", minutes,
+                               request_origin())
     except SupportError as exc:
-        return render_template("support/console.html", email=email, tenants=tenant_directory()[:50],
-                               grants=staff_grants(email), query="", errors={"request": str(exc)},
+        factory = current_services().session_factory
+        return render_template("support/console.html", email=email, tenants=tenant_directory(factory)[:50],
+                               grants=staff_grants(factory, email), query="", errors={"request": str(exc)},
                                form=request.form), 422
     flash("Access is open." if grant.status == "active" else "Request sent; the account's owner must approve it.",
           "success")
@@ -76,7 +81,8 @@ def request_grant():  # type: ignore[no-untyped-def]
 def open_access(tenant_id: str, grant_id: str):  # type: ignore[no-untyped-def]
     email = _staff_email()
     try:
-        user = open_grant(_parse_uuid(grant_id), _parse_uuid(tenant_id), email, request_origin())
+        user = open_grant(current_services().session_factory, _parse_uuid(grant_id), _parse_uuid(tenant_id), email,
+                          request_origin())
     except SupportError as exc:
         abort(403, description=str(exc))
     auth = session.get("auth")
@@ -121,7 +127,8 @@ def decide_grant(grant_id: str, decision: str):  # type: ignore[no-untyped-def]
         if decision == "end":
             end_now(db_session(), gid, current_actor(), request_origin())
         else:
-            decide(db_session(), gid, decision == "approve", current_user.id, current_user.email, request_origin())
+            decide(db_session(), current_services().redis, gid, decision == "approve", current_user.id,
+                   current_user.email, request_origin())
     except SupportError as exc:
         abort(409, description=str(exc))
     flash({"approve": "Access approved.", "deny": "Request denied.", "end": "Access ended."}[decision], "success")
@@ -147,9 +154,22 @@ def policy():  # type: ignore[no-untyped-def]
     return redirect(url_for("support.approvals"))
 
 
+def banner_grant() -> SupportGrant | None:
+    """For the layout: the live grant of the signed-in tenant (one query per page, cached on the request)."""
+    if "support_banner" not in g:
+        g.support_banner = active_grant(db_session()) if g.get("tenant_id") else None
+    return g.support_banner
+
+
+def _load_support_user(user_key: str) -> SupportUser | None:
+    services = current_services()
+    return load_support_user(services.session_factory, services.config.support_staff, session.get("staff_email"),
+                             user_key)
+
+
 def init_support(app: Flask) -> None:
     """Load support principals from their sessions, and audit every request a support user makes."""
-    register_principal_loader(app, "support", load_support_user)
+    register_principal_loader(app, "support", _load_support_user)
 
     @app.before_request
     def _audit_support_action() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from flask import current_app
+from redis import Redis
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -46,7 +46,8 @@ def change_role(s: Session, actor: Actor, actor_role: str, user_id: uuid.UUID, r
     return user
 
 
-def set_active(s: Session, actor: Actor, actor_role: str, user_id: uuid.UUID, active: bool, origin: Origin) -> User:
+def set_active(s: Session, redis: Redis, actor: Actor, actor_role: str, user_id: uuid.UUID, active: bool,
+               origin: Origin) -> User:
     user = s.get(User, user_id, with_for_update=True)
     if user is None:
         raise UserChangeError("That user no longer exists.")
@@ -62,7 +63,7 @@ def set_active(s: Session, actor: Actor, actor_role: str, user_id: uuid.UUID, ac
     _audit(s, actor, user, "user.deactivated" if not active else "user.reactivated", before, {"active": active},
            origin)
     if not active:
-        end_user_sessions(current_app.extensions["redis"], user.get_id())
+        end_user_sessions(redis, user.get_id())
     return user
 
 

@@ -6,12 +6,13 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 
-from flask import Blueprint, abort, current_app, g, render_template, request
+from flask import Blueprint, abort, g, render_template, request
 from flask_login import current_user
 from sqlalchemy import select
 
 from app.audit.web import current_actor, current_user_row_id, request_origin
 from app.auth.roles import permission_page
+from app.services import current_services
 from app.tenancy import db_session
 from app.users import email_changes
 from app.users.emails import is_valid_email, normalise_email
@@ -74,8 +75,9 @@ def role(user_id: str):  # type: ignore[no-untyped-def]
 @bp.post("/<user_id>/active")
 @permission_page("users_and_roles")
 def active(user_id: str):  # type: ignore[no-untyped-def]
-    return _change(user_id, lambda uid: set_active(db_session(), current_actor(), current_user.role, uid,
-                                                   request.form.get("active") == "true", request_origin()))
+    return _change(user_id, lambda uid: set_active(db_session(), current_services().redis, current_actor(),
+                                                   current_user.role, uid, request.form.get("active") == "true",
+                                                   request_origin()))
 
 
 @bp.post("/")
@@ -121,7 +123,7 @@ def _proposals_context(errors: dict[str, str]) -> dict:
 @permission_page("users_and_roles")
 def accept_email(proposal_id: str):  # type: ignore[no-untyped-def]
     return _decide(proposal_id, lambda pid: email_changes.accept(
-        db_session(), current_actor(), pid, current_app.extensions["redis"], request_origin()))
+        db_session(), current_actor(), pid, current_services().redis, request_origin()))
 
 
 @bp.post("/email-changes/<proposal_id>/reject")
