@@ -9,6 +9,8 @@ import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
 
+from app.services import Services, services_of
+
 tenants_cli = AppGroup("tenants", help="Tenants.")
 keys_cli = AppGroup("keys", help="Encryption keys.")
 audit_cli = AppGroup("audit", help="The audit log.")
@@ -16,8 +18,12 @@ db_cli = AppGroup("db", help="Schema migrations (as the owner role).")
 dev_cli = AppGroup("dev", help="Development helpers.")
 
 
+def _services() -> Services:
+    return services_of(current_app._get_current_object())  # type: ignore[attr-defined]
+
+
 def _factory():  # type: ignore[no-untyped-def]
-    return current_app.extensions["session_factory"]
+    return _services().session_factory
 
 
 def _session_for(tenant_id: str):  # type: ignore[no-untyped-def]
@@ -51,7 +57,7 @@ def keys_rotate(batch_size: int) -> None:
     from app.security.rotation import rotate_all
     from app.tenancy import all_tenant_ids
 
-    keyring = current_app.extensions["keyring"]
+    keyring = _services().keyring
     total = rotate_all(keyring, all_tenant_ids(_factory()), _session_for, batch_size)
     click.echo(f"re-encrypted {total} values under key {keyring.current_id}")
 
@@ -92,7 +98,7 @@ def db_upgrade(revision: str) -> None:
     owner_url = os.environ.get("DATABASE_OWNER_URL", "")
     if not owner_url:
         raise click.ClickException("DATABASE_OWNER_URL: required to migrate")
-    dbadmin.upgrade(owner_url, current_app.config["BI"].DATABASE_URL, revision)
+    dbadmin.upgrade(owner_url, _services().config.DATABASE_URL, revision)
     click.echo(f"schema at {revision}")
 
 
@@ -115,7 +121,7 @@ def dev_sign_in_link(tenant_id: str, email: str) -> None:
     from app.auth.dev import sign_in_token
     from app.users.models import User
 
-    cfg = current_app.config["BI"]
+    cfg = _services().config
     if not cfg.is_development:
         raise click.ClickException("sign-in links exist only with APP_ENV=development")
     with _session_for(tenant_id) as session:

@@ -8,7 +8,7 @@ import secrets
 import uuid
 from typing import Any
 
-from flask import Blueprint, Response, abort, current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
 from werkzeug.datastructures import FileStorage
 
 from app.audit.web import current_actor, current_user_row_id, request_origin
@@ -35,6 +35,7 @@ from app.invoices.errors import InvoiceUnavailable
 from app.invoices.hints import ReferenceHints
 from app.invoices.html import branding_css, render_document_html
 from app.invoices.listing import recent_invoices
+from app.services import current_services
 from app.tenancy import current_tenant_id, db_session
 from app.views.errors import render_error
 
@@ -44,12 +45,12 @@ ASSET_MAX_AGE = 7 * 86400  # the version in the URL changes on every save
 
 
 def _redis() -> Any:
-    return current_app.extensions["redis"]
+    return current_services().redis
 
 
 def _client():  # type: ignore[no-untyped-def]
-    app = current_app
-    return tenant_client(db_session(), app.extensions["keyring"], app.config["BI"], app.extensions["redis"])
+    services = current_services()
+    return tenant_client(db_session(), services.keyring, services.config, services.redis)
 
 
 def _editor_context(stored: store.StoredBranding, form: dict[str, Any], errors: dict[str, str] | None = None,
@@ -161,7 +162,7 @@ def preview():  # type: ignore[no-untyped-def]
         logo_url = url_for(".logo", tenant_id=current_tenant_id(), version=stored.version)
     redis = _redis()
     try:
-        with service.open_client(db_session(), current_app.extensions["keyring"], current_app.config["BI"],
+        with service.open_client(db_session(), current_services().keyring, current_services().config,
                                  redis) as client:
             doc = service.load_document(client, invoice_id, hints=ReferenceHints(redis))
     except InvoiceUnavailable as exc:

@@ -8,9 +8,14 @@ from flask.cli import AppGroup
 
 from app.audit.log import Actor
 from app.connectwise import errors
+from app.services import Services, services_of
 from app.tenancy import tenant_session
 
 connectwise_cli = AppGroup("connectwise", help="ConnectWise connection and sync.")
+
+
+def _services() -> Services:
+    return services_of(current_app._get_current_object())  # type: ignore[attr-defined]
 
 
 @connectwise_cli.command("connect")
@@ -24,11 +29,11 @@ def connect(tenant_id: str, site: str, company_id: str, public_key: str, private
     from app.connectwise.connection import CheckResult, FormError, run_checks, save_connection, store_test_result
     from app.connectwise.tenant_client import tenant_client
 
-    cfg = current_app.config["BI"]
-    factory = current_app.extensions["session_factory"]
+    services = _services()
+    cfg, factory = services.config, services.session_factory
     try:
         with tenant_session(tenant_id, factory) as session:
-            save_connection(session, current_app.extensions["keyring"], tenant_id, site=site, company_id=company_id,
+            save_connection(session, services.keyring, tenant_id, site=site, company_id=company_id,
                             public_key=public_key, private_key=private_key,
                             allow_loopback_http=not cfg.is_production, actor=Actor.system("cli"))
     except FormError as exc:
@@ -38,8 +43,7 @@ def connect(tenant_id: str, site: str, company_id: str, public_key: str, private
 
         conn = get_connection(session)
         try:
-            with tenant_client(session, current_app.extensions["keyring"], cfg, current_app.extensions["redis"],
-                               for_page=False, max_retries=1) as client:
+            with tenant_client(session, services.keyring, cfg, services.redis, for_page=False, max_retries=1) as client:
                 results = run_checks(client)
         except errors.ConnectWiseError as exc:  # the site did not answer discovery: the test's first finding
             results = [CheckResult("Connection", False, str(exc))]
@@ -57,10 +61,11 @@ def allow_host(tenant_id: str, host: str) -> None:
     """Allow an on-premises ConnectWise host for a tenant (every address it resolves to must be public; audited)."""
     from app.connectwise.onprem import add_host
 
+    services = _services()
     try:
-        with tenant_session(tenant_id, current_app.extensions["session_factory"]) as session:
+        with tenant_session(tenant_id, services.session_factory) as session:
             allowed = add_host(session, tenant_id, host, actor=Actor.system("cli"),
-                               resolver=current_app.extensions.get("connectwise_resolver")).host
+                               resolver=services.connectwise_resolver).host
     except errors.ConnectWiseError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"allowed {allowed}; save it as the site with `connectwise connect`")
@@ -70,10 +75,10 @@ def allow_host(tenant_id: str, host: str) -> None:
 @click.argument("tenant_id")
 def sync_members(tenant_id: str) -> None:
     """Pull ConnectWise members into the tenant's users now."""
-    from app.connectwise.members import run_sync
+    from app.connectwise.members import sync_members as run_sync
 
     try:
-        outcome = run_sync(tenant_id)
+        outcome = run_sync(_services(), tenant_id)
     except errors.ConnectWiseError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"members synced: {outcome.created} created, {outcome.updated} updated, "

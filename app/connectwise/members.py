@@ -14,7 +14,6 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from flask import current_app
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -28,6 +27,7 @@ from app.jobs.fanout import fan_out
 from app.jobs.queue import enqueue
 from app.jobs.runtime import job
 from app.security.server_sessions import end_user_sessions
+from app.services import Services
 from app.tenancy import tenant_session
 from app.users.email_changes import proposals_by_user, reconcile, withdraw
 from app.users.models import PRIVILEGED_ROLES, User
@@ -145,10 +145,9 @@ def _audit_change(session: Session, tid: uuid.UUID, user: User, before: dict, ou
     record(session, tid, ACTOR, action, target_type="user", target_id=user.id, before=old, after=new)
 
 
-def run_sync(tenant_id: str) -> SyncOutcome:
+def sync_members(services: Services, tenant_id: str) -> SyncOutcome:
     """Fetch every member, then apply in one transaction; record progress and the outcome on the sync row."""
-    factory = current_app.extensions["session_factory"]
-    config = current_app.config["BI"]
+    factory = services.session_factory
     with tenant_session(tenant_id, factory) as session:
         state = sync_state(session, tenant_id)
         state.status, state.started_at, state.progress, state.error = "running", datetime.now(UTC), 0, None
@@ -158,8 +157,7 @@ def run_sync(tenant_id: str) -> SyncOutcome:
     try:
         with tenant_session(tenant_id, factory) as session:
             # A job's client (it may wait for the tenant's ConnectWise budget), with the shared API-base cache.
-            client = tenant_client(session, current_app.extensions["keyring"], config,
-                                   current_app.extensions["redis"], for_page=False)
+            client = tenant_client(session, services.keyring, services.config, services.redis, for_page=False)
         with client:
             # Never from the cache: a sync must see who turned inactive a moment ago.
             raw = client.get_all("system/members", fields=MEMBER_FIELDS, cache=False,
@@ -177,7 +175,7 @@ def run_sync(tenant_id: str) -> SyncOutcome:
                        after={"members": len(members), "created": outcome.created, "updated": outcome.updated,
                               "deactivated": outcome.deactivated, "proposed": outcome.proposed})
         for key in outcome.deactivated_keys:  # an inactive member's sessions end with the sync, not at next use
-            end_user_sessions(current_app.extensions["redis"], key)
+            end_user_sessions(services.redis, key)
         log.info("member sync: %d members, %d created, %d updated, %d deactivated", len(members),
                  outcome.created, outcome.updated, outcome.deactivated, extra={"event": "connectwise.member_sync"})
         return outcome
@@ -201,8 +199,14 @@ def _fail(factory, tenant_id: str, message: str) -> None:  # type: ignore[no-unt
 
 
 @job
-def sync_members_job(tenant_id: str) -> dict:
-    outcome = run_sync(tenant_id)
+def run_sync(services: Services, tenant_id: str) -> SyncOutcome:
+    """A sync now, as the worker runs it (the app's services, the job's log context), returning its outcome."""
+    return sync_members(services, tenant_id)
+
+
+@job
+def sync_members_job(services: Services, tenant_id: str) -> dict:
+    outcome = sync_members(services, tenant_id)
     return {"created": outcome.created, "updated": outcome.updated, "deactivated": outcome.deactivated}
 
 
@@ -219,9 +223,9 @@ def request_sync(session: Session, redis, tenant_id: uuid.UUID | str) -> MemberS
 
 
 @job
-def sync_all_tenants() -> int:
+def sync_all_tenants(services: Services) -> int:
     """The periodic fan-out: one queued sync per tenant that has a connection."""
-    redis = current_app.extensions["redis"]
+    redis = services.redis
 
     def queue_sync(session: Session, tenant_id: str) -> bool:
         if get_connection(session) is None:
@@ -229,7 +233,7 @@ def sync_all_tenants() -> int:
         request_sync(session, redis, tenant_id)
         return True
 
-    return fan_out(queue_sync, current_app.extensions["session_factory"])
+    return fan_out(queue_sync, services.session_factory)
 
 
 def active_user_count(session: Session) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 
-from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from app.audit.web import current_actor, request_origin
@@ -23,6 +23,7 @@ from app.connectwise.connection import (
 from app.connectwise.members import request_sync, sync_state
 from app.connectwise.onprem import add_host, list_hosts, remove_host
 from app.connectwise.tenant_client import tenant_client
+from app.services import current_services
 from app.tenancy import current_tenant_id, db_session
 from app.views.htmx import wants_partial
 
@@ -31,14 +32,14 @@ bp = Blueprint("connectwise", __name__, url_prefix="/settings/connectwise")
 
 def _resolver():  # type: ignore[no-untyped-def]
     """The DNS resolver for site checks: the system's unless a test injected its own."""
-    return current_app.extensions.get("connectwise_resolver")
+    return current_services().connectwise_resolver
 
 
 def _form_context(form: dict | None = None, field_errors: dict | None = None, host_form: dict | None = None,
                   host_errors: dict | None = None) -> dict:
     conn = get_connection(db_session())
     if conn is not None and form is None:
-        creds = credentials(conn, current_app.extensions["keyring"])
+        creds = credentials(conn, current_services().keyring)
         form = {"site": conn.site, "company_id": conn.company_id, "public_key": creds.public_key}
     # Of the private key only that one is stored and since when: no character of it reaches the page.
     private_saved_at = (conn.private_key_saved_at or conn.created_at) if conn is not None else None
@@ -59,10 +60,10 @@ def settings():  # type: ignore[no-untyped-def]
 def save():  # type: ignore[no-untyped-def]
     form = {k: request.form.get(k, "") for k in ("site", "company_id", "public_key", "private_key")}
     try:
-        save_connection(db_session(), current_app.extensions["keyring"], current_tenant_id(), site=form["site"],
+        save_connection(db_session(), current_services().keyring, current_tenant_id(), site=form["site"],
                         company_id=form["company_id"], public_key=form["public_key"],
                         private_key=form["private_key"],
-                        allow_loopback_http=not current_app.config["BI"].is_production,
+                        allow_loopback_http=not current_services().config.is_production,
                         actor=current_actor(), origin=request_origin(), resolver=_resolver())
     except FormError as exc:
         form["private_key"] = ""
@@ -81,8 +82,8 @@ def test():  # type: ignore[no-untyped-def]
         return render_template("connectwise/_test_report.html", results=None,
                                message="Save the connection first."), 422
     try:
-        with tenant_client(db_session(), current_app.extensions["keyring"], current_app.config["BI"],
-                           current_app.extensions["redis"], max_retries=1, timeout=8, resolver=_resolver()) as client:
+        with tenant_client(db_session(), current_services().keyring, current_services().config,
+                           current_services().redis, max_retries=1, timeout=8, resolver=_resolver()) as client:
             results = run_checks(client)
     except errors.ConnectWiseError as exc:
         results = [CheckResult("Connection", False, str(exc))]
@@ -95,7 +96,7 @@ def test():  # type: ignore[no-untyped-def]
 def sync_members():  # type: ignore[no-untyped-def]
     if get_connection(db_session()) is None:
         return render_template("connectwise/_member_sync.html", sync=None), 422
-    state = request_sync(db_session(), current_app.extensions["redis"], current_tenant_id())
+    state = request_sync(db_session(), current_services().redis, current_tenant_id())
     return render_template("connectwise/_member_sync.html", sync=state)
 
 

@@ -12,6 +12,7 @@ from app.audit.log import Actor
 from app.invoices import links as public_links
 from app.invoices import service
 from app.invoices.errors import InvoiceUnavailable
+from app.services import services_of
 from app.tenancy import tenant_session
 
 invoices_cli = AppGroup("invoices", help="Invoices and their public links.")
@@ -28,11 +29,10 @@ def link(tenant_id: str, invoice_id: int, expires_days: int | None) -> None:
         uuid.UUID(tenant_id)
     except ValueError as exc:
         raise click.ClickException("TENANT_ID must be a tenant's id (a UUID)") from exc
-    app = current_app
-    factory = app.extensions["session_factory"]
-    with tenant_session(tenant_id, factory) as session:
+    services = services_of(current_app._get_current_object())  # type: ignore[attr-defined]
+    with tenant_session(tenant_id, services.session_factory) as session:
         try:
-            with service.open_client(session, app.extensions["keyring"], app.config["BI"], app.extensions["redis"],
+            with service.open_client(session, services.keyring, services.config, services.redis,
                                      for_page=False) as client:
                 service.require_invoice(client, invoice_id)
         except InvoiceUnavailable as exc:
@@ -41,5 +41,5 @@ def link(tenant_id: str, invoice_id: int, expires_days: int | None) -> None:
             raise click.ClickException(str(exc)) from exc
         new = public_links.create_link(session, tenant_id, invoice_id, actor=Actor.system("cli"),
                                        expires_at=public_links.expiry_from_days(expires_days))
-    base = app.config["BI"].BASE_URL.rstrip("/")
+    base = services.config.BASE_URL.rstrip("/")
     click.echo(base + public_links.public_path(new.token))

@@ -15,8 +15,6 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from flask import current_app
-
 from app.branding import store as branding_store
 from app.invoices import service
 from app.invoices.errors import InvoiceUnavailable
@@ -25,6 +23,7 @@ from app.invoices.links import record_view
 from app.invoices.pdf import render_pdf
 from app.jobs.queue import enqueue
 from app.jobs.runtime import job
+from app.services import Services
 from app.tenancy import tenant_session
 
 log = logging.getLogger(__name__)
@@ -97,17 +96,15 @@ def _set(redis: Any, tenant_id: str, key: str, **values: Any) -> None:
 
 
 @job
-def pdf_job(tenant_id: str, invoice_id: int, page_size: str, key: str) -> str:
+def pdf_job(services: Services, tenant_id: str, invoice_id: int, page_size: str, key: str) -> str:
     """Reconstruct from ConnectWise, render, keep the bytes in Redis; record a staff PDF view."""
-    redis = current_app.extensions["redis"]
-    factory = current_app.extensions["session_factory"]
+    redis, factory = services.redis, services.session_factory
     page_size = page_size if page_size in branding_store.PAGE_SIZES else branding_store.DEFAULT_PAGE_SIZE
     _set(redis, tenant_id, key, status="fetching")
     try:
         with tenant_session(tenant_id, factory) as session:
             stored = branding_store.load(session, tenant_id)
-            client = service.open_client(session, current_app.extensions["keyring"], current_app.config["BI"],
-                                         redis, for_page=False)
+            client = service.open_client(session, services.keyring, services.config, redis, for_page=False)
         # The session is closed before ConnectWise is asked: a slow answer must not hold a database connection.
         with client:
             doc = service.load_document(client, int(invoice_id), hints=ReferenceHints(redis))

@@ -34,6 +34,7 @@ from app.invoices.links import ResolvedLink, record_view, resolve
 from app.invoices.pdf import render_pdf
 from app.invoices.pdf_jobs import pdf_filename
 from app.security.limits import PUBLIC_LINK_PER_IP, PUBLIC_LINK_PER_TOKEN, client_ip, limiter, view_arg_key
+from app.services import current_services
 from app.tenancy import db_session, set_tenant
 
 log = logging.getLogger(__name__)
@@ -104,10 +105,10 @@ def _viewer(link: ResolvedLink) -> str:
 
 
 def _document(link: ResolvedLink) -> InvoiceDocument:
-    app = current_app
-    redis = app.extensions["redis"]
+    services = current_services()
+    redis = services.redis
     try:
-        with service.open_client(db_session(), app.extensions["keyring"], app.config["BI"], redis) as client:
+        with service.open_client(db_session(), services.keyring, services.config, redis) as client:
             return service.load_document(client, link.invoice_id, hints=ReferenceHints(redis))
     except InvoiceUnavailable as exc:
         if exc.reason == "not_found":
@@ -169,10 +170,10 @@ def _pdf_key(link: ResolvedLink, stored: StoredBranding) -> str:
 
 
 def _recent_pdf(link: ResolvedLink, stored: StoredBranding) -> tuple[bytes, Decimal, str] | None:
-    if current_app.config["BI"].CONNECTWISE_CACHE_TTL_SECONDS <= 0:
+    if current_services().config.CONNECTWISE_CACHE_TTL_SECONDS <= 0:
         return None
     try:
-        raw = current_app.extensions["redis"].hgetall(_pdf_key(link, stored))
+        raw = current_services().redis.hgetall(_pdf_key(link, stored))
     except Exception:  # a cache outage only costs a render
         return None
     if not raw or b"pdf" not in raw:
@@ -181,12 +182,12 @@ def _recent_pdf(link: ResolvedLink, stored: StoredBranding) -> tuple[bytes, Deci
 
 
 def _keep_pdf(link: ResolvedLink, stored: StoredBranding, made: tuple[bytes, Decimal, str]) -> None:
-    ttl = current_app.config["BI"].CONNECTWISE_CACHE_TTL_SECONDS
+    ttl = current_services().config.CONNECTWISE_CACHE_TTL_SECONDS
     if ttl <= 0:
         return
     key = _pdf_key(link, stored)
     try:
-        redis = current_app.extensions["redis"]
+        redis = current_services().redis
         redis.hset(key, mapping={"pdf": made[0], "total": str(made[1]), "filename": made[2]})
         redis.expire(key, ttl)
     except Exception:

@@ -8,7 +8,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import Blueprint, abort, current_app, render_template, request, send_file, url_for
+from flask import Blueprint, abort, render_template, request, send_file, url_for
 from flask_login import current_user
 
 from app.audit.web import current_actor, current_user_row_id, request_origin
@@ -23,6 +23,7 @@ from app.invoices.hints import ReferenceHints
 from app.invoices.html import render_document_html
 from app.invoices.listing import FILTER_TYPES, InvoiceQuery, billing_statuses, list_invoices
 from app.invoices.pdf_jobs import pdf_file, pdf_state, request_pdf
+from app.services import current_services
 from app.tenancy import current_tenant_id, db_session
 from app.views.errors import render_error
 from app.views.htmx import wants_partial
@@ -40,8 +41,8 @@ def _unavailable(exc: InvoiceUnavailable):  # type: ignore[no-untyped-def]
 
 
 def _client():  # type: ignore[no-untyped-def]
-    app = current_app
-    return tenant_client(db_session(), app.extensions["keyring"], app.config["BI"], app.extensions["redis"])
+    services = current_services()
+    return tenant_client(db_session(), services.keyring, services.config, services.redis)
 
 
 
@@ -50,7 +51,7 @@ def _can_share() -> bool:
 
 
 def base_url() -> str:
-    return current_app.config["BI"].BASE_URL.rstrip("/")
+    return current_services().config.BASE_URL.rstrip("/")
 
 
 @bp.get("/")
@@ -79,9 +80,9 @@ def index():  # type: ignore[no-untyped-def]
 @permission_page("view")
 def preview(invoice_id: int):  # type: ignore[no-untyped-def]
     stored = branding_store.load(db_session(), current_tenant_id())
-    app = current_app
-    redis = app.extensions["redis"]
-    with service.open_client(db_session(), app.extensions["keyring"], app.config["BI"], redis) as client:
+    services = current_services()
+    redis = services.redis
+    with service.open_client(db_session(), services.keyring, services.config, redis) as client:
         doc = service.load_document(client, invoice_id, hints=ReferenceHints(redis))
     logo_url = (url_for("branding.logo", tenant_id=current_tenant_id(), version=stored.version)
                 if stored.has_logo else None)
@@ -108,14 +109,14 @@ def pdf_start(invoice_id: int):  # type: ignore[no-untyped-def]
             abort(400, description="Choose A4 or Letter.")
     else:
         size = branding_store.load(db_session(), current_tenant_id()).page_size
-    state = request_pdf(current_app.extensions["redis"], current_tenant_id(), invoice_id, size)
+    state = request_pdf(current_services().redis, current_tenant_id(), invoice_id, size)
     return render_template("invoices/_pdf_job.html", state=state)
 
 
 @bp.get("/pdf/<key>")
 @permission_page("view")
 def pdf_status(key: str):  # type: ignore[no-untyped-def]
-    state = pdf_state(current_app.extensions["redis"], current_tenant_id(), key)
+    state = pdf_state(current_services().redis, current_tenant_id(), key)
     if state is None:
         abort(404, description="That download has expired. Start it again.")
     return render_template("invoices/_pdf_job.html", state=state)
@@ -124,7 +125,7 @@ def pdf_status(key: str):  # type: ignore[no-untyped-def]
 @bp.get("/pdf/<key>/file")
 @permission_page("view")
 def pdf_download(key: str):  # type: ignore[no-untyped-def]
-    redis = current_app.extensions["redis"]
+    redis = current_services().redis
     state = pdf_state(redis, current_tenant_id(), key)
     data = pdf_file(redis, current_tenant_id(), key) if state and state.status == "done" else None
     if state is None or data is None:

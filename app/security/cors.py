@@ -49,11 +49,8 @@ def policy_for(cfg: Config) -> OriginPolicy:
 
 
 def origin_policy(app: Flask) -> OriginPolicy:
-    """The app's origin policy, built on first use."""
-    policy = app.extensions.get(_EXTENSION)
-    if policy is None:
-        policy = app.extensions[_EXTENSION] = policy_for(app.config["BI"])
-    return policy
+    """The app's origin policy (``init_cors`` builds it)."""
+    return app.extensions[_EXTENSION]
 
 
 def request_origin() -> str:
@@ -61,8 +58,8 @@ def request_origin() -> str:
     return origin_of(request.host_url)
 
 
-def init_cors(app: Flask) -> None:
-    policy = origin_policy(app)
+def init_cors(app: Flask, cfg: Config) -> None:
+    policy = app.extensions[_EXTENSION] = policy_for(cfg)
 
     @app.before_request
     def _preflight() -> Any:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from flask import Flask, Response
 
+from app.config import Config
+
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; "
        "connect-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'")
 
 
-def init_headers(app: Flask) -> None:
-    production = app.config["BI"].is_production
+def init_headers(app: Flask, cfg: Config) -> None:
+    production = cfg.is_production
 
     @app.after_request
     def _security_headers(response: Response) -> Response:

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, current_app, g, render_template, request
+from flask import Flask, g, render_template, request
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from app.connectwise.errors import BUSY_MESSAGE, Busy
 from app.observability.paths import recordable_path
+from app.services import current_services
 from app.views.htmx import wants_partial
 
 log = logging.getLogger(__name__)
@@ -71,5 +72,5 @@ def init_error_pages(app: Flask) -> None:
     def _server_error(exc: Exception):  # type: ignore[no-untyped-def]
         original = getattr(exc, "original_exception", None) or exc
         log.error("unhandled %s", type(original).__name__, exc_info=original)
-        current_app.extensions["errors"].capture(original, path=recordable_path(), method=request.method)
+        current_services().errors.capture(original, path=recordable_path(), method=request.method)
         return render_error(500)

@@ -1,9 +1,10 @@
 """The ConnectWise site on the settings page and the CLI: hostile hosts refused beside the field and never saved,
 on-premises hosts only when an owner allowed them (audited), the stored private key never sent to a new host and
-never shown. The resolver is our own injected seam (``app.extensions["connectwise_resolver"]``)."""
+never shown. The resolver is our own injected seam (``Services.connectwise_resolver``)."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import socket
 
@@ -15,6 +16,8 @@ from app.audit.models import AuditEntry
 from app.auth.roles import PERMISSIONS
 from app.connectwise.connection import FormError, credentials, save_connection
 from app.connectwise.models import Connection
+from app.services import EXTENSION as SERVICES
+from app.services import services_of
 from app.tenancy import tenant_session
 from tests.conftest import csrf_of, sign_in
 from tests.integration.test_access_control import _user
@@ -65,7 +68,8 @@ def resolver(app, monkeypatch):  # type: ignore[no-untyped-def]
         return queue.pop(0) if len(queue) > 1 else queue[0]
 
     resolve.answers, resolve.calls = answers, calls  # type: ignore[attr-defined]
-    monkeypatch.setitem(app.extensions, "connectwise_resolver", resolve)
+    services = services_of(app)
+    monkeypatch.setitem(app.extensions, SERVICES, dataclasses.replace(services, connectwise_resolver=resolve))
     return resolve
 
 
