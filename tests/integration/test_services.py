@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import re
+from pathlib import Path
 
 import pytest
 from flask import Flask
@@ -62,3 +64,31 @@ def test_every_factory_we_make_carries_the_hook(app, make_tenant):
     finally:
         session.rollback()
         session.close()
+
+
+APP_DIR = Path(__file__).resolve().parents[2] / "app"
+_SHARED = ("engine", "session_factory", "redis", "keyring", "errors", "connectwise_resolver", "audit_chain_keys")
+_STRING_LOOKUP = re.compile(r"""extensions(\[|\.get\()\s*["'](""" + "|".join(_SHARED)
+                            + r""")["']|config\[\s*["']BI["']\s*\]""")
+
+
+def test_no_module_but_the_factory_looks_up_a_shared_service_by_string_key():
+    found = [f"{path.relative_to(APP_DIR.parent)}:{number}" for path in sorted(APP_DIR.rglob("*.py"))
+             if path != APP_DIR / "__init__.py"
+             for number, line in enumerate(path.read_text().splitlines(), 1) if _STRING_LOOKUP.search(line)]
+    assert found == []
+
+
+def test_a_job_is_called_with_ids_and_runs_with_the_apps_services_first(app):
+    from app.jobs.runtime import job
+
+    seen: dict[str, object] = {}
+
+    @job
+    def probe(services: Services, tenant_id: str) -> str:
+        seen["services"], seen["tenant_id"] = services, tenant_id
+        return "ran"
+
+    with app.app_context():
+        assert probe("t-1") == "ran"
+    assert seen == {"services": services_of(app), "tenant_id": "t-1"}
