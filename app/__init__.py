@@ -59,7 +59,7 @@ def create_app(config: Config | None = None) -> Flask:
     init_cors(app, cfg)  # first, so a preflight is answered before sessions are loaded
     init_server_sessions(app, services.redis, cfg.SESSION_IDLE_MINUTES, cfg.SESSION_ABSOLUTE_HOURS)
     init_login(app)
-    init_oidc(app)
+    init_oidc(app, cfg)
     init_support(app)
     init_csrf(app)
     init_headers(app, cfg)

@@ -36,7 +36,7 @@ from authlib.integrations.flask_client import OAuth
 from flask import Flask, Response, current_app, redirect, request, session
 from joserfc.errors import JoseError
 
-from app.services import services_of
+from app.config import Config
 from app.users.emails import normalise_email
 
 log = logging.getLogger(__name__)
@@ -54,6 +54,7 @@ TENANT_PLACEHOLDER = "{tenantid}"
 _GUID = "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
 _GUID_RE = re.compile(f"^{_GUID}$")
 _EXTENSION_KEY = "oidc"
+_ENABLED_KEY = "oidc_enabled"  # the providers init_oidc registered, in display order
 
 
 class _HideVerifier(logging.Filter):
@@ -93,8 +94,7 @@ class VerifiedIdentity:
     name: str
 
 
-def _settings(app: Flask, provider: str) -> tuple[str, str, str]:
-    cfg = services_of(app).config
+def _settings(cfg: Config, provider: str) -> tuple[str, str, str]:
     prefix = provider.upper()
     return (getattr(cfg, f"{prefix}_CLIENT_ID").strip(), getattr(cfg, f"{prefix}_CLIENT_SECRET").strip(),
             getattr(cfg, f"{prefix}_METADATA_URL").strip())
@@ -102,14 +102,15 @@ def _settings(app: Flask, provider: str) -> tuple[str, str, str]:
 
 def enabled_providers(app: Flask) -> list[str]:
     """The providers whose client id and secret are both set, in display order."""
-    return [p for p in PROVIDERS if all(_settings(app, p)[:2])]
+    return list(app.extensions.get(_ENABLED_KEY, ()))
 
 
-def init_oidc(app: Flask) -> None:
+def init_oidc(app: Flask, cfg: Config) -> None:
     """Register an Authlib client for each enabled provider. No network here: metadata loads on first use."""
     oauth = OAuth(app)
-    for provider in enabled_providers(app):
-        client_id, client_secret, metadata_url = _settings(app, provider)
+    enabled = tuple(p for p in PROVIDERS if all(_settings(cfg, p)[:2]))
+    for provider in enabled:
+        client_id, client_secret, metadata_url = _settings(cfg, provider)
         oauth.register(
             provider,
             client_id=client_id,
@@ -122,7 +123,7 @@ def init_oidc(app: Flask) -> None:
                 "default_timeout": HTTP_TIMEOUT_SECONDS,
             },
         )
-    app.extensions[_EXTENSION_KEY] = oauth
+    app.extensions[_EXTENSION_KEY], app.extensions[_ENABLED_KEY] = oauth, enabled
     logging.getLogger("authlib.integrations.base_client.sync_app").addFilter(_HIDE_VERIFIER)
 
 

@@ -44,7 +44,7 @@ def make_app(providers: OidcProviders, **overrides: str) -> Flask:
     cfg.validate()
     app = Flask("sso_test")
     app.config.update(SECRET_KEY=cfg.SECRET_KEY, BI=cfg, TESTING=True)
-    init_oidc(app)
+    init_oidc(app, cfg)
 
     def callback_url(provider: str) -> str:
         return url_for("callback", provider=provider, _external=True)
