@@ -19,7 +19,7 @@ dev_cli = AppGroup("dev", help="Development helpers.")
 
 
 def _services() -> Services:
-    return services_of(current_app._get_current_object())  # type: ignore[attr-defined]
+    return services_of(current_app)
 
 
 def _factory():  # type: ignore[no-untyped-def]

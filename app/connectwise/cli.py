@@ -15,7 +15,7 @@ connectwise_cli = AppGroup("connectwise", help="ConnectWise connection and sync.
 
 
 def _services() -> Services:
-    return services_of(current_app._get_current_object())  # type: ignore[attr-defined]
+    return services_of(current_app)
 
 
 @connectwise_cli.command("connect")

@@ -29,7 +29,7 @@ def link(tenant_id: str, invoice_id: int, expires_days: int | None) -> None:
         uuid.UUID(tenant_id)
     except ValueError as exc:
         raise click.ClickException("TENANT_ID must be a tenant's id (a UUID)") from exc
-    services = services_of(current_app._get_current_object())  # type: ignore[attr-defined]
+    services = services_of(current_app)
     with tenant_session(tenant_id, services.session_factory) as session:
         try:
             with service.open_client(session, services.keyring, services.config, services.redis,

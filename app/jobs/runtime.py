@@ -43,7 +43,7 @@ def job(func: Callable[Concatenate[Services, P], R]) -> Callable[P, R]:
         tokens = (request_id_var.set(f"job:{current.id}" if current else None),
                   tenant_id_var.set(str(args[0]) if args and _looks_like_tenant(args[0]) else None))
         try:
-            return func(services_of(current_app._get_current_object()), *args, **kwargs)  # type: ignore[attr-defined]
+            return func(services_of(current_app), *args, **kwargs)
         finally:
             request_id_var.reset(tokens[0])
             tenant_id_var.reset(tokens[1])
