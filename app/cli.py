@@ -22,11 +22,11 @@ def _services() -> Services:
     return services_of(current_app)
 
 
-def _factory():  # type: ignore[no-untyped-def]
+def _factory():
     return _services().session_factory
 
 
-def _session_for(tenant_id: str):  # type: ignore[no-untyped-def]
+def _session_for(tenant_id: str):
     from app.tenancy import tenant_session
 
     return tenant_session(tenant_id, _factory())

@@ -16,7 +16,7 @@ PAGE_SIZE = 50
 
 @bp.get("/")
 @permission_page("view_audit_log")
-def index():  # type: ignore[no-untyped-def]
+def index():
     before_id = request.args.get("before", type=int)
     query = select(AuditEntry).order_by(AuditEntry.id.desc()).limit(PAGE_SIZE + 1)
     if before_id:

@@ -22,7 +22,7 @@ def sign_in_token(secret_key: str, tenant_id: uuid.UUID | str, user_id: uuid.UUI
 
 
 @bp.get("/sign-in")
-def sign_in_link():  # type: ignore[no-untyped-def]
+def sign_in_link():
     if not current_services().config.is_development:
         abort(404)
     serializer = URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt=_SALT)
@@ -41,7 +41,7 @@ def sign_in_link():  # type: ignore[no-untyped-def]
 
 
 @bp.get("/outbox")
-def outbox():  # type: ignore[no-untyped-def]
+def outbox():
     """Mail the development outbox has "sent" (sign-in codes included), newest first."""
     services = current_services()
     if not services.config.is_development:

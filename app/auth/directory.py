@@ -39,7 +39,7 @@ class Membership:
                 "role": self.role, "require_sso": self.require_sso}
 
     @classmethod
-    def from_dict(cls, d: dict) -> Membership:  # type: ignore[type-arg]
+    def from_dict(cls, d: dict) -> Membership:
         return cls(uuid.UUID(d["tenant_id"]), d["tenant_name"], uuid.UUID(d["user_id"]), d["role"],
                    bool(d.get("require_sso", False)))
 

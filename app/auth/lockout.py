@@ -155,7 +155,7 @@ def record_wrong(redis: Redis, reservation: Reservation, email: str, ip: str = "
     return paused
 
 
-def _tenants_of(services: Services, email_id: str) -> tuple[str, list]:  # type: ignore[type-arg]
+def _tenants_of(services: Services, email_id: str) -> tuple[str, list]:
     raw = services.redis.get(_ADDRESS + email_id)
     email = raw.decode() if raw else ""
     return email, memberships(services.session_factory, email) if email else []

@@ -77,7 +77,7 @@ def notify_break_glass_job(services: Services, tenant_id: str, user_id: str) -> 
     return f"{len(others)} told"
 
 
-def _page(error: str | None = None, status: int = 200, saved: bool = False):  # type: ignore[no-untyped-def]
+def _page(error: str | None = None, status: int = 200, saved: bool = False):
     context = {"require_sso": require_sso(db_session(), uuid.UUID(g.tenant_id)), "error": error, "saved": saved,
                "providers": enabled_providers(current_app)}
     template = "auth/_policy_form.html" if wants_partial() else "auth/policy.html"
@@ -86,13 +86,13 @@ def _page(error: str | None = None, status: int = 200, saved: bool = False):  # 
 
 @bp.get("/settings/sign-in/")
 @permission_page("sign_in_policy")
-def page():  # type: ignore[no-untyped-def]
+def page():
     return _page()
 
 
 @bp.post("/settings/sign-in/")
 @permission_page("sign_in_policy")
-def save():  # type: ignore[no-untyped-def]
+def save():
     choice = request.form.get("methods", "")
     if choice not in CHOICES:
         return _page("Choose how people may sign in.", 422)

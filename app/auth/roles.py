@@ -67,8 +67,8 @@ def permission_page(permission: str) -> Callable[[F], F]:
 
     def decorator(view: F) -> F:
         wrapped = login_required(tenant_required(check(view)))
-        wrapped.required_permission = permission  # type: ignore[attr-defined]
-        return wrapped  # type: ignore[return-value]
+        wrapped.required_permission = permission
+        return wrapped
 
     return decorator
 

@@ -82,7 +82,7 @@ def init_login(app: Flask) -> None:
     manager.user_loader(load_principal)
 
     @manager.unauthorized_handler
-    def _unauthorized():  # type: ignore[no-untyped-def]
+    def _unauthorized():
         if request.headers.get("HX-Request"):
             # Back to the page the browser shows, not to the partial that noticed the expired session.
             page = urlsplit(request.headers.get("HX-Current-URL", ""))

@@ -41,7 +41,7 @@ def _failed(message: str, status: int = 400) -> tuple[str, int]:
 
 
 @bp.get("/sign-in/sso/<provider>")
-def start(provider: str):  # type: ignore[no-untyped-def]
+def start(provider: str):
     if provider not in PROVIDERS or provider not in enabled_providers(current_app):
         return _failed("That sign-in option is not available.", 404)
     next_path = safe_next(request.args.get("next"))
@@ -55,7 +55,7 @@ def start(provider: str):  # type: ignore[no-untyped-def]
 
 @bp.get("/sign-in/sso/<provider>/callback")
 @limiter.limit(SSO_CALLBACK_PER_IP)
-def callback(provider: str):  # type: ignore[no-untyped-def]
+def callback(provider: str):
     if provider not in PROVIDERS:
         return _failed("That sign-in option is not available.", 404)
     try:

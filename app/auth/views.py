@@ -35,14 +35,14 @@ def _providers() -> list[str]:
     return enabled_providers(current_app)
 
 
-def _sign_in_page(email: str = "", error: str | None = None, status: int = 200):  # type: ignore[no-untyped-def]
+def _sign_in_page(email: str = "", error: str | None = None, status: int = 200):
     return render_template("auth/sign_in.html", email=email, error=error, providers=_providers(),
                            next=safe_next(request.values.get("next")) or "",
                            dev=current_services().config.is_development), status
 
 
 @bp.get("/sign-in")
-def sign_in():  # type: ignore[no-untyped-def]
+def sign_in():
     if current_user.is_authenticated:
         return redirect(safe_next(request.args.get("next")) or url_for("main.dashboard"))
     return _sign_in_page()
@@ -51,12 +51,12 @@ def sign_in():  # type: ignore[no-untyped-def]
 @bp.post("/sign-in")
 @limiter.limit(CODE_REQUEST_PER_IP)
 @limiter.limit(CODE_REQUEST_PER_EMAIL, key_func=email_key)
-def request_code():  # type: ignore[no-untyped-def]
+def request_code():
     return _start_code("sign_in")
 
 
 @bp.get("/sign-in/break-glass")
-def break_glass():  # type: ignore[no-untyped-def]
+def break_glass():
     """The owners' way in by emailed code when their workspace requires SSO and the provider is down."""
     return render_template("auth/break_glass.html", email="", error=None), 200
 
@@ -64,11 +64,11 @@ def break_glass():  # type: ignore[no-untyped-def]
 @bp.post("/sign-in/break-glass")
 @limiter.limit(CODE_REQUEST_PER_IP)
 @limiter.limit(CODE_REQUEST_PER_EMAIL, key_func=email_key)
-def request_break_glass():  # type: ignore[no-untyped-def]
+def request_break_glass():
     return _start_code("break_glass")
 
 
-def _start_code(purpose: str):  # type: ignore[no-untyped-def]
+def _start_code(purpose: str):
     """Record the attempt and go to the code page: the same answer for every email (the job decides the rest)."""
     email = normalise_email(request.form.get("email"))
     if not is_valid_email(email):
@@ -88,13 +88,13 @@ def _start_code(purpose: str):  # type: ignore[no-untyped-def]
     return redirect(url_for("auth.enter_code"))
 
 
-def _code_page(email: str, error: str | None, status: int = 200):  # type: ignore[no-untyped-def]
+def _code_page(email: str, error: str | None, status: int = 200):
     return render_template("auth/code.html", email=email, error=error, linking=bool(session.get("sso_link")),
                            break_glass=bool(session.get("break_glass"))), status
 
 
 @bp.get("/sign-in/code")
-def enter_code():  # type: ignore[no-untyped-def]
+def enter_code():
     if not session.get("signin_attempt"):
         return redirect(url_for("auth.sign_in"))
     return _code_page(session.get("signin_email", ""), None)
@@ -103,7 +103,7 @@ def enter_code():  # type: ignore[no-untyped-def]
 @bp.post("/sign-in/code")
 @limiter.limit(CODE_CHECK_PER_IP)
 @limiter.limit(CODE_CHECK_PER_ATTEMPT, key_func=attempt_key)
-def check_code():  # type: ignore[no-untyped-def]
+def check_code():
     attempt_id = session.get("signin_attempt")
     email = session.get("signin_email")
     if not attempt_id or not email:
@@ -136,7 +136,7 @@ _PAUSED = ("Too many wrong codes for this email: email codes are paused for now.
 
 
 @bp.route("/sign-in/choose", methods=["GET", "POST"])
-def choose():  # type: ignore[no-untyped-def]
+def choose():
     """Pick the tenant after sign-in (the options the proof covered), or switch while signed in."""
     pending = pending_choice()
     if pending is not None:
@@ -168,7 +168,7 @@ def _signed_in_email() -> str:
 
 
 @bp.post("/sign-out")
-def sign_out():  # type: ignore[no-untyped-def]
+def sign_out():
     if current_user.is_authenticated and getattr(current_user, "tenant_id", None):
         record(db_session(), current_user.tenant_id, current_actor(), "auth.signed_out", target_type="user",
                target_id=current_user.id, origin=request_origin())
@@ -181,14 +181,14 @@ def sign_out():  # type: ignore[no-untyped-def]
 
 @bp.get("/account/sessions")
 @login_required
-def sessions():  # type: ignore[no-untyped-def]
+def sessions():
     found = user_sessions(current_services().redis, current_user.get_id(), getattr(session, "sid", None))
     return render_template("auth/sessions.html", sessions=found)
 
 
 @bp.post("/account/sessions/end")
 @login_required
-def end_sessions():  # type: ignore[no-untyped-def]
+def end_sessions():
     which = request.form.get("session", "others")
     redis = current_services().redis
     sid = getattr(session, "sid", None)

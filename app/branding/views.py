@@ -48,7 +48,7 @@ def _redis() -> Any:
     return current_services().redis
 
 
-def _client():  # type: ignore[no-untyped-def]
+def _client():
     services = current_services()
     return tenant_client(db_session(), services.keyring, services.config, services.redis)
 
@@ -86,7 +86,7 @@ def _invoice_arg(value: Any) -> int | None:
 
 @bp.get("/settings/branding/")
 @permission_page("branding")
-def editor():  # type: ignore[no-untyped-def]
+def editor():
     stored = store.load(db_session(), current_tenant_id())
     branding = default_branding() if request.args.get("defaults") == "1" else stored.branding
     form = _form_of(branding, stored.page_size)
@@ -108,7 +108,7 @@ def _uploaded_logo() -> tuple[Logo | None, str | None]:
 
 @bp.post("/settings/branding/")
 @permission_page("branding")
-def save():  # type: ignore[no-untyped-def]
+def save():
     stored = store.load(db_session(), current_tenant_id())
     form = {k: v for k, v in request.form.items() if k != "csrf_token"}
     invoice_id = _invoice_arg(request.form.get("preview_invoice"))
@@ -137,7 +137,7 @@ def save():  # type: ignore[no-untyped-def]
 
 @bp.post("/settings/branding/preview")
 @permission_page("branding")
-def preview():  # type: ignore[no-untyped-def]
+def preview():
     """The unsaved form, rendered on the picked invoice (htmx swaps it beside the settings)."""
     stored = store.load(db_session(), current_tenant_id())
     context: dict[str, Any] = {"document": None, "message": None, "logo_note": None, "css_url": None}
@@ -183,7 +183,7 @@ def _preview_css_key(nonce: str) -> str:
 
 @bp.get("/settings/branding/preview/<nonce>.css")
 @permission_page("branding")
-def preview_css(nonce: str):  # type: ignore[no-untyped-def]
+def preview_css(nonce: str):
     if not nonce.replace("-", "").replace("_", "").isalnum() or len(nonce) > 32:
         abort(404)
     css = _redis().get(_preview_css_key(nonce))
@@ -202,7 +202,7 @@ def _own_tenant(tenant_id: uuid.UUID) -> None:
 
 @bp.get("/branding/<uuid:tenant_id>/<int:version>.css")
 @permission_page("view")
-def brand_css(tenant_id: uuid.UUID, version: int):  # type: ignore[no-untyped-def]
+def brand_css(tenant_id: uuid.UUID, version: int):
     _own_tenant(tenant_id)
     stored = store.load(db_session(), tenant_id)
     max_age = ASSET_MAX_AGE if stored.version == version else 0
@@ -212,7 +212,7 @@ def brand_css(tenant_id: uuid.UUID, version: int):  # type: ignore[no-untyped-de
 
 @bp.get("/branding/<uuid:tenant_id>/logo/<int:version>")
 @permission_page("view")
-def logo(tenant_id: uuid.UUID, version: int):  # type: ignore[no-untyped-def]
+def logo(tenant_id: uuid.UUID, version: int):
     _own_tenant(tenant_id)
     stored = store.load(db_session(), tenant_id)
     if not stored.has_logo:

@@ -187,12 +187,12 @@ def sync_members(services: Services, tenant_id: str) -> SyncOutcome:
         raise
 
 
-def _progress(factory, tenant_id: str, fetched: int) -> None:  # type: ignore[no-untyped-def]
+def _progress(factory, tenant_id: str, fetched: int) -> None:
     with tenant_session(tenant_id, factory) as session:
         sync_state(session, tenant_id).progress = fetched
 
 
-def _fail(factory, tenant_id: str, message: str) -> None:  # type: ignore[no-untyped-def]
+def _fail(factory, tenant_id: str, message: str) -> None:
     with tenant_session(tenant_id, factory) as session:
         state = sync_state(session, tenant_id)
         state.status, state.error, state.finished_at = "failed", message, datetime.now(UTC)
@@ -210,7 +210,7 @@ def sync_members_job(services: Services, tenant_id: str) -> dict:
     return {"created": outcome.created, "updated": outcome.updated, "deactivated": outcome.deactivated}
 
 
-def request_sync(session: Session, redis, tenant_id: uuid.UUID | str) -> MemberSync:  # type: ignore[no-untyped-def]
+def request_sync(session: Session, redis, tenant_id: uuid.UUID | str) -> MemberSync:
     """Queue a sync unless one is already queued or running; the page polls the sync row."""
     state = sync_state(session, tenant_id)
     stale = state.started_at is not None and datetime.now(UTC) - state.started_at > STALE_AFTER

@@ -63,7 +63,7 @@ class RequestBudget:
     ``host_limit`` 0 turns the valve off. ``max_wait`` is the default wait for a slot; callers may pass less.
     """
 
-    def __init__(self, redis, limit: int, window: float = 60.0, max_wait: float = 120.0,  # type: ignore[no-untyped-def]
+    def __init__(self, redis, limit: int, window: float = 60.0, max_wait: float = 120.0,
                  *, host_limit: int = 0):
         self.redis, self.limit, self.window, self.max_wait = redis, limit, window, max_wait
         self.host_limit = host_limit

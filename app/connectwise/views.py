@@ -30,7 +30,7 @@ from app.views.htmx import wants_partial
 bp = Blueprint("connectwise", __name__, url_prefix="/settings/connectwise")
 
 
-def _resolver():  # type: ignore[no-untyped-def]
+def _resolver():
     """The DNS resolver for site checks: the system's unless a test injected its own."""
     return current_services().connectwise_resolver
 
@@ -51,13 +51,13 @@ def _form_context(form: dict | None = None, field_errors: dict | None = None, ho
 
 @bp.get("/")
 @permission_page("connect_connectwise")
-def settings():  # type: ignore[no-untyped-def]
+def settings():
     return render_template("connectwise/page.html", **_form_context())
 
 
 @bp.post("/")
 @permission_page("connect_connectwise")
-def save():  # type: ignore[no-untyped-def]
+def save():
     form = {k: request.form.get(k, "") for k in ("site", "company_id", "public_key", "private_key")}
     try:
         save_connection(db_session(), current_services().keyring, current_tenant_id(), site=form["site"],
@@ -76,7 +76,7 @@ def save():  # type: ignore[no-untyped-def]
 
 @bp.post("/test")
 @permission_page("connect_connectwise")
-def test():  # type: ignore[no-untyped-def]
+def test():
     conn = get_connection(db_session())
     if conn is None:
         return render_template("connectwise/_test_report.html", results=None,
@@ -93,7 +93,7 @@ def test():  # type: ignore[no-untyped-def]
 
 @bp.post("/members/sync")
 @permission_page("connect_connectwise")
-def sync_members():  # type: ignore[no-untyped-def]
+def sync_members():
     if get_connection(db_session()) is None:
         return render_template("connectwise/_member_sync.html", sync=None), 422
     state = request_sync(db_session(), current_services().redis, current_tenant_id())
@@ -102,7 +102,7 @@ def sync_members():  # type: ignore[no-untyped-def]
 
 @bp.get("/members/status")
 @permission_page("connect_connectwise")
-def sync_status():  # type: ignore[no-untyped-def]
+def sync_status():
     conn = get_connection(db_session())
     state = sync_state(db_session(), current_tenant_id()) if conn else None
     return render_template("connectwise/_member_sync.html", sync=state)
@@ -110,7 +110,7 @@ def sync_status():  # type: ignore[no-untyped-def]
 
 @bp.post("/hosts")
 @permission_page("connectwise_hosts")
-def add_onprem_host():  # type: ignore[no-untyped-def]
+def add_onprem_host():
     host_form = {"host": request.form.get("host", "")}
     try:
         add_host(db_session(), current_tenant_id(), host_form["host"], actor=current_actor(), origin=request_origin(),
@@ -125,7 +125,7 @@ def add_onprem_host():  # type: ignore[no-untyped-def]
 
 @bp.post("/hosts/<uuid:host_id>/remove")
 @permission_page("connectwise_hosts")
-def remove_onprem_host(host_id: uuid.UUID):  # type: ignore[no-untyped-def]
+def remove_onprem_host(host_id: uuid.UUID):
     if remove_host(db_session(), host_id, actor=current_actor(), origin=request_origin()):
         flash("On-premises host removed. A connection to it stops working now.", "success")
     return redirect(url_for("connectwise.settings"))

@@ -34,13 +34,13 @@ LINK_PERMISSION = "send_emails"
 
 
 @bp.errorhandler(InvoiceUnavailable)
-def _unavailable(exc: InvoiceUnavailable):  # type: ignore[no-untyped-def]
+def _unavailable(exc: InvoiceUnavailable):
     """Why an invoice cannot be shown, as an error page (htmx: a toast), with Retry-After when waiting helps."""
     headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else None
     return render_error(exc.status, str(exc), headers)
 
 
-def _client():  # type: ignore[no-untyped-def]
+def _client():
     services = current_services()
     return tenant_client(db_session(), services.keyring, services.config, services.redis)
 
@@ -56,7 +56,7 @@ def base_url() -> str:
 
 @bp.get("/")
 @permission_page("view")
-def index():  # type: ignore[no-untyped-def]
+def index():
     query = InvoiceQuery.from_args(request.args)
     context: dict[str, Any] = {"query": query, "types": FILTER_TYPES, "statuses": [], "result": None, "error": None,
                                "connected": True, "can_share": _can_share()}
@@ -78,7 +78,7 @@ def index():  # type: ignore[no-untyped-def]
 
 @bp.get("/<int:invoice_id>")
 @permission_page("view")
-def preview(invoice_id: int):  # type: ignore[no-untyped-def]
+def preview(invoice_id: int):
     stored = branding_store.load(db_session(), current_tenant_id())
     services = current_services()
     redis = services.redis
@@ -100,7 +100,7 @@ def preview(invoice_id: int):  # type: ignore[no-untyped-def]
 
 @bp.post("/<int:invoice_id>/pdf")
 @permission_page("view")
-def pdf_start(invoice_id: int):  # type: ignore[no-untyped-def]
+def pdf_start(invoice_id: int):
     size = request.form.get("size") or request.args.get("size") or ""
     if size:
         try:
@@ -115,7 +115,7 @@ def pdf_start(invoice_id: int):  # type: ignore[no-untyped-def]
 
 @bp.get("/pdf/<key>")
 @permission_page("view")
-def pdf_status(key: str):  # type: ignore[no-untyped-def]
+def pdf_status(key: str):
     state = pdf_state(current_services().redis, current_tenant_id(), key)
     if state is None:
         abort(404, description="That download has expired. Start it again.")
@@ -124,7 +124,7 @@ def pdf_status(key: str):  # type: ignore[no-untyped-def]
 
 @bp.get("/pdf/<key>/file")
 @permission_page("view")
-def pdf_download(key: str):  # type: ignore[no-untyped-def]
+def pdf_download(key: str):
     redis = current_services().redis
     state = pdf_state(redis, current_tenant_id(), key)
     data = pdf_file(redis, current_tenant_id(), key) if state and state.status == "done" else None
@@ -146,7 +146,7 @@ def _links_context(invoice_id: int, new_url: str | None = None, error: str | Non
 
 @bp.post("/<int:invoice_id>/links")
 @permission_page(LINK_PERMISSION)
-def link_create(invoice_id: int):  # type: ignore[no-untyped-def]
+def link_create(invoice_id: int):
     """Make a link. From the list's "copy public link" (compact=1) or the preview's links panel."""
     compact = request.form.get("compact") == "1"
     try:
@@ -165,7 +165,7 @@ def link_create(invoice_id: int):  # type: ignore[no-untyped-def]
 
 @bp.post("/<int:invoice_id>/links/<link_id>/revoke")
 @permission_page(LINK_PERMISSION)
-def link_revoke(invoice_id: int, link_id: str):  # type: ignore[no-untyped-def]
+def link_revoke(invoice_id: int, link_id: str):
     try:
         uuid.UUID(link_id)
     except ValueError:
@@ -179,7 +179,7 @@ def link_revoke(invoice_id: int, link_id: str):  # type: ignore[no-untyped-def]
 
 @bp.post("/<int:invoice_id>/links/revoke-all")
 @permission_page(LINK_PERMISSION)
-def link_revoke_all(invoice_id: int):  # type: ignore[no-untyped-def]
+def link_revoke_all(invoice_id: int):
     public_links.revoke_all(db_session(), current_tenant_id(), invoice_id, actor=current_actor(),
                             revoked_by=current_user.id, origin=request_origin())
     return render_template("invoices/_links.html", can_share=True, **_links_context(invoice_id))

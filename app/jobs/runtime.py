@@ -50,7 +50,7 @@ def job(func: Callable[Concatenate[Services, P], R]) -> Callable[P, R]:
             if ctx is not None:
                 ctx.pop()
 
-    return wrapper  # type: ignore[return-value]
+    return wrapper
 
 
 def _looks_like_tenant(value: Any) -> bool:

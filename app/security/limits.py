@@ -47,7 +47,7 @@ def attempt_key() -> str:
     return "attempt:" + hashed(str(session.get("signin_attempt") or client_ip()))
 
 
-def view_arg_key(name: str):  # type: ignore[no-untyped-def]
+def view_arg_key(name: str):
     """A key on a URL part (e.g. a public link's token), hashed."""
     def _key() -> str:
         return f"{name}:" + hashed(str((request.view_args or {}).get(name, "")))

@@ -47,7 +47,7 @@ def _parse_uuid(raw: str | None) -> uuid.UUID:
 
 
 @bp.get("/support/")
-def console():  # type: ignore[no-untyped-def]
+def console():
     email = _staff_email()
     query = (request.args.get("q") or "").strip().lower()
     factory = current_services().session_factory
@@ -57,7 +57,7 @@ def console():  # type: ignore[no-untyped-def]
 
 
 @bp.post("/support/requests")
-def request_grant():  # type: ignore[no-untyped-def]
+def request_grant():
     email = _staff_email()
     tenant_id = _parse_uuid(request.form.get("tenant_id"))
     try:
@@ -78,7 +78,7 @@ def request_grant():  # type: ignore[no-untyped-def]
 
 
 @bp.post("/support/grants/<tenant_id>/<grant_id>/open")
-def open_access(tenant_id: str, grant_id: str):  # type: ignore[no-untyped-def]
+def open_access(tenant_id: str, grant_id: str):
     email = _staff_email()
     try:
         user = open_grant(current_services().session_factory, _parse_uuid(grant_id), _parse_uuid(tenant_id), email,
@@ -95,7 +95,7 @@ def open_access(tenant_id: str, grant_id: str):  # type: ignore[no-untyped-def]
 
 
 @bp.post("/support/leave")
-def leave():  # type: ignore[no-untyped-def]
+def leave():
     email = _staff_email()
     if isinstance(current_user._get_current_object(), SupportUser):
         audit_outside_request(current_user.tenant_id, current_user.audit_actor, "support.left",
@@ -110,7 +110,7 @@ def leave():  # type: ignore[no-untyped-def]
 
 @bp.get("/settings/support-access/")
 @permission_page("approve_support_access")
-def approvals():  # type: ignore[no-untyped-def]
+def approvals():
     s = db_session()
     grants = s.execute(select(SupportGrant).order_by(SupportGrant.requested_at.desc()).limit(50)).scalars().all()
     settings = s.get(TenantSettings, uuid.UUID(g.tenant_id))
@@ -119,7 +119,7 @@ def approvals():  # type: ignore[no-untyped-def]
 
 @bp.post("/settings/support-access/<grant_id>/<decision>")
 @permission_page("approve_support_access")
-def decide_grant(grant_id: str, decision: str):  # type: ignore[no-untyped-def]
+def decide_grant(grant_id: str, decision: str):
     if decision not in ("approve", "deny", "end"):
         abort(404)
     gid = _parse_uuid(grant_id)
@@ -137,7 +137,7 @@ def decide_grant(grant_id: str, decision: str):  # type: ignore[no-untyped-def]
 
 @bp.post("/settings/support-access/policy")
 @permission_page("approve_support_access")
-def policy():  # type: ignore[no-untyped-def]
+def policy():
     s = db_session()
     settings = s.get(TenantSettings, uuid.UUID(g.tenant_id))
     if settings is None:

@@ -30,7 +30,7 @@ def _user_id(raw: str) -> uuid.UUID:
         abort(404)
 
 
-def _page(status: int = 200, errors: dict | None = None, form: dict | None = None,  # type: ignore[no-untyped-def]
+def _page(status: int = 200, errors: dict | None = None, form: dict | None = None,
           proposal_errors: dict | None = None):
     users = db_session().execute(select(User).order_by(User.active.desc(), User.name, User.email)).scalars().all()
     return render_template("users/page.html", users=users, roles=ROLES, errors=errors or {}, form=form or {},
@@ -39,11 +39,11 @@ def _page(status: int = 200, errors: dict | None = None, form: dict | None = Non
 
 @bp.get("/")
 @permission_page("users_and_roles")
-def index():  # type: ignore[no-untyped-def]
+def index():
     return _page()
 
 
-def _row(user: User, error: str | None = None, status: int = 200):  # type: ignore[no-untyped-def]
+def _row(user: User, error: str | None = None, status: int = 200):
     if wants_partial():
         # 200 even for a refused change: htmx swaps only successful answers, and the row carries the message.
         return render_template("users/_row.html", u=user, roles=ROLES, error=error), 200
@@ -52,7 +52,7 @@ def _row(user: User, error: str | None = None, status: int = 200):  # type: igno
     return _page()
 
 
-def _change(user_id: str, apply: Callable[[uuid.UUID], User]):  # type: ignore[no-untyped-def]
+def _change(user_id: str, apply: Callable[[uuid.UUID], User]):
     """Run one change on a user; a refusal comes back inline in the user's row."""
     uid = _user_id(user_id)
     try:
@@ -67,14 +67,14 @@ def _change(user_id: str, apply: Callable[[uuid.UUID], User]):  # type: ignore[n
 
 @bp.post("/<user_id>/role")
 @permission_page("users_and_roles")
-def role(user_id: str):  # type: ignore[no-untyped-def]
+def role(user_id: str):
     return _change(user_id, lambda uid: change_role(db_session(), current_actor(), current_user.role, uid,
                                                     request.form.get("role", ""), request_origin()))
 
 
 @bp.post("/<user_id>/active")
 @permission_page("users_and_roles")
-def active(user_id: str):  # type: ignore[no-untyped-def]
+def active(user_id: str):
     return _change(user_id, lambda uid: set_active(db_session(), current_services().redis, current_actor(),
                                                    current_user.role, uid, request.form.get("active") == "true",
                                                    request_origin()))
@@ -82,7 +82,7 @@ def active(user_id: str):  # type: ignore[no-untyped-def]
 
 @bp.post("/")
 @permission_page("users_and_roles")
-def add():  # type: ignore[no-untyped-def]
+def add():
     form = {k: (request.form.get(k) or "").strip() for k in ("email", "name", "role")}
     if not is_valid_email(normalise_email(form["email"])):
         return _page(422, {"email": "Enter an email address, like name@company.com."}, form)
@@ -94,7 +94,7 @@ def add():  # type: ignore[no-untyped-def]
     return _page()
 
 
-def _decide(proposal_id: str, apply: Callable[[uuid.UUID], User | None]):  # type: ignore[no-untyped-def]
+def _decide(proposal_id: str, apply: Callable[[uuid.UUID], User | None]):
     """Accept or reject one proposal; a refusal comes back beside the proposal, 422 for a full page."""
     pid = _user_id(proposal_id)
     error, changed = None, None
@@ -121,14 +121,14 @@ def _proposals_context(errors: dict[str, str]) -> dict:
 
 @bp.post("/email-changes/<proposal_id>/accept")
 @permission_page("users_and_roles")
-def accept_email(proposal_id: str):  # type: ignore[no-untyped-def]
+def accept_email(proposal_id: str):
     return _decide(proposal_id, lambda pid: email_changes.accept(
         db_session(), current_actor(), pid, current_services().redis, request_origin()))
 
 
 @bp.post("/email-changes/<proposal_id>/reject")
 @permission_page("users_and_roles")
-def reject_email(proposal_id: str):  # type: ignore[no-untyped-def]
+def reject_email(proposal_id: str):
     def apply(pid: uuid.UUID) -> None:
         email_changes.reject(db_session(), current_actor(), pid, current_user_row_id(), request_origin())
 

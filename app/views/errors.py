@@ -33,7 +33,7 @@ TITLES = {
 }
 
 
-def render_error(code: int, description: str | None = None,  # type: ignore[no-untyped-def]
+def render_error(code: int, description: str | None = None,
                  headers: dict[str, str] | None = None):
     title, default = TITLES.get(code, TITLES[500] if code >= 500 else TITLES[400])
     # Only descriptions we wrote ourselves are shown; werkzeug's defaults are replaced by ours.
@@ -56,7 +56,7 @@ def _is_werkzeug_default(code: int, description: str) -> bool:
 
 def init_error_pages(app: Flask) -> None:
     @app.errorhandler(HTTPException)
-    def _http_error(exc: HTTPException):  # type: ignore[no-untyped-def]
+    def _http_error(exc: HTTPException):
         if isinstance(exc, InternalServerError):
             return _server_error(exc)
         if exc.code == 429:  # the limiter's description is its limit string; people get our sentence instead
@@ -64,12 +64,12 @@ def init_error_pages(app: Flask) -> None:
         return render_error(exc.code or 500, exc.description)
 
     @app.errorhandler(Busy)
-    def _connectwise_busy(exc: Busy):  # type: ignore[no-untyped-def]
+    def _connectwise_busy(exc: Busy):
         return render_error(503, BUSY_MESSAGE.format(seconds=exc.retry_after),
                             {"Retry-After": str(exc.retry_after)})
 
     @app.errorhandler(Exception)
-    def _server_error(exc: Exception):  # type: ignore[no-untyped-def]
+    def _server_error(exc: Exception):
         original = getattr(exc, "original_exception", None) or exc
         log.error("unhandled %s", type(original).__name__, exc_info=original)
         current_services().errors.capture(original, path=recordable_path(), method=request.method)

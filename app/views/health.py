@@ -11,7 +11,7 @@ bp = Blueprint("health", __name__)
 
 
 @bp.get("/healthz")
-def healthz():  # type: ignore[no-untyped-def]
+def healthz():
     checks = {"postgres": False, "redis": False}
     services = current_services()
     try:

@@ -14,5 +14,5 @@ bp = Blueprint("main", __name__)
 @bp.get("/")
 @login_required
 @tenant_required
-def dashboard():  # type: ignore[no-untyped-def]
+def dashboard():
     return render_template("dashboard/page.html", status=setup_status(db_session()))
