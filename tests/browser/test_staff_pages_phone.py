@@ -23,7 +23,9 @@ def test_every_staff_page_fits_a_390_px_phone(app, served, browser, client, make
     SHOTS.mkdir(parents=True, exist_ok=True)
     connected_tenant(client, make_tenant, sim, "Phone Check IT")
     page = _phone_page(browser, served, client)
-    for path in PAGES:
+    page.goto(served + "/invoices/")
+    one_invoice = page.locator("table a").first.get_attribute("href")
+    for path in (*PAGES, one_invoice):
         response = page.goto(served + path)
         assert response is not None and response.status == 200, path
         page.screenshot(path=str(SHOTS / f"phone{path.rstrip('/').replace('/', '-') or '-dashboard'}.png"), full_page=True)
