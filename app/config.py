@@ -83,7 +83,9 @@ def _parse_value(raw: str, current: object) -> object:
         return lowered in ("true", "1", "yes", "on")
     if isinstance(current, str):
         return raw
-    return type(current)(raw)
+    if isinstance(current, int | float):
+        return type(current)(raw)
+    raise ValueError(raw)  # no setting of another type is read from the environment
 
 
 # Development/test defaults: never valid in production (the checks below refuse them there).

@@ -28,7 +28,7 @@ class TenantScoped:
     __tenant_key__: ClassVar[Literal["primary_key", "unique"] | None] = None
 
     @declared_attr
-    def tenant_id(cls) -> Mapped[uuid.UUID]:  # noqa: N805 (declared_attr passes the class)
+    def tenant_id(cls: type[TenantScoped]) -> Mapped[uuid.UUID]:  # noqa: N805 (declared_attr passes the class)
         key = cls.__tenant_key__
         if key not in (None, "primary_key", "unique"):
             raise TypeError(f"{cls.__name__}.__tenant_key__ must be None, 'primary_key' or 'unique'")

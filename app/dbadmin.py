@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, LiteralString
 from urllib.parse import unquote, urlsplit
 
 import psycopg
@@ -30,6 +31,14 @@ def _libpq_url(url: str) -> str:
     return normalise_url(url).replace("postgresql+psycopg://", "postgresql://", 1)
 
 
+def _value(conn: psycopg.Connection, query: LiteralString, params: tuple[Any, ...] = ()) -> Any:
+    """The one value of a query that always returns one row."""
+    row = conn.execute(query, params).fetchone()
+    if row is None:
+        raise SystemExit(f"the database returned no row for: {query}")
+    return row[0]
+
+
 def ensure_app_role(owner_url: str, app_url: str) -> str:
     """Create the login role named in ``app_url`` (or fix its attributes) and put it in the app group."""
     parts = urlsplit(_libpq_url(app_url))
@@ -38,7 +47,7 @@ def ensure_app_role(owner_url: str, app_url: str) -> str:
     if not role:
         raise SystemExit("DATABASE_URL: must name the app role (postgresql://ROLE:PASSWORD@host/db)")
     with psycopg.connect(_libpq_url(owner_url), autocommit=True) as conn:
-        owner = conn.execute("select current_user").fetchone()[0]
+        owner = _value(conn, "select current_user")
         if role == owner:
             raise SystemExit("DATABASE_URL: the app role must not be the owner role of DATABASE_OWNER_URL")
         _refuse_schema_role(conn, role)
@@ -58,7 +67,7 @@ def ensure_app_role(owner_url: str, app_url: str) -> str:
             stmt = stmt + sql.SQL(" PASSWORD {}").format(sql.Literal(password))
         conn.execute(stmt)
         conn.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(APP_GROUP_ROLE), sql.Identifier(role)))
-        dbname = conn.execute("select current_database()").fetchone()[0]
+        dbname = _value(conn, "select current_database()")
         conn.execute(sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(
             sql.Identifier(dbname), sql.Identifier(role)))
     return role
@@ -71,8 +80,8 @@ def _refuse_schema_role(conn: psycopg.Connection, role: str) -> None:
     if role == APP_GROUP_ROLE:
         raise SystemExit(f"DATABASE_URL: {role} is the group role that holds the app's grants and never logs in; "
                          f"{use_instead}")
-    owns = conn.execute("select exists (select 1 from pg_shdepend d join pg_roles r on r.oid = d.refobjid "
-                        "where r.rolname = %s and d.deptype = 'o')", (role,)).fetchone()[0]
+    owns = _value(conn, "select exists (select 1 from pg_shdepend d join pg_roles r on r.oid = d.refobjid "
+                        "where r.rolname = %s and d.deptype = 'o')", (role,))
     if owns:
         raise SystemExit(f"DATABASE_URL: {role} owns database objects (it is one of the schema's own roles, or "
                          f"another owner) and must not be the app's login; {use_instead}")

@@ -51,6 +51,14 @@ def current_tenant_id() -> str | None:
     return g.get("tenant_id")
 
 
+def required_tenant_id() -> str:
+    """The request's tenant for a page that needs one; 404 (as ``tenant_required`` answers) when none is set."""
+    tenant_id = current_tenant_id()
+    if not tenant_id:
+        abort(404)
+    return tenant_id
+
+
 @contextmanager
 def tenant_session(tenant_id: uuid.UUID | str, factory: Callable[[], Session]) -> Iterator[Session]:
     """A session bound to one tenant for jobs and CLI; commits on success, rolls back on error."""

@@ -157,7 +157,7 @@ def record_wrong(redis: Redis, reservation: Reservation, email: str, ip: str = "
 
 def _tenants_of(services: Services, email_id: str) -> tuple[str, list]:
     raw = services.redis.get(_ADDRESS + email_id)
-    email = raw.decode() if raw else ""
+    email = raw.decode() if isinstance(raw, bytes) else ""  # the connection answers bytes (no decode_responses)
     return email, memberships(services.session_factory, email) if email else []
 
 
@@ -173,7 +173,7 @@ def audit_failed_codes_job(services: Services, email_id: str, hour: int) -> str:
     if redis.exists(done):
         return "already written"
     count = int(redis.get(f"{_FAILED}{email_id}:{hour}") or 0)
-    ips = [ip.decode() for ip in redis.zrevrange(f"{_FAILED_IPS}{email_id}:{hour}", 0, -1)]
+    ips = [ip.decode() for ip in redis.zrevrange(f"{_FAILED_IPS}{email_id}:{hour}", 0, -1) if isinstance(ip, bytes)]
     _email, found = _tenants_of(services, email_id)
     for m in found:
         with tenant_session(m.tenant_id, services.session_factory) as s:

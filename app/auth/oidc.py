@@ -33,8 +33,9 @@ from typing import Any
 import requests
 from authlib.common.errors import AuthlibBaseError
 from authlib.integrations.flask_client import OAuth
-from flask import Flask, Response, current_app, redirect, request, session
+from flask import Flask, current_app, redirect, request, session
 from joserfc.errors import JoseError
+from werkzeug.wrappers import Response  # what flask.redirect returns
 
 from app.config import Config
 from app.users.emails import normalise_email

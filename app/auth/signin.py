@@ -9,8 +9,9 @@ from __future__ import annotations
 import time
 from urllib.parse import urlsplit
 
-from flask import Response, flash, redirect, session, url_for
+from flask import flash, redirect, session, url_for
 from flask_login import login_user, logout_user
+from werkzeug.wrappers import Response  # what flask.redirect returns
 
 from app.audit.log import Actor, record
 from app.audit.web import request_origin

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import uuid
 
-from flask import Blueprint, Response, current_app, redirect, render_template, request, session, url_for
+from flask import Blueprint, current_app, redirect, render_template, request, session, url_for
 from sqlalchemy import func, select
+from werkzeug.wrappers import Response  # what flask.redirect returns
 
 from app.audit.log import Actor, record
 from app.audit.web import request_origin

@@ -40,7 +40,8 @@ def load(session: Session, tenant_id: uuid.UUID | str) -> StoredBranding:
     if row is None:
         return StoredBranding(default_branding(), DEFAULT_PAGE_SIZE, 0, None, None, None)
     settings = row.settings if isinstance(row.settings, dict) else {}
-    page_size = settings.get("page_size") if settings.get("page_size") in PAGE_SIZES else DEFAULT_PAGE_SIZE
+    stored_size = settings.get("page_size")
+    page_size = stored_size if isinstance(stored_size, str) and stored_size in PAGE_SIZES else DEFAULT_PAGE_SIZE
     return StoredBranding(branding_from_dict(settings), page_size, row.version, row.logo, row.logo_mime,
                           row.logo_sha256)
 

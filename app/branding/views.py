@@ -36,7 +36,7 @@ from app.invoices.hints import ReferenceHints
 from app.invoices.html import branding_css, render_document_html
 from app.invoices.listing import recent_invoices
 from app.services import current_services
-from app.tenancy import current_tenant_id, db_session
+from app.tenancy import current_tenant_id, db_session, required_tenant_id
 from app.views.errors import render_error
 
 bp = Blueprint("branding", __name__)
@@ -71,7 +71,7 @@ def _editor_context(stored: store.StoredBranding, form: dict[str, Any], errors: 
             "td_types": TIME_DETAIL_TYPES, "td_type_labels": TIME_DETAIL_LABELS, "td_fields": TIME_DETAIL_FIELDS,
             "td_field_labels": TIME_DETAIL_FIELD_LABELS, "page_sizes": store.PAGE_SIZES, "invoices": invoices,
             "invoice_id": invoice_id, "picker_error": picker_error, "connected": connected,
-            "logo_url": url_for(".logo", tenant_id=current_tenant_id(), version=stored.version)
+            "logo_url": url_for(".logo", tenant_id=required_tenant_id(), version=stored.version)
             if stored.has_logo else None, "max_logo_kb": MAX_UPLOAD_BYTES // 1024}
 
 
@@ -87,7 +87,7 @@ def _invoice_arg(value: Any) -> int | None:
 @bp.get("/settings/branding/")
 @permission_page("branding")
 def editor():
-    stored = store.load(db_session(), current_tenant_id())
+    stored = store.load(db_session(), required_tenant_id())
     branding = default_branding() if request.args.get("defaults") == "1" else stored.branding
     form = _form_of(branding, stored.page_size)
     return render_template("branding/page.html",
@@ -109,7 +109,7 @@ def _uploaded_logo() -> tuple[Logo | None, str | None]:
 @bp.post("/settings/branding/")
 @permission_page("branding")
 def save():
-    stored = store.load(db_session(), current_tenant_id())
+    stored = store.load(db_session(), required_tenant_id())
     form = {k: v for k, v in request.form.items() if k != "csrf_token"}
     invoice_id = _invoice_arg(request.form.get("preview_invoice"))
     errors: dict[str, str] = {}
@@ -127,7 +127,7 @@ def save():
         errors["logo"] = logo_error
     if errors or branding is None:
         return render_template("branding/page.html", **_editor_context(stored, form, errors, invoice_id)), 422
-    store.save(db_session(), current_tenant_id(), branding, page_size=page_size,
+    store.save(db_session(), required_tenant_id(), branding, page_size=page_size,
                actor=current_actor(), logo=logo,
                remove_logo=request.form.get("remove_logo") == "on" and logo is None, user_id=current_user_row_id(),
                origin=request_origin())
@@ -139,7 +139,7 @@ def save():
 @permission_page("branding")
 def preview():
     """The unsaved form, rendered on the picked invoice (htmx swaps it beside the settings)."""
-    stored = store.load(db_session(), current_tenant_id())
+    stored = store.load(db_session(), required_tenant_id())
     context: dict[str, Any] = {"document": None, "message": None, "logo_note": None, "css_url": None}
     try:
         branding = branding_from_form(request.form)
@@ -159,7 +159,7 @@ def preview():
     elif request.form.get("remove_logo") == "on" or not stored.has_logo:
         logo_url = None
     else:
-        logo_url = url_for(".logo", tenant_id=current_tenant_id(), version=stored.version)
+        logo_url = url_for(".logo", tenant_id=required_tenant_id(), version=stored.version)
     redis = _redis()
     try:
         with service.open_client(db_session(), current_services().keyring, current_services().config,
@@ -178,7 +178,7 @@ def preview():
 
 
 def _preview_css_key(nonce: str) -> str:
-    return f"bi:branding:preview:{current_tenant_id()}:{nonce}"
+    return f"bi:branding:preview:{required_tenant_id()}:{nonce}"
 
 
 @bp.get("/settings/branding/preview/<nonce>.css")

@@ -42,6 +42,8 @@ def connect(tenant_id: str, site: str, company_id: str, public_key: str, private
         from app.connectwise.connection import get_connection
 
         conn = get_connection(session)
+        if conn is None:  # saved a moment ago, so only removed since by someone else
+            raise click.ClickException("the connection was removed before it could be tested")
         try:
             with tenant_client(session, services.keyring, cfg, services.redis, for_page=False, max_retries=1) as client:
                 results = run_checks(client)

@@ -308,6 +308,7 @@ class Client:
                 response = self._http.request(method, url, headers=headers, timeout=min(self.timeout, left),
                                               content=json.dumps(json_body) if json_body is not None else None)
         except httpx.TimeoutException as exc:
+            failure: errors.ConnectWiseError
             if time.monotonic() + 0.05 >= deadline:
                 failure = errors.TimedOut(f"ConnectWise did not finish answering within {self.deadline:g} s")
             else:

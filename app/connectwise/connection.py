@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from sqlalchemy import select
@@ -162,7 +163,7 @@ def run_checks(client: Client) -> list[CheckResult]:
         except errors.ConnectWiseError as exc:
             return CheckResult(label, False, str(exc))
 
-    results += client.parallel([lambda lb=label, p=path: check(lb, p) for label, path in CHECKS])
+    results += client.parallel([partial(check, label, path) for label, path in CHECKS])
     return results
 
 

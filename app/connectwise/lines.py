@@ -9,6 +9,7 @@ instead of sinking the whole batch.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from functools import partial
 from typing import Any
 
 from app.connectwise.client import IN_CHUNK, Client
@@ -58,8 +59,8 @@ def invoice_line_calls(client: Client, invoice_id: int, fields: Mapping[str, Seq
     ``fields`` maps a collection path to its projection (default: the records' own projections).
     """
     chosen = fields or {}
-    return {path: (lambda p=path, f=chosen.get(path, default): client.get_all(
-                p, conditions=f"invoice/id={int(invoice_id)}", fields=f))
+    return {path: partial(client.get_all, path, conditions=f"invoice/id={int(invoice_id)}",
+                          fields=chosen.get(path, default))
             for path, default, _parse in COLLECTIONS}
 
 

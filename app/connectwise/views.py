@@ -24,7 +24,7 @@ from app.connectwise.members import request_sync, sync_state
 from app.connectwise.onprem import add_host, list_hosts, remove_host
 from app.connectwise.tenant_client import tenant_client
 from app.services import current_services
-from app.tenancy import current_tenant_id, db_session
+from app.tenancy import db_session, required_tenant_id
 from app.views.htmx import wants_partial
 
 bp = Blueprint("connectwise", __name__, url_prefix="/settings/connectwise")
@@ -46,7 +46,7 @@ def _form_context(form: dict | None = None, field_errors: dict | None = None, ho
     return {"conn": conn, "form": form or {}, "errors": field_errors or {}, "private_saved_at": private_saved_at,
             "hosts": list_hosts(db_session()), "host_form": host_form or {}, "host_errors": host_errors or {},
             "can_manage_hosts": can(current_user.role, "connectwise_hosts"),
-            "sync": sync_state(db_session(), current_tenant_id()) if conn else None}
+            "sync": sync_state(db_session(), required_tenant_id()) if conn else None}
 
 
 @bp.get("/")
@@ -60,7 +60,7 @@ def settings():
 def save():
     form = {k: request.form.get(k, "") for k in ("site", "company_id", "public_key", "private_key")}
     try:
-        save_connection(db_session(), current_services().keyring, current_tenant_id(), site=form["site"],
+        save_connection(db_session(), current_services().keyring, required_tenant_id(), site=form["site"],
                         company_id=form["company_id"], public_key=form["public_key"],
                         private_key=form["private_key"],
                         allow_loopback_http=not current_services().config.is_production,
@@ -96,7 +96,7 @@ def test():
 def sync_members():
     if get_connection(db_session()) is None:
         return render_template("connectwise/_member_sync.html", sync=None), 422
-    state = request_sync(db_session(), current_services().redis, current_tenant_id())
+    state = request_sync(db_session(), current_services().redis, required_tenant_id())
     return render_template("connectwise/_member_sync.html", sync=state)
 
 
@@ -104,7 +104,7 @@ def sync_members():
 @permission_page("connect_connectwise")
 def sync_status():
     conn = get_connection(db_session())
-    state = sync_state(db_session(), current_tenant_id()) if conn else None
+    state = sync_state(db_session(), required_tenant_id()) if conn else None
     return render_template("connectwise/_member_sync.html", sync=state)
 
 
@@ -113,7 +113,7 @@ def sync_status():
 def add_onprem_host():
     host_form = {"host": request.form.get("host", "")}
     try:
-        add_host(db_session(), current_tenant_id(), host_form["host"], actor=current_actor(), origin=request_origin(),
+        add_host(db_session(), required_tenant_id(), host_form["host"], actor=current_actor(), origin=request_origin(),
                  resolver=_resolver())
     except errors.ConnectWiseError as exc:
         context = _form_context(host_form=host_form, host_errors={"host": str(exc)})

@@ -8,8 +8,8 @@ Money is ``Decimal`` in the invoice currency; ``format_money`` formats it the wa
 
 from __future__ import annotations
 
+import datetime as dt  # the `date` fields below would shadow the bare type
 from dataclasses import dataclass, field
-from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 
 # The currency value is ConnectWise's own record; documents and renderers name it from here.
@@ -62,7 +62,7 @@ class Line:
     description: str
     amount: Decimal | None = None
     detail: str = ""
-    date: date | None = None
+    date: dt.date | None = None
     quantity: Decimal | None = None
     rate: Decimal | None = None
     covered_quantity: Decimal | None = None
@@ -112,7 +112,7 @@ class TimeEntry:
     """One time entry on the time-detail page."""
 
     id: int
-    date: date | None
+    date: dt.date | None
     member: str
     work_role: str
     work_type: str
@@ -142,8 +142,8 @@ class InvoiceDocument:
     number: str
     cw_type: str
     display_type: str
-    date: date | None
-    due_date: date | None
+    date: dt.date | None
+    due_date: dt.date | None
     terms: str
     po_number: str
     reference: str
@@ -190,7 +190,7 @@ def format_number(value: Decimal, currency: Currency, places: int | None = None)
     sign = "-" if value < 0 else ""
     text = f"{abs(value):.{max(0, places)}f}"
     whole, _, frac = text.partition(".")
-    groups = []
+    groups: list[str] = []
     while len(whole) > 3:
         groups.insert(0, whole[-3:])
         whole = whole[:-3]

@@ -12,10 +12,10 @@ projects and tickets are asked how they bill, in one parallel round after the ro
 
 from __future__ import annotations
 
+import datetime as dt  # the `date` fields below would shadow the bare type
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date
 from typing import Any
 
 from app.connectwise import errors as cw_errors
@@ -103,8 +103,8 @@ class InvoiceRow:
     type_label: str
     status: str
     company: str
-    date: date | None
-    due_date: date | None
+    date: dt.date | None
+    due_date: dt.date | None
     total: str
     balance: str
     open: bool

@@ -176,9 +176,11 @@ def _recent_pdf(link: ResolvedLink, stored: StoredBranding) -> tuple[bytes, Deci
         raw = current_services().redis.hgetall(_pdf_key(link, stored))
     except Exception:  # a cache outage only costs a render
         return None
-    if not raw or b"pdf" not in raw:
+    pdf, total, filename = raw.get(b"pdf"), raw.get(b"total"), raw.get(b"filename")
+    # The connection answers bytes (no decode_responses); an entry missing a part is a miss, not a failure.
+    if not (isinstance(pdf, bytes) and isinstance(total, bytes) and isinstance(filename, bytes)):
         return None
-    return raw[b"pdf"], Decimal(raw[b"total"].decode()), raw[b"filename"].decode()
+    return pdf, Decimal(total.decode()), filename.decode()
 
 
 def _keep_pdf(link: ResolvedLink, stored: StoredBranding, made: tuple[bytes, Decimal, str]) -> None:

@@ -87,7 +87,7 @@ def sample_document(lines: int = 30, currency: str = "USD", *, time_entries: int
                      for k, v in sorted(service_lines.items()))
     service_total = sum((x.amount or Decimal(0) for x in services), Decimal(0))
     expense = money("53.60")
-    sections = (
+    sections: tuple[Section, ...] = (
         Section("services", "Billable services", ("description", "detail", "quantity", "rate", "amount"), services,
                 service_total),
         Section("products", "Products", ("description", "detail", "quantity", "rate", "amount"), tuple(products),

@@ -101,8 +101,9 @@ class InvoicePayloads:
         if not isinstance(data, dict) or data.get("format") != PAYLOADS_FORMAT:
             raise ValueError("not invoice payloads of a known format")
         invoice_id, header, collections = data.get("invoice_id"), data.get("header"), data.get("collections")
-        if isinstance(invoice_id, bool) or not isinstance(invoice_id, int) or not isinstance(collections, dict):
-            raise ValueError("invoice payloads without an invoice id or collections")
+        if (isinstance(invoice_id, bool) or not isinstance(invoice_id, int) or not isinstance(header, dict)
+                or not isinstance(collections, dict)):
+            raise ValueError("invoice payloads without an invoice id, header or collections")
         return cls(invoice_id, header, collections)
 
 

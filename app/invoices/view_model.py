@@ -227,4 +227,7 @@ def view(doc: InvoiceDocument, branding: Branding) -> dict[str, Any]:
 
 
 def _rate_places(rate: Decimal) -> int:
-    return min(3, max(0, -rate.normalize().as_tuple().exponent))
+    exponent = rate.normalize().as_tuple().exponent
+    if not isinstance(exponent, int):  # NaN or infinity: no digits to show
+        return 0
+    return min(3, max(0, -exponent))

@@ -24,7 +24,7 @@ from app.invoices.html import render_document_html
 from app.invoices.listing import FILTER_TYPES, InvoiceQuery, billing_statuses, list_invoices
 from app.invoices.pdf_jobs import pdf_file, pdf_state, request_pdf
 from app.services import current_services
-from app.tenancy import current_tenant_id, db_session
+from app.tenancy import db_session, required_tenant_id
 from app.views.errors import render_error
 from app.views.htmx import wants_partial
 
@@ -79,18 +79,18 @@ def index():
 @bp.get("/<int:invoice_id>")
 @permission_page("view")
 def preview(invoice_id: int):
-    stored = branding_store.load(db_session(), current_tenant_id())
+    stored = branding_store.load(db_session(), required_tenant_id())
     services = current_services()
     redis = services.redis
     with service.open_client(db_session(), services.keyring, services.config, redis) as client:
         doc = service.load_document(client, invoice_id, hints=ReferenceHints(redis))
-    logo_url = (url_for("branding.logo", tenant_id=current_tenant_id(), version=stored.version)
+    logo_url = (url_for("branding.logo", tenant_id=required_tenant_id(), version=stored.version)
                 if stored.has_logo else None)
     html = render_document_html(doc, stored.branding, logo_url=logo_url, pdf_url=None)
-    public_links.record_view(db_session(), current_tenant_id(), invoice_id, doc.totals.total, kind="page",
+    public_links.record_view(db_session(), required_tenant_id(), invoice_id, doc.totals.total, kind="page",
                              viewer="staff")
     return render_template("invoices/preview.html", doc=doc, document=html, stored=stored,
-                           brand_css_url=url_for("branding.brand_css", tenant_id=current_tenant_id(),
+                           brand_css_url=url_for("branding.brand_css", tenant_id=required_tenant_id(),
                                                  version=stored.version),
                            can_share=_can_share(), **_links_context(invoice_id))
 
@@ -108,15 +108,15 @@ def pdf_start(invoice_id: int):
         except ValueError:
             abort(400, description="Choose A4 or Letter.")
     else:
-        size = branding_store.load(db_session(), current_tenant_id()).page_size
-    state = request_pdf(current_services().redis, current_tenant_id(), invoice_id, size)
+        size = branding_store.load(db_session(), required_tenant_id()).page_size
+    state = request_pdf(current_services().redis, required_tenant_id(), invoice_id, size)
     return render_template("invoices/_pdf_job.html", state=state)
 
 
 @bp.get("/pdf/<key>")
 @permission_page("view")
 def pdf_status(key: str):
-    state = pdf_state(current_services().redis, current_tenant_id(), key)
+    state = pdf_state(current_services().redis, required_tenant_id(), key)
     if state is None:
         abort(404, description="That download has expired. Start it again.")
     return render_template("invoices/_pdf_job.html", state=state)
@@ -126,8 +126,8 @@ def pdf_status(key: str):
 @permission_page("view")
 def pdf_download(key: str):
     redis = current_services().redis
-    state = pdf_state(redis, current_tenant_id(), key)
-    data = pdf_file(redis, current_tenant_id(), key) if state and state.status == "done" else None
+    state = pdf_state(redis, required_tenant_id(), key)
+    data = pdf_file(redis, required_tenant_id(), key) if state and state.status == "done" else None
     if state is None or data is None:
         abort(404, description="That download has expired. Start it again.")
     return send_file(io.BytesIO(data), mimetype="application/pdf", as_attachment=True,
@@ -155,7 +155,7 @@ def link_create(invoice_id: int):
         if compact:
             abort(400, description=str(exc))
         return render_template("invoices/_links.html", can_share=True, **_links_context(invoice_id, error=str(exc))), 422
-    new = public_links.create_link(db_session(), current_tenant_id(), invoice_id, actor=current_actor(),
+    new = public_links.create_link(db_session(), required_tenant_id(), invoice_id, actor=current_actor(),
                                    created_by=current_user_row_id(), expires_at=expires_at, origin=request_origin())
     url = base_url() + public_links.public_path(new.token)
     if compact:
@@ -180,6 +180,6 @@ def link_revoke(invoice_id: int, link_id: str):
 @bp.post("/<int:invoice_id>/links/revoke-all")
 @permission_page(LINK_PERMISSION)
 def link_revoke_all(invoice_id: int):
-    public_links.revoke_all(db_session(), current_tenant_id(), invoice_id, actor=current_actor(),
+    public_links.revoke_all(db_session(), required_tenant_id(), invoice_id, actor=current_actor(),
                             revoked_by=current_user.id, origin=request_origin())
     return render_template("invoices/_links.html", can_share=True, **_links_context(invoice_id))

@@ -40,7 +40,7 @@ def ensure_scheduled(connection: Redis, first_delay_seconds: int = 60) -> list[s
     scheduled = []
     for name in PERIODIC:
         job_id = connection.get(_key(name))
-        pending = fetch_job(connection, job_id.decode()) if job_id else None
+        pending = fetch_job(connection, job_id.decode()) if isinstance(job_id, bytes) and job_id else None
         if pending is None or pending.get_status() not in _PENDING:
             schedule_next(connection, name, first_delay_seconds)
             scheduled.append(name)

@@ -11,10 +11,11 @@ import uuid
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any, cast
 
 from flask_login import UserMixin
 from redis import Redis
-from sqlalchemy import func, select, update
+from sqlalchemy import CursorResult, func, select, update
 from sqlalchemy.orm import Session
 
 from app.audit.log import Actor, Origin, record
@@ -138,10 +139,12 @@ def expire_if_due(s: Session, grant: SupportGrant) -> bool:
     now = _now(s)
     if grant.expires_at > now:
         return False
-    claimed = s.execute(
+    result = s.execute(
         update(SupportGrant).where(SupportGrant.id == grant.id, SupportGrant.expiry_audited.is_(False))
         .values(status="ended", ended_at=grant.expires_at, expiry_audited=True)
-    ).rowcount
+    )
+    # An UPDATE answers with a CursorResult; Session.execute is typed for every statement, so it says Result.
+    claimed = cast(CursorResult[Any], result).rowcount
     if claimed:
         record(s, grant.tenant_id, Actor.system("support access"), "support.expired", target_type="support_grant",
                target_id=grant.id, after={"staff": grant.staff_email, "expired_at": grant.expires_at.isoformat()})

@@ -58,10 +58,10 @@ def _change(user_id: str, apply: Callable[[uuid.UUID], User]):
     try:
         user = apply(uid)
     except UserChangeError as exc:
-        user = db_session().get(User, uid)
-        if user is None:
+        unchanged = db_session().get(User, uid)
+        if unchanged is None:
             abort(404)
-        return _row(user, str(exc), 422)
+        return _row(unchanged, str(exc), 422)
     return _row(user)
 
 

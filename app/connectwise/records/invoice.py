@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt  # the `date` fields below would shadow the bare type
 from dataclasses import dataclass
-from datetime import date
 from decimal import Decimal
 from typing import Any, ClassVar
 
@@ -35,8 +35,8 @@ class InvoiceHeader(Record):
     terms: str
     reference: str
     customer_po: str
-    date: date | None
-    due_date: date | None
+    date: dt.date | None
+    due_date: dt.date | None
     top_comment: str
     bottom_comment: str
     tax_code_id: int | None
