@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 OIDC_STAMP := devtools/oidc/node_modules/.installed
 
-.PHONY: dev test migrate lint lock install oidc browser bench-rls bench-cw bench-render bench-load bench-signin clean-dev
+.PHONY: dev test migrate lint typecheck lock install oidc browser bench-rls bench-cw bench-render bench-load bench-signin clean-dev
 
 # The whole installed set comes from the lock (every package pinned with its hashes); requirements*.txt are what
 # we ask for, and `make lock` turns them into the lock files.
@@ -35,6 +35,7 @@ dev: install oidc
 test: install oidc browser
 	@$(BIN)/python -m devtools.audit_deps
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 migrate: install
@@ -42,6 +43,9 @@ migrate: install
 
 lint: install
 	$(BIN)/ruff check .
+
+typecheck: install
+	$(BIN)/mypy
 
 bench-rls: install
 	$(BIN)/python -m bench.rls_overhead
