@@ -19,6 +19,9 @@ OVERRIDES: dict[str, dict[str, Any]] = {
     # A callable gives each row its own value (token hashes are unique across tenants).
     "public_links": {"token_hash": lambda: secrets.token_bytes(32)},
     "link_views": {"kind": "page", "viewer": "client", "total": Decimal("12.50")},
+    "review_snapshots": {"total": Decimal("99.00"), "currency": "USD"},
+    "review_flags": {"severity": "warning"},
+    "review_sweeps": {"kind": "full", "outcome": "ok"},
 }
 # Tables the app role may only read and append to (no UPDATE/DELETE grant at all).
 APPEND_ONLY_TABLES = {"audit_log", "link_views", "audit_retention_boundary"}

@@ -1,0 +1,1 @@
+"""Invoice review: snapshots of open invoices, the sweep that takes them, rules, flags and their settings."""
