@@ -15,7 +15,8 @@ from app.connectwise.records.reader import Reader, Record
 
 PRODUCT_FIELDS = ("id", "invoice/id", "catalogItem/identifier", "description", "customerDescription", "quantity",
                   "price", "extPrice", "billableOption", "taxableFlag", "sequenceNumber", "unitOfMeasure/name",
-                  "cancelledFlag", "quantityCancelled", "agreement/id", "_info/lastUpdated")
+                  "cancelledFlag", "quantityCancelled", "agreement/id", "_info/lastUpdated",
+                  "cost", "productClass")  # read only by review's margin and taxable rules, never printed
 TIME_FIELDS = ("id", "invoice/id", "chargeToId", "chargeToType", "member/name", "member/identifier",
                "workRole/name", "workType/name", "timeStart", "actualHours", "hoursBilled", "invoiceHours",
                "hourlyRate", "overageRate", "agreementHours", "agreementAmount", "billableOption", "notes",
