@@ -48,6 +48,8 @@ CASES: dict[str, list[int]] = {
     "large_expense": [9],
     "zero_amount_billable_product": [14],
     "no_tax_code": [14],
+    "keyword_on_invoice": [7],
+    "rate_differs_from_usual": [7],
 }
 OPEN, READY, APPROVED, REJECTED, SENT, PAID, CLOSED, VOID = 1, 2, 3, 4, 5, 6, 7, 8
 CREDIT_MEMO = 11  # the head's credit memo (docks returned), applied as a credit to some later invoices
@@ -123,10 +125,13 @@ class InvoiceSeeder:
         type_id: int = 1,
         ticket_id: int | None = None,
         project_id: int | None = None,
+        rate_factor: float = 1.0,
     ) -> None:
         member = member or self.rng.choice(self.active_members[:11])
         role = member["_role"]
         rate = price_in(self.ctx, d.company, role["rate"] or 95.0)
+        if rate_factor != 1.0:  # a rate off the role's usual one (the "rate differs from usual" case)
+            rate = money(rate * rate_factor, d.dec)
         extended = money(hours * rate, d.dec) if billable == "Billable" else 0.0
         tid = ticket_id if ticket_id is not None else d.ticket_id
         row = TimeRow(

@@ -146,7 +146,9 @@ def _non_billable(s: InvoiceSeeder) -> None:
     company = _company(s, "IronwoodCU")
     ticket = _tickets(s, company, 1)[0]
     d = s.draft("Standard", company, s.ctx.anchor - timedelta(days=5), OPEN, ticket_id=ticket["id"])
-    s.add_time(d, at(d.day - timedelta(days=4), 9), 2.0, names.TIME_NOTES[4])
+    # Billed at 1.5 times the role's rate, with an internal note left in: the rate and keyword cases.
+    s.add_time(d, at(d.day - timedelta(days=4), 9), 2.0, f"{names.TIME_NOTES[4]} TODO: confirm rate with Dave",
+               rate_factor=1.5)
     s.add_time(d, at(d.day - timedelta(days=3), 9), 1.0, names.TIME_NOTES[5], billable="NoCharge")
     s.add_time(d, at(d.day - timedelta(days=2), 9), 0.5, names.TIME_NOTES[6], billable="DoNotBill")
     s.finish(d)
