@@ -135,6 +135,7 @@ def dev_sign_in_link(tenant_id: str, email: str) -> None:
 def register(app: Flask) -> None:
     from app.connectwise.cli import connectwise_cli
     from app.invoices.cli import invoices_cli
+    from app.review.cli import review_cli
 
-    for group in (tenants_cli, keys_cli, audit_cli, db_cli, dev_cli, connectwise_cli, invoices_cli):
+    for group in (tenants_cli, keys_cli, audit_cli, db_cli, dev_cli, connectwise_cli, invoices_cli, review_cli):
         app.cli.add_command(group)

@@ -122,6 +122,7 @@ class Config:
     CONNECTWISE_PAGE_DEADLINE_SECONDS: float = 10.0
     CONNECTWISE_JOB_DEADLINE_SECONDS: float = 300.0
     MEMBER_SYNC_INTERVAL_MINUTES: int = 360
+    REVIEW_SWEEP_INTERVAL_MINUTES: int = 15
     RATE_LIMITS_ENABLED: bool = True
     SESSION_IDLE_MINUTES: int = 30
     SESSION_ABSOLUTE_HOURS: int = 12
@@ -217,6 +218,8 @@ class Config:
             raise ConfigError("TRUSTED_PROXY_COUNT: must be 0 (no proxy) or the number of proxies in front")
         if self.SESSION_IDLE_MINUTES < 1 or self.SESSION_ABSOLUTE_HOURS < 1:
             raise ConfigError("SESSION_IDLE_MINUTES: session timeouts must be positive")
+        if self.REVIEW_SWEEP_INTERVAL_MINUTES < 1:
+            raise ConfigError("REVIEW_SWEEP_INTERVAL_MINUTES: must be a positive number of minutes")
         for sso in ("GOOGLE", "MICROSOFT"):
             if bool(getattr(self, f"{sso}_CLIENT_ID").strip()) != bool(getattr(self, f"{sso}_CLIENT_SECRET").strip()):
                 raise ConfigError(f"{sso}_CLIENT_ID: set both {sso}_CLIENT_ID and {sso}_CLIENT_SECRET, or neither")

@@ -9,17 +9,19 @@ from datetime import UTC, datetime, timedelta
 from redis import Redis
 from rq.job import JobStatus
 
+from app.config import Config
 from app.jobs.queue import enqueue, fetch_job
 from app.jobs.runtime import job
 from app.services import Services
 
 log = logging.getLogger(__name__)
 
-# name -> (dotted path of a job that takes no ids, interval in seconds)
-PERIODIC: dict[str, tuple[str, int]] = {
+# name -> (dotted path of a job that takes no ids, interval: seconds, or the Config setting that gives it in minutes)
+PERIODIC: dict[str, tuple[str, int | str]] = {
     "audit_retention": ("app.audit.retention.purge_expired", 24 * 3600),
     "member_sync": ("app.connectwise.members.sync_all_tenants", 6 * 3600),
     "link_view_retention": ("app.invoices.retention.purge_expired_views", 24 * 3600),
+    "review_sweep": ("app.review.jobs.sweep_all_tenants", "REVIEW_SWEEP_INTERVAL_MINUTES"),
 }
 _PENDING = (JobStatus.SCHEDULED, JobStatus.QUEUED, JobStatus.STARTED, JobStatus.DEFERRED)
 
@@ -47,6 +49,11 @@ def ensure_scheduled(connection: Redis, first_delay_seconds: int = 60) -> list[s
     return scheduled
 
 
+def interval_seconds(config: Config, interval: int | str) -> int:
+    """A periodic job's interval in seconds (a named setting is in minutes)."""
+    return int(interval) if isinstance(interval, int) else int(getattr(config, interval)) * 60
+
+
 @job
 def run_periodic(services: Services, name: str) -> object:
     path, interval = PERIODIC[name]
@@ -54,4 +61,4 @@ def run_periodic(services: Services, name: str) -> object:
     try:
         return getattr(importlib.import_module(module), attr)()
     finally:
-        schedule_next(services.redis, name, interval)
+        schedule_next(services.redis, name, interval_seconds(services.config, interval))

@@ -1,0 +1,50 @@
+"""Review's jobs: one tenant's sweep, and the periodic fan-out that queues a sweep per connected tenant."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rq.job import JobStatus
+from sqlalchemy.orm import Session
+
+from app.connectwise.connection import get_connection
+from app.jobs.fanout import fan_out
+from app.jobs.queue import enqueue, fetch_job
+from app.jobs.runtime import job
+from app.review.settings import settings_of
+from app.review.sweep import run_sweep
+from app.services import Services
+
+_PENDING = (JobStatus.SCHEDULED, JobStatus.QUEUED, JobStatus.DEFERRED, JobStatus.STARTED)
+
+
+def sweep_job_id(tenant_id: str) -> str:
+    return f"review-sweep-{tenant_id}"
+
+
+@job
+def sweep_tenant(services: Services, tenant_id: str) -> dict[str, Any]:
+    """A full sweep of one tenant, as the worker runs it; returns the sweep's record."""
+    return run_sweep(services, tenant_id, kind="full").as_json()
+
+
+def request_sweep(services: Services, tenant_id: str) -> bool:
+    """Queue a sweep of the tenant unless one is already queued or running; True when one was queued now."""
+    pending = fetch_job(services.redis, sweep_job_id(tenant_id))
+    if pending is not None and pending.get_status() in _PENDING:
+        return False
+    enqueue(services.redis, sweep_tenant, tenant_id, queue="connectwise", job_id=sweep_job_id(tenant_id),
+            job_timeout=1800, result_ttl=3600, failure_ttl=7 * 86400)
+    return True
+
+
+@job
+def sweep_all_tenants(services: Services) -> int:
+    """The periodic fan-out: a queued sweep per tenant that is connected and keeps review storage on."""
+
+    def queue_sweep(session: Session, tenant_id: str) -> bool:
+        if get_connection(session) is None or not settings_of(session, tenant_id).storage_enabled:
+            return False
+        return request_sweep(services, tenant_id)
+
+    return fan_out(queue_sweep, services.session_factory)
