@@ -65,14 +65,14 @@ def credit_memo_positive_total(view: InvoiceView, cfg: Settings, history: Histor
     h = view.header
     if h.type == "CreditMemo" and reads(h, "total") and h.total > 0:
         yield Finding("credit_memo_positive_total", "error", "invoice", h.id,
-                      f"Credit memo {h.number} has a positive total of {view.money(h.total)}: it would charge "
+                      f"Credit memo {h.number or '#' + str(h.id)} has a positive total of {view.money(h.total)}: it would charge "
                       f"the client instead of crediting them")
 
 
 def no_tax_code(view: InvoiceView, cfg: Settings, history: History | None) -> Iterator[Finding]:
     h = view.header
     if h.tax_code_id is None and reads(h, "taxCode/id", "taxCode"):
-        yield Finding("no_tax_code", "warning", "invoice", h.id, f"Invoice {h.number} has no tax code")
+        yield Finding("no_tax_code", "warning", "invoice", h.id, f"Invoice {h.number or '#' + str(h.id)} has no tax code")
 
 
 def product_not_taxable(view: InvoiceView, cfg: Settings, history: History | None) -> Iterator[Finding]:
