@@ -9,7 +9,7 @@ from app.invoices.service import InvoicePayloads
 from app.review.rules import billing, text, work
 from app.review.rules.catalog import RULES, validate_settings
 from app.review.rules.history import History
-from app.review.rules.invoice import InvoiceView, read_invoice
+from app.review.rules.invoice import InvoiceView, read_payloads
 from app.review.rules.model import Finding
 
 Rule = Callable[[InvoiceView, Mapping[str, Any], History | None], Iterable[Finding]]
@@ -38,7 +38,7 @@ def evaluate(payloads: InvoicePayloads, settings: Mapping | None = None,
     """The findings of every enabled rule on this invoice (``settings`` None: the defaults; ``history`` None: the
     agreement and usual-rate checks stay quiet). Raises ``SettingsError`` for settings that do not validate."""
     config = validate_settings(settings)
-    view = read_invoice(payloads.header_json(), payloads.collections_json())
+    view = read_payloads(payloads)
     if view is None:
         return []
     out: list[Finding] = []

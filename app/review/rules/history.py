@@ -19,7 +19,7 @@ from typing import Any
 
 from app.connectwise.records import InvalidRecord, Reader
 from app.invoices.service import InvoicePayloads
-from app.review.rules.invoice import BILLABLE, read_invoice
+from app.review.rules.invoice import BILLABLE, read_payloads
 
 MIN_RATE_SAMPLES = 5  # fewer rates than this say nothing about what is usual
 
@@ -73,22 +73,22 @@ def build_history(invoices: Iterable[Any] = (), payloads: Iterable[InvoicePayloa
     agreements: dict[int, dict[int, AgreementInvoice]] = defaultdict(dict)
     rates: dict[tuple[str, str], list[Decimal]] = defaultdict(list)
     entries: dict[int, dict[int, str]] = defaultdict(dict)
-    rows = list(invoices)
     for p in payloads:
-        header = p.header_json()
-        rows.append(header)
-        view = read_invoice(header, p.collections_json())
+        view = read_payloads(p)
         if view is None:
             continue
+        h = view.header
+        if h.type == "Agreement" and h.agreement_id is not None and not {"total", "date"} & set(h.degraded):
+            agreements[h.agreement_id][h.id] = AgreementInvoice(h.id, h.number, h.date, h.total)
         for t in view.times:
             entries[t.id][view.header.id] = view.header.number
             if (t.billable == BILLABLE and t.work_role and t.rate > 0
                     and "hourlyRate" not in t.degraded):
                 rates[(view.currency.code, t.work_role)].append(t.rate)
-    for row in rows:
+    for row in invoices:
         found = _agreement_invoice(row)
         if found is not None:
-            agreements[found[0]][found[1].invoice_id] = found[1]
+            agreements[found[0]].setdefault(found[1].invoice_id, found[1])
     return History(
         agreement_invoices=MappingProxyType({k: tuple(v.values()) for k, v in agreements.items()}),
         usual_rates=MappingProxyType({k: statistics.median(v) for k, v in rates.items()

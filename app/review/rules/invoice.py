@@ -15,6 +15,7 @@ import datetime as dt
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from decimal import ROUND_DOWN, Decimal
+from types import MappingProxyType
 from typing import Any, TypeVar
 
 from app.connectwise.records import (
@@ -30,11 +31,13 @@ from app.connectwise.records import (
     TimeRecord,
 )
 from app.invoices.document import format_hours, format_money
+from app.invoices.service import InvoicePayloads
 
 R = TypeVar("R", bound=Record)
 T = TypeVar("T")
 BILLABLE = "Billable"
 QUOTE_LIMIT = 60
+READ = ("procurement/products", "time/entries", "expense/entries", "setup")  # the collections rules read
 
 
 @dataclass(frozen=True)
@@ -97,6 +100,20 @@ def _currency(collections: Mapping[str, Any]) -> Currency:
         except InvalidRecord:
             pass
     return USD
+
+
+def _plain(value: Any) -> Any:
+    """Plain dicts and lists from the payloads' read-only values (concrete type checks: this is the hot path)."""
+    if isinstance(value, MappingProxyType | dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, tuple | list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def read_payloads(payloads: InvoicePayloads) -> InvoiceView | None:
+    """The view of a snapshot's payloads, copying only the collections the rules read."""
+    return read_invoice(_plain(payloads.header), {k: _plain(payloads.collections.get(k)) for k in READ})
 
 
 def read_invoice(header: Any, collections: Mapping[str, Any]) -> InvoiceView | None:
