@@ -12,7 +12,7 @@ from typing import Any
 
 from werkzeug.wrappers import Request, Response
 
-from cwsim import errors, faults, query, resources
+from cwsim import callbacks, errors, faults, query, resources
 from cwsim.errors import ApiError
 from cwsim.pdf import invoice_pdf
 from cwsim.serialize import render
@@ -73,6 +73,8 @@ class SimApp:
         if len(segments) == 3 and [s.lower() for s in segments[:2]] == ["login", "companyinfo"]:
             return self._company_info(request, segments[2])
         codebases = {LEGACY_CODEBASE, self.state.codebase.rstrip("/")}
+        if len(segments) == 4 and segments[0] in codebases and "/".join(segments[1:]).lower() == callbacks.KEY_PATH:
+            return self._callback_key(request)
         if len(segments) < 3 or segments[0] not in codebases or segments[1:3] != ["apis", "3.0"]:
             raise errors.endpoint_missing()
         faults.before_request(self.state)
@@ -188,7 +190,9 @@ class SimApp:
                 raise errors.bad_request("The request body is not valid JSON.") from None
             with self.state.lock:
                 record = resources.apply_patch(data, resource, parent_id, record_id, body)
-            return _json(render(record, api_base))
+            rendered = render(record, api_base)
+            callbacks.notify(self.state, resource.table, record, "updated", rendered, request.host_url)
+            return _json(rendered)
         if method == "DELETE" and resource.table == "callbacks":
             resources.get_one(data, resource, parent_id, record_id)
             del data[resource.table].records[record_id]
@@ -256,6 +260,16 @@ class SimApp:
         response.headers["Content-Disposition"] = f'inline; filename="{invoice["invoiceNumber"]}.pdf"'
         return response
 
+    def _callback_key(self, request: Request) -> Response:
+        """The signing key a delivery's ``Metadata.key_url`` names (sent with a clientId header, no Basic auth)."""
+        self._only(request, "GET")
+        if self.state.config.require_client_id and not request.headers.get("clientId", "").strip():
+            raise ApiError(400, "ConnectWiseApi", "A valid clientId header is required.")
+        answer = callbacks.key_answer(self.state, request.args.get("companyName", ""), request.args.get("id", ""))
+        if answer is None:
+            raise errors.not_found("CallbackKey", request.args.get("id", ""))
+        return _json(answer)
+
     def _create_callback(self, request: Request, api_base: str) -> Response:
         body = request.get_json(silent=True)
         if not isinstance(body, dict):
@@ -315,6 +329,10 @@ class SimApp:
             body = request.get_json(silent=True) or {}
             state.reset(keep_config=bool(body.get("keep_config", False)))
             return _json(_config_dict(state))
+        if name == "deliveries" and request.method == "GET":
+            with state.lock:
+                sent = [d.as_dict() for d in state.deliveries]
+            return _json({"count": len(sent), "deliveries": sent})
         if name == "cases" and request.method == "GET":
             return _json(state.data.cases)
         return _json(

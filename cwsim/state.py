@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import random
+import secrets
 import threading
 import time
+import uuid
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
@@ -73,12 +75,17 @@ class SimState:
     lock: threading.RLock = field(default_factory=threading.RLock)
     accepted: deque = field(default_factory=deque)  # arrival times inside the budget window
     codebase: str = VERSIONED_CODEBASE
+    deliveries: list = field(default_factory=list)  # cwsim.callbacks.Delivery, in the order they were made
 
     def __post_init__(self) -> None:
         self._initial = dataclasses.replace(self.config)
         self.rng = random.Random(self.config.seed)
         self.data = build_dataset(self.config.seed, self.config.invoices)
         self.callback_seq = 1
+        # One signing key per simulator process, served at the key_url of every delivery.
+        self.callback_signing_key = secrets.token_urlsafe(24)
+        self.callback_key_id = str(uuid.uuid4())
+        self.callback_retry_delays: tuple[float, ...] = (2.0, 4.0)  # ConnectWise's; tests may shorten them
 
     def record(self, entry: RequestRecord) -> None:
         with self.lock:
@@ -106,6 +113,7 @@ class SimState:
             self.rng = random.Random(self.config.seed)
             self.data = build_dataset(self.config.seed, self.config.invoices)
             self.callback_seq = 1
+            self.deliveries.clear()
 
     def take(self, counter: str) -> bool:
         """Consume one of a "next N requests" counter; True when it applied to this request."""
