@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 OIDC_STAMP := devtools/oidc/node_modules/.installed
 
-.PHONY: dev test migrate lint typecheck lock install oidc browser bench-rls bench-cw bench-render bench-review bench-load bench-signin clean-dev
+.PHONY: dev test migrate lint typecheck lock install oidc browser bench-rls bench-cw bench-render bench-review bench-sweep bench-load bench-signin clean-dev
 
 # The whole installed set comes from the lock (every package pinned with its hashes); requirements*.txt are what
 # we ask for, and `make lock` turns them into the lock files.
@@ -61,6 +61,9 @@ bench-render: install
 
 bench-review: install
 	$(BIN)/python -m bench.review_rules
+
+bench-sweep: install
+	$(BIN)/python -m bench.sweep
 
 bench-load: install
 	$(BIN)/python -m bench.load_public $(BENCH_ARGS)
