@@ -36,13 +36,14 @@ def _tenant(raw: str) -> str:
 
 @review_cli.command("sweep")
 @click.argument("tenant_id")
-@click.option("--full", is_flag=True, help="A full sweep (the only kind this version runs).")
+@click.option("--full", is_flag=True, help="Read every open invoice (default: only what changed since the last "
+                                           "successful sweep, full when there is none or none full for a day).")
 @click.option("--json", "as_json", is_flag=True, help="Print the sweep's record as JSON.")
 def sweep(tenant_id: str, full: bool, as_json: bool) -> None:
     """Sweep a tenant's open invoices now, in the foreground, and print the sweep's record."""
     from app.review.sweep import run_sweep
 
-    result = run_sweep(_services(), _tenant(tenant_id), kind="full")
+    result = run_sweep(_services(), _tenant(tenant_id), kind="full" if full else "incremental")
     if as_json:
         click.echo(json.dumps(result.as_json()))
     else:

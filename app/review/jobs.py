@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from redis import Redis
 from rq.job import JobStatus
 from sqlalchemy.orm import Session
 
@@ -11,6 +12,7 @@ from app.connectwise.connection import get_connection
 from app.jobs.fanout import fan_out
 from app.jobs.queue import enqueue, fetch_job
 from app.jobs.runtime import job
+from app.review import progress
 from app.review.settings import settings_of
 from app.review.sweep import run_sweep
 from app.services import Services
@@ -23,9 +25,21 @@ def sweep_job_id(tenant_id: str) -> str:
 
 
 @job
-def sweep_tenant(services: Services, tenant_id: str) -> dict[str, Any]:
-    """A full sweep of one tenant, as the worker runs it; returns the sweep's record."""
-    return run_sweep(services, tenant_id, kind="full").as_json()
+def sweep_tenant(services: Services, tenant_id: str, kind: str = "incremental") -> dict[str, Any]:
+    """One tenant's sweep, as the worker runs it (incremental unless it must be full, or ``kind`` is "full"),
+    reporting its progress to the "Sweep now" panel; returns the sweep's record."""
+    progress.started(services.redis, tenant_id)
+    try:
+        return run_sweep(services, tenant_id, kind="full" if kind == "full" else "incremental",
+                         progress=progress.reporter(services.redis, tenant_id)).as_json()
+    finally:
+        progress.finished(services.redis, tenant_id)
+
+
+def sweep_status(redis: Redis, tenant_id: str) -> JobStatus | None:
+    """The RQ status of the tenant's sweep job (None: none queued, or long expired)."""
+    pending = fetch_job(redis, sweep_job_id(tenant_id))
+    return pending.get_status() if pending is not None else None
 
 
 def request_sweep(services: Services, tenant_id: str) -> bool:

@@ -31,7 +31,7 @@ from app.connectwise.tenant_client import NotConnected, tenant_client
 from app.invoices.errors import InvalidInvoiceData
 from app.invoices.service import InvoicePayloads, build_document
 from app.review import flags as flag_store
-from app.review import snapshots
+from app.review import incremental, snapshots
 from app.review.fetch import Failure, OpenInvoices, fetch_open_invoices
 from app.review.models import Sweep
 from app.review.settings import locked_row, settings_of
@@ -40,6 +40,7 @@ from app.tenancy import tenant_session
 
 log = logging.getLogger(__name__)
 Evaluate = Callable[..., Sequence[flag_store.FindingLike]]  # (payloads, rule settings or None) -> findings
+Progress = Callable[[int, int], None]  # (invoices done, of total)
 RULES_VERSION = 1  # bump when a rule changes what it finds, so unchanged snapshots are evaluated again
 STORAGE_OFF = "Review storage is turned off for this workspace; nothing was read or stored."
 NOT_CONNECTED = "ConnectWise is not connected."
@@ -95,27 +96,37 @@ def rules_digest(evaluate: Evaluate, rule_settings: Mapping[str, Any]) -> str:
 
 
 def run_sweep(services: Services, tenant_id: str, *, kind: str = "full", evaluate: Evaluate | None = None,
-              client_options: Mapping[str, Any] | None = None) -> SweepResult:
-    """Sweep one tenant now, in the foreground; returns its record (also stored unless storage is off)."""
+              client_options: Mapping[str, Any] | None = None, progress: Progress | None = None) -> SweepResult:
+    """Sweep one tenant now, in the foreground; returns its record (also stored unless storage is off).
+
+    ``kind="incremental"`` reads only what changed since the last successful sweep, and is full whenever
+    ``incremental.baseline`` says it must be; ``progress(done, total)`` hears of each invoice written."""
     evaluate = evaluate or default_evaluate()
     factory, started = services.session_factory, time.monotonic()
     with tenant_session(tenant_id, factory) as session:
         settings = settings_of(session, tenant_id)
         if not settings.storage_enabled:
             return SweepResult(kind, "skipped", STORAGE_OFF)
+        base = incremental.baseline(session, dt.datetime.now(dt.UTC)) if kind == "incremental" else None
+        kind = "incremental" if base is not None else "full"
         sweep = Sweep(id=uuid.uuid4(), tenant_id=uuid.UUID(str(tenant_id)), kind=kind, outcome="running")
         session.add(sweep)
         connected = get_connection(session) is not None
     result = SweepResult(kind, "running", sweep_id=sweep.id)
     if not connected:
         return _fail(services, tenant_id, result, NOT_CONNECTED, started)
+    scope: set[int] | None = None  # the invoices an incremental sweep speaks for; None: all of them
     try:
         with tenant_session(tenant_id, factory) as session:
             client = tenant_client(session, services.keyring, services.config, services.redis, for_page=False,
                                    **dict(client_options or {}))
         with client:
             try:
-                fetched = fetch_open_invoices(client)
+                if base is None:
+                    fetched = fetch_open_invoices(client)
+                else:
+                    changed = incremental.fetch_changed(client, base, incremental.stored_loader(services, tenant_id))
+                    fetched, scope = changed.fetched, changed.touched
             finally:
                 result.cw_requests = client.requests_made
     except NotConnected:
@@ -129,7 +140,9 @@ def run_sweep(services: Services, tenant_id: str, *, kind: str = "full", evaluat
         raise
     try:
         with tenant_session(tenant_id, factory) as session:
-            _write(session, services, uuid.UUID(str(tenant_id)), fetched, evaluate, result)
+            _write(session, services, uuid.UUID(str(tenant_id)), fetched, evaluate, result, scope, progress)
+            if scope is not None and result.outcome == "ok":  # a scoped write leaves the record to its caller
+                _save(session, uuid.UUID(str(tenant_id)), result, dt.datetime.now(dt.UTC))
     except Exception:
         _fail(services, tenant_id, result, UNEXPECTED, started)
         raise
@@ -141,8 +154,10 @@ def run_sweep(services: Services, tenant_id: str, *, kind: str = "full", evaluat
 
 
 def _write(session: Session, services: Services, tid: uuid.UUID, fetched: OpenInvoices, evaluate: Evaluate,
-           result: SweepResult) -> None:
-    """One transaction: snapshots, flags and the sweep's record, or nothing if storage went off meanwhile."""
+           result: SweepResult, scope: set[int] | None = None, progress: Progress | None = None) -> None:
+    """One transaction: snapshots, flags and the sweep's record, or nothing if storage went off meanwhile.
+
+    ``scope``: a rescan of just these invoices (``write_rescan``): no other snapshot is dropped, no sweep record."""
     row = locked_row(session, tid)
     if not row.storage_enabled:
         result.outcome, result.reason = "skipped", STORAGE_OFF
@@ -151,7 +166,9 @@ def _write(session: Session, services: Services, tid: uuid.UUID, fetched: OpenIn
     digest, now = rules_digest(evaluate, rule_settings), dt.datetime.now(dt.UTC)
     failures: list[Failure] = list(fetched.failures)
     existing = snapshots.snapshots_by_invoice(session)
-    for payloads in fetched.payloads:
+    for done, payloads in enumerate(fetched.payloads):
+        if progress is not None:
+            progress(done, len(fetched.payloads))
         iid = payloads.invoice_id
         header = fetched.headers[iid]
         try:
@@ -180,7 +197,7 @@ def _write(session: Session, services: Services, tid: uuid.UUID, fetched: OpenIn
         result.flags_raised += counts.raised
         result.flags_cleared += counts.cleared
     still_open = {p.invoice_id for p in fetched.payloads} | {f.invoice_id for f in failures}
-    gone = set(existing) - still_open
+    gone = (set(existing) if scope is None else set(existing) & scope) - still_open
     result.snapshots_dropped = snapshots.drop(session, gone)
     result.flags_cleared += flag_store.clear_invoices(session, gone, now)
     result.invoices_seen = len(fetched.payloads) + len(fetched.failures)
@@ -188,7 +205,15 @@ def _write(session: Session, services: Services, tid: uuid.UUID, fetched: OpenIn
     result.failures = [{"invoice_id": f.invoice_id, "invoice_number": f.invoice_number, "reason": f.reason}
                        for f in failures]
     result.outcome = "ok"
-    _save(session, tid, result, now)
+    if scope is None:
+        _save(session, tid, result, now)
+
+
+def write_rescan(session: Session, services: Services, tenant_id: uuid.UUID | str, fetched: OpenInvoices,
+                 invoice_ids: set[int], evaluate: Evaluate, result: SweepResult) -> None:
+    """The sweep's own write for a few invoices: those in ``fetched`` re-snapshotted and re-checked, those of
+    ``invoice_ids`` no longer open dropped (their flags cleared); nothing else is touched."""
+    _write(session, services, uuid.UUID(str(tenant_id)), fetched, evaluate, result, scope=set(invoice_ids))
 
 
 def _save(session: Session, tid: uuid.UUID, result: SweepResult, now: dt.datetime) -> None:
