@@ -5,12 +5,12 @@ from app.auth.models import SsoIdentity
 from app.branding.models import BrandingSettings
 from app.connectwise.models import Connection, MemberSync, OnPremHost
 from app.invoices.models import LinkView, PublicLink
-from app.review.models import Flag, ReviewSettings, Snapshot, Sweep
+from app.review.models import CallbackRegistration, Flag, ReviewSettings, Snapshot, Sweep
 from app.support.models import SupportGrant
 from app.tenants.models import Tenant, TenantSettings
 from app.users.models import User
 
 __all__ = ["AuditEntry", "BrandingSettings", "Connection", "LinkView", "MemberSync", "OnPremHost", "PublicLink", "SsoIdentity",
-           "Flag", "ReviewSettings", "Snapshot", "Sweep",
+           "CallbackRegistration", "Flag", "ReviewSettings", "Snapshot", "Sweep",
            "SupportGrant",
            "Tenant", "TenantSettings", "User", "RetentionBoundary"]

@@ -209,6 +209,37 @@ class Client:
         self._cache.invalidate(collection(path), *stale)
         return body
 
+    def post(self, path: str, body: dict) -> Any:
+        """Create a record; the write rules of ``patch`` (never repeated once it may have reached ConnectWise)."""
+        try:
+            return self._request("POST", self._url(path), json_body=body, repeatable=False)
+        finally:
+            self._cache.invalidate(collection(path))
+
+    def delete(self, path: str) -> None:
+        """Delete the record at ``path``; repeating a delete changes nothing more, so it is retried like a read."""
+        try:
+            self._request("DELETE", self._url(path))
+        finally:
+            self._cache.invalidate(collection(path))
+
+    def is_site_url(self, url: str) -> bool:
+        """Whether ``url`` is on this client's own site: same scheme and host (the site's or its ``api-`` host)."""
+        try:
+            parts, site = urlsplit(url), urlsplit(self.site)
+        except ValueError:
+            return False
+        hosts = {site.netloc.lower(), f"api-{site.netloc.lower()}"} if is_cloud_host(site.hostname or "") \
+            else {site.netloc.lower()}
+        return parts.scheme == site.scheme and parts.netloc.lower() in hosts and not parts.username
+
+    def get_from_site(self, url: str) -> Any:
+        """GET an absolute URL the site handed us (e.g. a callback's ``key_url``) with the clientId header but no
+        API keys; refused with ``InvalidSite`` unless it is on this site (the transport still vets the address)."""
+        if not self.is_site_url(url):
+            raise errors.InvalidSite("That address is not on this workspace's ConnectWise site")
+        return self._request("GET", url, auth=False, client_id=True)
+
     def parallel(self, calls: Sequence[Callable[[], Any]]) -> list[Any]:
         """Run independent calls with bounded concurrency; the first error wins."""
         if len(calls) <= 1:
@@ -248,7 +279,8 @@ class Client:
         return body, headers
 
     def _request(self, method: str, url: str, *, auth: bool = True, json_body: Any = None,
-                 response_headers: dict[str, str] | None = None, repeatable: bool = True) -> Any:
+                 response_headers: dict[str, str] | None = None, repeatable: bool = True,
+                 client_id: bool = False) -> Any:
         """One call with retries; ``repeatable=False`` retries only what never reached ConnectWise."""
         endpoint = _endpoint(url)
         deadline = time.monotonic() + self.deadline
@@ -259,7 +291,7 @@ class Client:
                 span.set_attribute("http.request.method", method)
                 span.set_attribute("connectwise.attempt", attempt)
                 try:
-                    body = self._once(method, url, auth, json_body, response_headers, span, deadline)
+                    body = self._once(method, url, auth, json_body, response_headers, span, deadline, client_id)
                     return body
                 except errors.ConnectWiseError as exc:
                     span.set_attribute("connectwise.error", type(exc).__name__)
@@ -294,10 +326,12 @@ class Client:
                               exc.retry_after) from exc
 
     def _once(self, method: str, url: str, auth: bool, json_body: Any, response_headers: dict[str, str] | None,
-              span: Any, deadline: float) -> Any:
+              span: Any, deadline: float, client_id: bool = False) -> Any:
         if self.rate_limiter is not None:
             self._take_slot(self.rate_limiter, deadline, span)
         headers = self._headers if auth else {"Accept": "application/json"}
+        if client_id and not auth:
+            headers = {**headers, "clientId": self._headers["clientId"]}
         left = deadline - time.monotonic()
         if left <= 0:
             raise errors.TimedOut(f"ConnectWise did not finish answering within {self.deadline:g} s")

@@ -1,4 +1,5 @@
-"""`flask --app wsgi review sweep|flags|storage`: sweep a tenant now, print its open flags, switch review storage."""
+"""`flask --app wsgi review sweep|flags|storage|callbacks`: sweep a tenant now, print its open flags, switch review
+storage, register or remove the ConnectWise callbacks."""
 
 from __future__ import annotations
 
@@ -95,3 +96,32 @@ def storage(tenant_id: str, state: str) -> None:
     else:
         click.echo(f"review storage off; purged {purged['snapshots']} snapshots, {purged['flags']} flags, "
                    f"{purged['sweeps']} sweeps")
+        _echo_removal(_services(), tenant_id)
+
+
+def _echo_removal(services: Services, tenant_id: str) -> None:
+    from app.review.callbacks import disable_callbacks
+
+    done = disable_callbacks(services, tenant_id, Actor.system("cli"))
+    if done.removed or done.left:
+        click.echo(f"callbacks removed: {len(done.removed)}"
+                   + (f"; not removed in ConnectWise (their deliveries are refused): {done.left}" if done.left else ""))
+
+
+@review_cli.command("callbacks")
+@click.argument("tenant_id")
+@click.argument("state", type=click.Choice(["on", "off"]))
+def callbacks(tenant_id: str, state: str) -> None:
+    """Register the ConnectWise callbacks (invoices, time, products) that trigger rescans, or remove them."""
+    from app.review.callbacks import CallbackError, enable_callbacks
+
+    services, tenant_id = _services(), _tenant(tenant_id)
+    if state == "off":
+        _echo_removal(services, tenant_id)
+        click.echo("callbacks off")
+        return
+    try:
+        ids = enable_callbacks(services, tenant_id, services.config.BASE_URL, Actor.system("cli"))
+    except CallbackError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"callbacks on: {', '.join(str(i) for i in ids)}")

@@ -13,7 +13,7 @@ Every read bypasses the response cache: a sweep must see what changed a moment a
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -57,12 +57,25 @@ def open_status_ids(client: Client) -> list[int]:
 def fetch_open_invoices(client: Client) -> OpenInvoices:
     """Payloads of every open invoice. An invoice whose header does not read is a ``Failure``; a ConnectWise
     failure or an unreadable status raises (``ConnectWiseError``, ``InvalidRecord``)."""
-    found = OpenInvoices()
     status_ids = open_status_ids(client)
     if not status_ids:
-        return found
-    rows = client.get_all("finance/invoices", conditions=in_condition("status/id", status_ids), order_by="id",
-                          cache=False)
+        return OpenInvoices()
+    return _fetch(client, in_condition("status/id", status_ids))
+
+
+def fetch_invoices(client: Client, invoice_ids: Sequence[int]) -> OpenInvoices:
+    """Payloads of those of ``invoice_ids`` that are open now (the others are simply absent): a rescan's read."""
+    status_ids = open_status_ids(client)
+    ids = sorted({int(i) for i in invoice_ids})[:IN_CHUNK]
+    if not status_ids or not ids:
+        return OpenInvoices()
+    return _fetch(client, f"{in_condition('id', ids)} and {in_condition('status/id', status_ids)}")
+
+
+def _fetch(client: Client, conditions: str) -> OpenInvoices:
+    """The headers matching ``conditions``, then their lines and references in one parallel round."""
+    found = OpenInvoices()
+    rows = client.get_all("finance/invoices", conditions=conditions, order_by="id", cache=False)
     raw_headers: dict[int, dict] = {}
     for row in rows:
         invoice_id = row.get("id") if isinstance(row, dict) else None

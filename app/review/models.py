@@ -96,3 +96,17 @@ class Sweep(TenantScoped, Base):
     reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     # [{"invoice_id", "invoice_number", "reason"}]: reasons name a record and field, never a value.
     failures: Mapped[list] = mapped_column(JSONB, server_default="[]")
+
+
+class CallbackRegistration(TenantScoped, Base):
+    """The tenant's ConnectWise callbacks: the hash of the secret token in their URL, where they were registered
+    (site and company) and their ConnectWise ids. No row: no callbacks."""
+
+    __tablename__ = "review_callbacks"
+    __tenant_key__ = "primary_key"
+
+    token_hash: Mapped[bytes] = mapped_column(LargeBinary, unique=True)
+    site: Mapped[str] = mapped_column(Text)
+    company_id: Mapped[str] = mapped_column(String(64))
+    callback_ids: Mapped[list] = mapped_column(JSONB, server_default="[]")
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

@@ -25,6 +25,8 @@ PUBLIC_LINK_PER_TOKEN = "60/minute"  # noqa: S105 (a limit, not a secret)
 PUBLIC_LINK_PER_IP = "120/minute"
 # Webhooks (later issues)
 WEBHOOK_PER_IP = "600/minute"
+# ConnectWise review callbacks (issue 11): per callback URL token, i.e. per tenant
+CALLBACK_PER_TOKEN = "300/minute"  # noqa: S105 (a limit, not a secret)
 
 
 def client_ip() -> str:

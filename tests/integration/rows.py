@@ -22,6 +22,7 @@ OVERRIDES: dict[str, dict[str, Any]] = {
     "review_snapshots": {"total": Decimal("99.00"), "currency": "USD"},
     "review_flags": {"severity": "warning"},
     "review_sweeps": {"kind": "full", "outcome": "ok"},
+    "review_callbacks": {"token_hash": lambda: secrets.token_bytes(32), "callback_ids": [1, 2, 3]},
 }
 # Tables the app role may only read and append to (no UPDATE/DELETE grant at all).
 APPEND_ONLY_TABLES = {"audit_log", "link_views", "audit_retention_boundary"}

@@ -24,6 +24,7 @@ PUBLIC = {
     "sso.start", "sso.callback",
     "public_invoices.page", "public_invoices.pdf", "public_invoices.brand_css", "public_invoices.logo",
     "public_invoices.pdf_status", "public_invoices.pdf_file",
+    "review_hooks.receive_callback",  # ConnectWise calls it; its signature is the proof (issue 11)
 }
 # Platform support staff only: 404 for everyone else (checked below).
 STAFF_ONLY = {"support.console", "support.request_grant", "support.open_access", "support.leave"}

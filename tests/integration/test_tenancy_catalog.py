@@ -18,7 +18,8 @@ GLOBAL_TABLES = {"alembic_version"}
 # The only SECURITY DEFINER functions: the pre-tenant paths. Adding one means adding it here, on purpose.
 PRE_TENANT_FUNCTIONS = {"bi_tenant_ids", "bi_audit_purge_expired", "bi_user_memberships", "bi_sso_identity_users",
                         "bi_tenant_directory", "bi_support_grants_for",
-                        "bi_public_link_lookup", "bi_link_views_purge_expired"}
+                        "bi_public_link_lookup", "bi_link_views_purge_expired",
+                        "bi_review_callback_tenant"}
 
 
 def test_every_table_with_tenant_id_has_rls_enabled_and_forced(owner_engine):
