@@ -158,13 +158,15 @@ def _register_blueprints(app: Flask, cfg: Config) -> None:
     from app.invoices.public import bp as public_invoices_bp
     from app.invoices.views import bp as invoices_bp
     from app.review.hook_views import bp as review_hooks_bp
+    from app.review.settings_views import bp as review_settings_bp
+    from app.review.views import bp as review_bp
     from app.support.views import bp as support_bp
     from app.users.views import bp as users_bp
     from app.views.health import bp as health_bp
     from app.views.main import bp as main_bp
 
     for bp in (health_bp, main_bp, auth_bp, audit_bp, connectwise_bp, branding_bp, invoices_bp, public_invoices_bp,
-               users_bp, support_bp, sso_bp, sign_in_policy_bp, review_hooks_bp):
+               users_bp, support_bp, sso_bp, sign_in_policy_bp, review_hooks_bp, review_bp, review_settings_bp):
         app.register_blueprint(bp)
     if cfg.is_development:
         from app.auth.dev import bp as dev_bp

@@ -22,6 +22,8 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "connectwise_hosts": frozenset({"owner"}),
     "branding": frozenset({"owner", "admin", "support"}),
     "review_rules": frozenset({"owner", "admin", "billing_manager", "support"}),
+    # "Sweep now": reads ConnectWise on the tenant's request budget, so not for viewers.
+    "run_sweep": frozenset({"owner", "admin", "billing_manager", "reviewer", "support"}),
     "manage_reviewers": frozenset({"owner", "admin", "billing_manager"}),
     "send_emails": frozenset({"owner", "admin", "billing_manager"}),
     "billing": frozenset({"owner"}),
