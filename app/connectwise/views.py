@@ -11,6 +11,7 @@ from flask_login import current_user
 from app.audit.web import current_actor, request_origin
 from app.auth.roles import can, permission_page
 from app.connectwise import errors
+from app.connectwise.client import normalise_site
 from app.connectwise.connection import (
     CheckResult,
     FormError,
@@ -23,6 +24,7 @@ from app.connectwise.connection import (
 from app.connectwise.members import request_sync, sync_state
 from app.connectwise.onprem import add_host, list_hosts, remove_host
 from app.connectwise.tenant_client import tenant_client
+from app.review.callbacks import disable_callbacks, registration
 from app.services import current_services
 from app.tenancy import db_session, required_tenant_id
 from app.views.htmx import wants_partial
@@ -59,6 +61,7 @@ def settings():
 @permission_page("connect_connectwise")
 def save():
     form = {k: request.form.get(k, "") for k in ("site", "company_id", "public_key", "private_key")}
+    _remove_callbacks_if_moving(form)
     try:
         save_connection(db_session(), current_services().keyring, required_tenant_id(), site=form["site"],
                         company_id=form["company_id"], public_key=form["public_key"],
@@ -72,6 +75,20 @@ def save():
         return render_template(template, **context), 422
     flash("ConnectWise connection saved. Test it to check each permission.", "success")
     return redirect(url_for("connectwise.settings"))
+
+
+def _remove_callbacks_if_moving(form: dict) -> None:
+    """Review's ConnectWise callbacks live on the current site and company: remove them while its keys are still
+    the stored ones, before the connection moves elsewhere (a form that fails to save costs only the callbacks)."""
+    conn, services = get_connection(db_session()), current_services()
+    if conn is None or registration(services, required_tenant_id()) is None:
+        return
+    try:
+        site = normalise_site(form["site"], not services.config.is_production)
+    except errors.ConnectWiseError:
+        return  # the save refuses this form anyway
+    if (site, form["company_id"].strip()) != (conn.site, conn.company_id):
+        disable_callbacks(services, required_tenant_id(), current_actor())
 
 
 @bp.post("/test")

@@ -156,7 +156,7 @@ def _signing_key(services: Services, tenant_id: str, key_url: str, client: Any) 
     cache_key = f"bi:review:cbkey:{tenant_id}:{digest[:32]}"
     ref = FieldRef(tenant_id, KEY_TABLE, uuid.UUID(digest[:32]), "signing_key")
     cached = services.redis.get(cache_key)
-    if cached:
+    if isinstance(cached, bytes) and cached:
         try:
             return services.keyring.decrypt(cached, ref)
         except DecryptionError:

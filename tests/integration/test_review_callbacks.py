@@ -283,3 +283,25 @@ def test_callbacks_are_rate_limited_per_token(app, client, tenant, sim, armed, m
         if codes[-1] == 429:
             break
     assert codes[-1] == 429 and set(codes[:-1]) == {400}
+
+
+def test_moving_the_connection_to_another_site_removes_the_callbacks_first(app, client, tenant, sim, live):
+    import cwsim
+    from tests.integration.invoice_helpers import connect
+
+    enable_callbacks(services_of(app), str(tenant.id), live, ACTOR, client_options=FAST)
+    other = cwsim.serve_in_thread(port=0, invoices=5)
+    try:
+        connect(client, other)
+    finally:
+        other.stop()
+    assert list(sim.state.data["callbacks"].iter()) == []
+    assert registration(services_of(app), str(tenant.id)) is None
+
+
+def test_saving_the_same_site_again_keeps_the_callbacks(app, client, tenant, sim, live):
+    from tests.integration.invoice_helpers import connect
+
+    ids = enable_callbacks(services_of(app), str(tenant.id), live, ACTOR, client_options=FAST)
+    connect(client, sim)
+    assert sorted(c["id"] for c in sim.state.data["callbacks"].iter()) == sorted(ids)
