@@ -8,7 +8,7 @@ from tests.integration.invoice_helpers import connected_tenant
 
 PHONE = {"width": 390, "height": 844}
 PAGES = ("/", "/invoices/", "/settings/users/", "/settings/connectwise/", "/settings/branding/", "/settings/sign-in/",
-         "/settings/support-access/", "/account/sessions")
+         "/settings/support-access/", "/account/sessions", "/review/", "/settings/review/")
 
 
 def _phone_page(browser, base: str, cookie_client):  # type: ignore[no-untyped-def]  # noqa: F811
