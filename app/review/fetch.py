@@ -72,15 +72,12 @@ def fetch_invoices(client: Client, invoice_ids: Sequence[int]) -> OpenInvoices:
     return _fetch(client, f"{in_condition('id', ids)} and {in_condition('status/id', status_ids)}")
 
 
-def _fetch(client: Client, conditions: str) -> OpenInvoices:
-    """The headers matching ``conditions``, then their lines and references in one parallel round."""
-    found = OpenInvoices()
-    rows = client.get_all("finance/invoices", conditions=conditions, order_by="id", cache=False)
+def parse_headers(rows: Mapping[int, dict], found: OpenInvoices) -> dict[int, dict]:
+    """Parse each invoice header into ``found``; one that cannot be read is recorded as failed, the rest go on.
+
+    Returns the raw rows of the headers that parsed, by invoice id."""
     raw_headers: dict[int, dict] = {}
-    for row in rows:
-        invoice_id = row.get("id") if isinstance(row, dict) else None
-        if isinstance(invoice_id, bool) or not isinstance(invoice_id, int):
-            raise cw_errors.MalformedResponse("ConnectWise listed an invoice without an id")
+    for invoice_id, row in sorted(rows.items()):
         try:
             found.headers[invoice_id] = parse_header(row)
         except InvalidInvoiceData as exc:
@@ -88,6 +85,20 @@ def _fetch(client: Client, conditions: str) -> OpenInvoices:
             found.failures.append(Failure(invoice_id, number if isinstance(number, str) else "", str(exc)))
             continue
         raw_headers[invoice_id] = row
+    return raw_headers
+
+
+def _fetch(client: Client, conditions: str) -> OpenInvoices:
+    """The headers matching ``conditions``, then their lines and references in one parallel round."""
+    found = OpenInvoices()
+    rows = client.get_all("finance/invoices", conditions=conditions, order_by="id", cache=False)
+    by_id: dict[int, dict] = {}
+    for row in rows:
+        invoice_id = row.get("id") if isinstance(row, dict) else None
+        if isinstance(invoice_id, bool) or not isinstance(invoice_id, int):
+            raise cw_errors.MalformedResponse("ConnectWise listed an invoice without an id")
+        by_id[invoice_id] = row
+    raw_headers = parse_headers(by_id, found)
     refs = {iid: reference_ids(h) for iid, h in found.headers.items()}
     lines, records = _read_round(client, list(raw_headers), refs)
     for iid, raw in raw_headers.items():

@@ -26,9 +26,8 @@ from app.connectwise import errors as cw_errors
 from app.connectwise.client import IN_CHUNK, Client
 from app.connectwise.lines import in_condition
 from app.invoices.errors import InvalidInvoiceData
-from app.invoices.payloads import parse_header
 from app.invoices.service import LINE_FIELDS, InvoicePayloads, reference_ids, references_of
-from app.review.fetch import Failure, OpenInvoices, _read_round, open_status_ids
+from app.review.fetch import OpenInvoices, _read_round, open_status_ids, parse_headers
 from app.review.models import Snapshot, Sweep
 from app.review.snapshots import payloads_of
 from app.services import Services
@@ -103,15 +102,7 @@ def fetch_changed(client: Client, base: Baseline, stored: StoredLoader) -> Chang
 def _read_touched(client: Client, rows: Mapping[int, dict], stored: Mapping[int, InvoicePayloads],
                   found: OpenInvoices) -> None:
     """Payloads of the touched open invoices: lines read again, references reused from the snapshot when the same."""
-    raw_headers: dict[int, dict] = {}
-    for iid, row in sorted(rows.items()):
-        try:
-            found.headers[iid] = parse_header(row)
-        except InvalidInvoiceData as exc:
-            number = row.get("invoiceNumber")
-            found.failures.append(Failure(iid, number if isinstance(number, str) else "", str(exc)))
-            continue
-        raw_headers[iid] = row
+    raw_headers = parse_headers(rows, found)
     refs = {iid: reference_ids(h) for iid, h in found.headers.items()}
     reused: dict[int, dict[str, Any]] = {}
     wanted: dict[int, dict[str, int]] = {}
