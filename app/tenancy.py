@@ -60,10 +60,8 @@ def required_tenant_id() -> str:
 
 
 @contextmanager
-def tenant_session(tenant_id: uuid.UUID | str, factory: Callable[[], Session]) -> Iterator[Session]:
-    """A session bound to one tenant for jobs and CLI; commits on success, rolls back on error."""
-    session = factory()
-    set_session_tenant(session, tenant_id)
+def _unit_of_work(session: Session) -> Iterator[Session]:
+    """Commit on success, roll back on error, always close: the one transaction shape of jobs and CLI sessions."""
     try:
         yield session
         session.commit()
@@ -75,20 +73,22 @@ def tenant_session(tenant_id: uuid.UUID | str, factory: Callable[[], Session]) -
 
 
 @contextmanager
+def tenant_session(tenant_id: uuid.UUID | str, factory: Callable[[], Session]) -> Iterator[Session]:
+    """A session bound to one tenant for jobs and CLI; commits on success, rolls back on error."""
+    session = factory()
+    set_session_tenant(session, tenant_id)
+    with _unit_of_work(session):
+        yield session
+
+
+@contextmanager
 def no_tenant_session(factory: Callable[[], Session]) -> Iterator[Session]:
     """The one way to open a session bound to no tenant: for the listed pre-tenant database functions (and for
     creating a tenant, which binds itself). RLS shows it no rows; commits on success, rolls back on error."""
-    session = factory()
-    try:
+    with _unit_of_work(factory()) as session:
         if session_tenant(session) is not None:
             raise RuntimeError("a session meant to have no tenant is bound to one")
         yield session
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-    finally:
-        session.close()
 
 
 def all_tenant_ids(factory: Callable[[], Session]) -> list[str]:
