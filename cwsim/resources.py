@@ -99,6 +99,7 @@ RESOURCES = [
         "expenseEntry",
         "notes billableOption",
     ),
+    _r("time/workTypes", "workTypes", "WorkType", "WorkType", "workType"),
     _r("company/companies", "companies", "Company", "Company", "company"),
     _r("company/contacts", "contacts", "Contact", "Contact", "contact"),
     _r("system/members", "members", "Member", "Member", "member"),

@@ -1,4 +1,4 @@
-"""The bundled OpenAPI subset (real ConnectWise names and types) plus the two extra shapes we serve."""
+"""The bundled OpenAPI subset (real ConnectWise names and types) plus the extra shapes we serve."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ SPEC_DIR = Path(__file__).parent / "spec"
 
 @lru_cache(maxsize=1)
 def components() -> dict[str, dict]:
-    """Component schemas by name: the subset's, then ServiceNote/SystemInfo from ``extra-schemas.json``."""
+    """Component schemas by name: the subset's, then ServiceNote/SystemInfo/WorkType from ``extra-schemas.json``."""
     schemas = dict(json.loads((SPEC_DIR / "openapi-subset.json").read_text())["components"]["schemas"])
     schemas.update(json.loads((SPEC_DIR / "extra-schemas.json").read_text())["components"]["schemas"])
     return schemas

@@ -131,6 +131,8 @@ class SimState:
             budget, window = self.config.budget, self.config.budget_window
             if budget is None:
                 return None
+            if budget <= 0:  # a wall: nothing is admitted, and waiting a window is all Retry-After can say
+                return max(1, int(window + 0.999))
             while self.accepted and now - self.accepted[0] >= window:
                 self.accepted.popleft()
             if len(self.accepted) >= budget:

@@ -176,10 +176,38 @@ def _roles(ctx: SeedContext) -> None:
     for n, (name, rate) in enumerate(names.WORK_ROLES, start=1):
         ctx.put_ref("workRole", n, ref("workRole", n, name=name))
         ctx.work_roles.append({"id": n, "name": name, "rate": rate})
+    work_types = EagerTable()
     for n, (name, utilization) in enumerate(names.WORK_TYPES, start=1):
         ctx.put_ref("workType", n, ref("workType", n, name=name, utilizationFlag=utilization))
+        work_types.add(_work_type(n, name, utilization, inactive=False))
+    # A retired work type: still the tenant's name (old time entries carry it), never on new time.
+    n = len(names.WORK_TYPES) + 1
+    work_types.add(_work_type(n, "Legacy Bench Repair", True, inactive=True))
+    ctx.data.tables["workTypes"] = work_types
     ctx.put_ref("securityRole", 1, ref("securityRole", 1, name="Admin"))
     ctx.put_ref("securityRole", 2, ref("securityRole", 2, name="Technician"))
+
+
+def _work_type(n: int, name: str, billable: bool, inactive: bool) -> dict:
+    """A ``WorkType`` record of ``/time/workTypes`` (the tenant's own work-type names)."""
+    return {
+        "id": n,
+        "name": name,
+        "billTime": "Billable" if billable else "DoNotBill",
+        "rateType": "Multiplier",
+        "rate": 1.5 if name == "After Hours" else 1.0,
+        "hoursMin": 0.0,
+        "hoursMax": 0.0,
+        "roundBillHoursTo": 0.25,
+        "inactiveFlag": inactive,
+        "overallDefaultFlag": n == 1,
+        "activityDefaultFlag": False,
+        "utilizationFlag": billable,
+        "costMultiplier": 1.0,
+        "integrationXRef": "",
+        "connectWiseId": f"7a1d3c5e-0000-4000-8000-{n:012d}",
+        "_info": audit_info(iso(at(date(2023, 3, 1), 9)), "jmorales"),
+    }
 
 
 def _members(ctx: SeedContext) -> None:

@@ -33,6 +33,13 @@ def test_budget_frees_up_after_the_window(fresh_sim, fresh_client):
     assert fresh_client.get("/system/info").status_code == 200
 
 
+def test_a_budget_of_zero_is_a_wall_every_request_answers_429_with_retry_after(fresh_sim, fresh_client):
+    fresh_sim.configure(budget=0, budget_window=7)
+    responses = [fresh_client.get("/system/info") for _ in range(3)]
+    assert [r.status_code for r in responses] == [429, 429, 429]
+    assert {r.headers["Retry-After"] for r in responses} == {"7"}
+
+
 def test_budget_is_settable_from_options():
     with serve_in_thread(invoices=5, budget=1) as sim, api_client(sim) as client:
         assert [client.get("/system/info").status_code for _ in range(2)] == [200, 429]

@@ -180,3 +180,13 @@ def test_agreements_have_additions_and_tickets_have_notes(client):
         "ServiceTicket",
         "ProjectTicket",
     }
+
+
+def test_the_work_types_time_entries_name_are_the_tenants_work_types_list(client):
+    listed = fetch_all(client, "/time/workTypes")
+    assert {t["name"] for t in listed if t["inactiveFlag"]} == {"Legacy Bench Repair"}
+    by_id = {t["id"]: t["name"] for t in listed}
+    used = {(e["workType"]["id"], e["workType"]["name"]) for e in fetch_all(client, "/time/entries")}
+    assert used and all(by_id.get(i) == name for i, name in used)
+    active = client.get("/time/workTypes", params={"conditions": "inactiveFlag = false", "orderBy": "name"}).json()
+    assert [t["name"] for t in active] == sorted(t["name"] for t in listed if not t["inactiveFlag"])
