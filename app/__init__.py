@@ -157,7 +157,10 @@ def _register_blueprints(app: Flask, cfg: Config) -> None:
     from app.connectwise.views import bp as connectwise_bp
     from app.invoices.public import bp as public_invoices_bp
     from app.invoices.views import bp as invoices_bp
+    from app.review.decision_views import bp as review_decisions_bp
     from app.review.hook_views import bp as review_hooks_bp
+    from app.review.invoice_views import bp as review_invoice_bp
+    from app.review.reviewer_views import bp as review_reviewers_bp
     from app.review.settings_views import bp as review_settings_bp
     from app.review.views import bp as review_bp
     from app.support.views import bp as support_bp
@@ -166,7 +169,8 @@ def _register_blueprints(app: Flask, cfg: Config) -> None:
     from app.views.main import bp as main_bp
 
     for bp in (health_bp, main_bp, auth_bp, audit_bp, connectwise_bp, branding_bp, invoices_bp, public_invoices_bp,
-               users_bp, support_bp, sso_bp, sign_in_policy_bp, review_hooks_bp, review_bp, review_settings_bp):
+               users_bp, support_bp, sso_bp, sign_in_policy_bp, review_hooks_bp, review_bp, review_settings_bp,
+               review_invoice_bp, review_reviewers_bp, review_decisions_bp):
         app.register_blueprint(bp)
     if cfg.is_development:
         from app.auth.dev import bp as dev_bp

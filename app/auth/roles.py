@@ -25,6 +25,8 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     # "Sweep now": reads ConnectWise on the tenant's request budget, so not for viewers.
     "run_sweep": frozenset({"owner", "admin", "billing_manager", "reviewer", "support"}),
     "manage_reviewers": frozenset({"owner", "admin", "billing_manager"}),
+    # Approve, reject, close, change an invoice's billing status: the review roles (not viewers, not support).
+    "review_decide": frozenset({"owner", "admin", "billing_manager", "reviewer"}),
     "send_emails": frozenset({"owner", "admin", "billing_manager"}),
     "billing": frozenset({"owner"}),
     "users_and_roles": frozenset({"owner", "admin"}),

@@ -17,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.audit.log import Actor, record
+from app.review import summary
 from app.review.models import Flag
 from app.security.crypto import FieldRef, Keyring
 
@@ -143,4 +144,5 @@ def mark_ok(session: Session, tenant_id: uuid.UUID | str, flag_id: uuid.UUID, ac
     record(session, tenant_id, actor, "review.flag_marked_ok" if ok else "review.flag_unmarked", target_type="flag",
            target_id=flag.id, after={"invoice_id": flag.invoice_id, "rule": flag.rule,
                                      "target_type": flag.target_type, "target_id": flag.target_id})
+    summary.refresh_flags(session, [flag.invoice_id])
     return flag

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from app.audit.log import Actor, Origin, record
 from app.review import flags as flag_store
+from app.review import summary
 from app.review.models import Snapshot
 from app.review.rules import validate_settings
 from app.review.settings import locked_row, settings_of
@@ -64,6 +65,7 @@ def reevaluate(session: Session, keyring: Keyring, tenant_id: uuid.UUID, rule_se
                evaluate: Evaluate, into: Saved) -> None:
     """Run the rules again over every stored snapshot not yet evaluated under these settings."""
     digest, now = rules_digest(evaluate, rule_settings), dt.datetime.now(dt.UTC)
+    rechecked: list[int] = []
     for snap in session.execute(select(Snapshot).order_by(Snapshot.invoice_id)).scalars():
         if snap.rules_digest == digest:
             continue
@@ -76,6 +78,8 @@ def reevaluate(session: Session, keyring: Keyring, tenant_id: uuid.UUID, rule_se
         counts = flag_store.apply_findings(session, keyring, tenant_id, snap.invoice_id, snap.invoice_number,
                                            findings, now)
         snap.rules_digest = digest
+        rechecked.append(snap.invoice_id)
         into.raised += counts.raised
         into.cleared += counts.cleared
         into.invoices += 1
+    summary.refresh_flags(session, rechecked)

@@ -15,20 +15,25 @@ from sqlalchemy import CursorResult, delete
 from sqlalchemy.orm import Session
 
 from app.audit.log import Actor, Origin, record
-from app.review.models import Flag, ReviewSettings, Snapshot, Sweep
+from app.review.models import Event, Flag, ReadMark, Reviewer, ReviewInvoice, ReviewSettings, Snapshot, Sweep, WriteBack
+
+# Every review table that holds invoice content or its review, emptied when storage goes off.
+PURGED: dict[str, type] = {"snapshots": Snapshot, "flags": Flag, "sweeps": Sweep, "invoices": ReviewInvoice,
+                           "reviewers": Reviewer, "reads": ReadMark, "events": Event, "writebacks": WriteBack}
 
 
 @dataclass(frozen=True)
 class Settings:
     storage_enabled: bool = True
     rules: dict = field(default_factory=dict)
+    status_map: dict = field(default_factory=dict)
 
 
 def settings_of(session: Session, tenant_id: uuid.UUID | str) -> Settings:
     row = session.get(ReviewSettings, uuid.UUID(str(tenant_id)))
     if row is None:
         return Settings()
-    return Settings(bool(row.storage_enabled), dict(row.rule_settings or {}))
+    return Settings(bool(row.storage_enabled), dict(row.rule_settings or {}), dict(row.status_map or {}))
 
 
 def locked_row(session: Session, tenant_id: uuid.UUID | str) -> ReviewSettings:
@@ -37,7 +42,7 @@ def locked_row(session: Session, tenant_id: uuid.UUID | str) -> ReviewSettings:
     tenant_id = uuid.UUID(str(tenant_id))
     row = session.get(ReviewSettings, tenant_id, with_for_update=True)
     if row is None:
-        row = ReviewSettings(tenant_id=tenant_id, storage_enabled=True, rule_settings={})
+        row = ReviewSettings(tenant_id=tenant_id, storage_enabled=True, rule_settings={}, status_map={})
         session.add(row)
         session.flush()
     return row
@@ -49,10 +54,10 @@ def set_storage(session: Session, tenant_id: uuid.UUID | str, enabled: bool, act
     tid = uuid.UUID(str(tenant_id))
     row = locked_row(session, tid)
     before = bool(row.storage_enabled)
-    purged = {"snapshots": 0, "flags": 0, "sweeps": 0}
+    purged = dict.fromkeys(PURGED, 0)
     if not enabled:
         purged = {name: cast(CursorResult[Any], session.execute(delete(model).where(model.tenant_id == tid))).rowcount
-                  for name, model in (("snapshots", Snapshot), ("flags", Flag), ("sweeps", Sweep))}
+                  for name, model in PURGED.items()}
     row.storage_enabled = enabled
     record(session, tid, actor, "review.storage_changed", target_type="review_settings", target_id=tid,
            before={"storage_enabled": before}, after={"storage_enabled": enabled, "purged": purged}, origin=origin)

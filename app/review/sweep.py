@@ -31,7 +31,7 @@ from app.connectwise.tenant_client import NotConnected, tenant_client
 from app.invoices.errors import InvalidInvoiceData
 from app.invoices.service import InvoicePayloads, build_document
 from app.review import flags as flag_store
-from app.review import incremental, snapshots
+from app.review import incremental, snapshots, summary
 from app.review.fetch import Failure, OpenInvoices, fetch_open_invoices
 from app.review.models import Sweep
 from app.review.settings import locked_row, settings_of
@@ -166,6 +166,7 @@ def _write(session: Session, services: Services, tid: uuid.UUID, fetched: OpenIn
     digest, now = rules_digest(evaluate, rule_settings), dt.datetime.now(dt.UTC)
     failures: list[Failure] = list(fetched.failures)
     existing = snapshots.snapshots_by_invoice(session)
+    rechecked: set[int] = set()
     for done, payloads in enumerate(fetched.payloads):
         if progress is not None:
             progress(done, len(fetched.payloads))
@@ -191,15 +192,19 @@ def _write(session: Session, services: Services, tid: uuid.UUID, fetched: OpenIn
         if same_content and snap is not None:
             snap.rules_digest = digest
         else:
-            snapshots.store(session, services.keyring, tid, snap, built, digest)
+            stored = snapshots.store(session, services.keyring, tid, snap, built, digest)
+            summary.record_content(session, tid, stored, payloads, now)
             result.invoices_changed += 1
         counts = flag_store.apply_findings(session, services.keyring, tid, iid, header.number, findings, now)
+        rechecked.add(iid)
         result.flags_raised += counts.raised
         result.flags_cleared += counts.cleared
     still_open = {p.invoice_id for p in fetched.payloads} | {f.invoice_id for f in failures}
     gone = (set(existing) if scope is None else set(existing) & scope) - still_open
     result.snapshots_dropped = snapshots.drop(session, gone)
     result.flags_cleared += flag_store.clear_invoices(session, gone, now)
+    summary.refresh_flags(session, rechecked)
+    summary.mark_left(session, gone, now)
     result.invoices_seen = len(fetched.payloads) + len(fetched.failures)
     result.invoices_failed = len(failures)
     result.failures = [{"invoice_id": f.invoice_id, "invoice_number": f.invoice_number, "reason": f.reason}

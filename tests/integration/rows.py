@@ -23,6 +23,10 @@ OVERRIDES: dict[str, dict[str, Any]] = {
     "review_flags": {"severity": "warning"},
     "review_sweeps": {"kind": "full", "outcome": "ok"},
     "review_callbacks": {"token_hash": lambda: secrets.token_bytes(32), "callback_ids": [1, 2, 3]},
+    "review_invoices": {"total": Decimal("99.00"), "currency": "USD"},
+    "review_reviewers": {"source": "manual", "user_id": uuid.uuid4},
+    "review_events": {"actor_type": "user"},
+    "review_writebacks": {"decision": "approved"},
 }
 # Tables the app role may only read and append to (no UPDATE/DELETE grant at all).
 APPEND_ONLY_TABLES = {"audit_log", "link_views", "audit_retention_boundary"}
