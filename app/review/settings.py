@@ -18,7 +18,7 @@ from app.audit.log import Actor, Origin, record
 from app.review.models import Event, Flag, ReadMark, Reviewer, ReviewInvoice, ReviewSettings, Snapshot, Sweep, WriteBack
 
 # Every review table that holds invoice content or its review, emptied when storage goes off.
-PURGED: dict[str, type] = {"snapshots": Snapshot, "flags": Flag, "sweeps": Sweep, "invoices": ReviewInvoice,
+PURGED: dict[str, Any] = {"snapshots": Snapshot, "flags": Flag, "sweeps": Sweep, "invoices": ReviewInvoice,
                            "reviewers": Reviewer, "reads": ReadMark, "events": Event, "writebacks": WriteBack}
 
 
