@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 from app.auth.roles import permission_page
 from app.connectwise.connection import get_connection
 from app.review import progress
+from app.review.failures import last_sweep_failures
 from app.review.flags import SEVERITIES, open_flags
 from app.review.jobs import request_sweep, sweep_status
 from app.review.models import Flag
@@ -41,7 +42,7 @@ def index():
     flags = open_flags(session, current_services().keyring) if state["storage"] else []
     return render_template("review/page.html", panel=_panel(), **state, severities=SEVERITIES,
                            counts={s: counts.get(s, 0) for s in SEVERITIES}, flags=flags[:LISTED],
-                           more=max(0, len(flags) - LISTED))
+                           more=max(0, len(flags) - LISTED), last_failures=last_sweep_failures(session))
 
 
 @bp.post("/sweep")
