@@ -16,7 +16,7 @@ from typing import Protocol
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.audit.log import Actor, record
+from app.audit.log import Actor, Origin, record
 from app.review import summary
 from app.review.models import Flag
 from app.security.crypto import FieldRef, Keyring
@@ -132,8 +132,9 @@ def open_flags(session: Session, keyring: Keyring, invoice_number: str | None = 
 
 
 def mark_ok(session: Session, tenant_id: uuid.UUID | str, flag_id: uuid.UUID, actor: Actor, user_id: uuid.UUID | None,
-            *, ok: bool = True) -> Flag | None:
-    """Mark an open flag OK (or undo it), audited; None when there is no such open flag."""
+            *, ok: bool = True, origin: Origin | None = None) -> Flag | None:
+    """Mark an open flag OK (or undo it), audited (with the request's ``origin``, when there is one); None when
+    there is no such open flag."""
     flag = session.execute(select(Flag).where(Flag.id == flag_id, Flag.cleared_at.is_(None))).scalar_one_or_none()
     if flag is None:
         return None
@@ -143,6 +144,6 @@ def mark_ok(session: Session, tenant_id: uuid.UUID | str, flag_id: uuid.UUID, ac
         flag.marked_ok_by, flag.marked_ok_at = None, None
     record(session, tenant_id, actor, "review.flag_marked_ok" if ok else "review.flag_unmarked", target_type="flag",
            target_id=flag.id, after={"invoice_id": flag.invoice_id, "rule": flag.rule,
-                                     "target_type": flag.target_type, "target_id": flag.target_id})
+                                     "target_type": flag.target_type, "target_id": flag.target_id}, origin=origin)
     summary.refresh_flags(session, [flag.invoice_id])
     return flag
