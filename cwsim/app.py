@@ -12,7 +12,7 @@ from typing import Any
 
 from werkzeug.wrappers import Request, Response
 
-from cwsim import callbacks, errors, faults, query, resources
+from cwsim import audittrail, callbacks, errors, faults, query, resources
 from cwsim.errors import ApiError
 from cwsim.pdf import invoice_pdf
 from cwsim.serialize import render
@@ -83,6 +83,9 @@ class SimApp:
         rest = segments[3:]
         if [s.lower() for s in rest] == ["system", "info"]:
             return self._only(request, "GET") or _json(self._system_info())
+        if [s.lower() for s in rest[:2]] == ["system", "audittrail"]:
+            body, headers = audittrail.serve(self.state.data, self.state.lock, request, rest[2:])
+            return _json(body, headers=headers)
         matched = resources.match(rest)
         if matched is None:
             raise errors.endpoint_missing()
@@ -189,7 +192,9 @@ class SimApp:
             except ValueError:
                 raise errors.bad_request("The request body is not valid JSON.") from None
             with self.state.lock:
+                before = resources.get_one(data, resource, parent_id, record_id)
                 record = resources.apply_patch(data, resource, parent_id, record_id, body)
+                audittrail.record_patch(data, resource.table, before, record, resources.API_MEMBER)
             rendered = render(record, api_base)
             callbacks.notify(self.state, resource.table, record, "updated", rendered, request.host_url)
             return _json(rendered)

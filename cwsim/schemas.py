@@ -11,7 +11,7 @@ SPEC_DIR = Path(__file__).parent / "spec"
 
 @lru_cache(maxsize=1)
 def components() -> dict[str, dict]:
-    """Component schemas by name: the subset's, then ServiceNote/SystemInfo/WorkType from ``extra-schemas.json``."""
+    """Component schemas by name: the subset's, then the extra shapes of ``extra-schemas.json``."""
     schemas = dict(json.loads((SPEC_DIR / "openapi-subset.json").read_text())["components"]["schemas"])
     schemas.update(json.loads((SPEC_DIR / "extra-schemas.json").read_text())["components"]["schemas"])
     return schemas

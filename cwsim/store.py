@@ -132,6 +132,8 @@ class Dataset:
         self.tables: dict[str, Table] = {}
         self.cases: dict[str, list[int]] = {}
         self.meta: dict[str, Any] = {}
+        # (audit type, record id) -> AuditTrailEntry dicts, oldest first (cwsim.audittrail).
+        self.audit_trail: dict[tuple[str, int], list[dict]] = {}
 
     def __getitem__(self, name: str) -> Table:
         return self.tables[name]

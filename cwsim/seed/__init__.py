@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import random
 
+from cwsim.audittrail import seed_history
 from cwsim.seed.context import SeedContext
 from cwsim.seed.invoices import CASES, InvoiceSeeder
 from cwsim.seed.parties import build_parties
@@ -30,4 +31,5 @@ def build_dataset(seed: int = 1, invoices: int = 60) -> Dataset:
     ctx.data.tables["callbacks"] = EagerTable()
     ctx.data.cases = {name: [i for i in ids if i <= invoices] for name, ids in CASES.items()}
     ctx.data.meta = {"seed": seed, "invoices": invoices, "anchor": ctx.anchor.isoformat()}
+    seed_history(ctx.data)
     return ctx.data
