@@ -429,6 +429,13 @@ class InvoiceSeeder:
             self.tables["payments"].add(
                 d.id * 10 + 2, PaymentRow(d.id * 10 + 2, d.id, credit, balance, at(day, 11), CREDIT_MEMO)
             )
+        self._route(d)
+
+    def _route(self, d: Draft) -> None:
+        """The invoice's routing: its account manager (or, for agreements, billing), the project manager on
+        project invoices, a member who has since left on a few; none on every tenth (no routing rule matched)."""
+        if d.id % 10 == 0:
+            return
         reviewed = d.status not in (OPEN, READY)
         reviewer = 152 if d.kind == "Agreement" else 141
         self.tables["routings"].add(
@@ -439,4 +446,9 @@ class InvoiceSeeder:
             self.tables["routings"].add(
                 d.id * 10 + 2,
                 RoutingRow(d.id * 10 + 2, d.id, 2, 146, reviewed, at(d.day + timedelta(days=1), 12)),
+            )
+        if d.id % 25 == 7:
+            self.tables["routings"].add(
+                d.id * 10 + 3,
+                RoutingRow(d.id * 10 + 3, d.id, 3, 154, reviewed, at(d.day + timedelta(days=1), 13)),
             )
