@@ -20,6 +20,9 @@ from cwsim.state import RequestRecord, SimState
 from cwsim.store import EagerTable
 
 LEGACY_CODEBASE = "v4_6_release"
+# Records a DELETE removes (204, and a "deleted" callback for the types that have one). A deleted invoice's lines
+# keep their invoice reference here; what ConnectWise does with them is not in the notes.
+DELETABLE = frozenset({"invoices", "products", "timeEntries", "expenseEntries"})
 LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 JSON_TYPE = "application/json; charset=utf-8"
 
@@ -81,6 +84,7 @@ class SimApp:
         self._authenticate(request)
         api_base = f"{request.host_url.rstrip('/')}/{segments[0]}/apis/3.0"
         rest = segments[3:]
+        self._check_permission(rest)
         if [s.lower() for s in rest] == ["system", "info"]:
             return self._only(request, "GET") or _json(self._system_info())
         if [s.lower() for s in rest[:2]] == ["system", "audittrail"]:
@@ -113,6 +117,13 @@ class SimApp:
         if cfg.require_client_id and not request.headers.get("clientId", "").strip():
             # Integrators report a 400 mentioning clientId for a missing/unregistered clientId.
             raise ApiError(400, "ConnectWiseApi", "A valid clientId header is required.")
+
+    def _check_permission(self, rest: list[str]) -> None:
+        """403 under a path the API member's security role lacks (the ``forbidden`` knob)."""
+        path = "/".join(rest).lower()
+        for prefix in self.state.config.forbidden.lower().split():
+            if path == prefix.strip("/") or path.startswith(prefix.strip("/") + "/"):
+                raise errors.forbidden()
 
     @staticmethod
     def _only(request: Request, *methods: str) -> Response | None:
@@ -202,6 +213,12 @@ class SimApp:
             resources.get_one(data, resource, parent_id, record_id)
             del data[resource.table].records[record_id]
             return Response(status=204)
+        if method == "DELETE" and resource.table in DELETABLE:
+            with self.state.lock:
+                record = resources.get_one(data, resource, parent_id, record_id)
+                data[resource.table].remove(record_id)
+            callbacks.notify(self.state, resource.table, record, "deleted", render(record, api_base), request.host_url)
+            return Response(status=204)
         raise errors.method_not_allowed(method)
 
     @staticmethod
@@ -286,6 +303,9 @@ class SimApp:
                 )
         if not str(body["url"]).startswith(("http://", "https://")):
             raise errors.invalid_object("callbackEntry", "url", "Invalid URL")
+        refused = callbacks.entry_error(body)
+        if refused is not None:
+            raise errors.invalid_object("callbackEntry", refused[0], refused[1], code="InvalidObject")
         table = self.state.data["callbacks"]
         assert isinstance(table, EagerTable)
         with self.state.lock:

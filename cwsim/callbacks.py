@@ -1,10 +1,11 @@
-"""Callback delivery, as ConnectWise does it: signed POSTs to registered callbacks when a record is saved.
+"""Callback delivery, as ConnectWise does it: signed POSTs to registered callbacks when a record is saved or deleted.
 
-Owns: which registered callbacks match a change (type, level, objectId), the documented payload (``Entity`` as a
-JSON string, ``Metadata.key_url``), the ``x-content-signature`` (base64 HMAC-SHA256 keyed with SHA-256 of the
-signing key), the signing-key endpoint the ``key_url`` names, and delivery on a background thread with the
-documented 5 s timeout and two retries (after 2 s, then 4 s) on 404/409/419/429. Every attempt lands in
-``SimState.deliveries`` so tests can wait for it.
+Owns: which callback types and levels a registration may name (API-NOTES §9's table), which registered callbacks
+match a change (type, level, objectId), the documented payload (``Entity`` as a JSON string, empty for a delete;
+``Metadata.key_url``), the ``x-content-signature`` (base64 HMAC-SHA256 keyed with SHA-256 of the signing key), the
+signing-key endpoint the ``key_url`` names, and delivery on a background thread with the documented 5 s timeout and
+two retries (after 2 s, then 4 s) on 404/409/419/429. Every attempt lands in ``SimState.deliveries`` so tests can
+wait for it.
 """
 
 from __future__ import annotations
@@ -25,9 +26,29 @@ import httpx
 if TYPE_CHECKING:
     from cwsim.state import SimState
 
-# Simulator table -> callback type (ConnectWise's names, lower-case as real requests send them).
-# "product" for procurement product items is a guess: the notes document ProductCatalog only.
-TYPES = {"invoices": "invoice", "timeEntries": "time", "products": "product"}
+# Simulator table -> callback type (ConnectWise's names, lower-case as real requests send them). API-NOTES §9 lists
+# no type for procurement product items (ProductCatalog is the catalog, which the simulator does not serve), so a
+# change to a product line calls no callback, as on ConnectWise.
+TYPES = {"invoices": "invoice", "timeEntries": "time", "expenseEntries": "expense"}
+# API-NOTES §9: every documented type and its levels (case-insensitive in practice). The levels of the types the
+# notes list as "likewise" come from the same documentation table.
+LEVELS: dict[str, frozenset[str]] = {name: frozenset(levels.split()) for name, levels in {
+    "invoice": "owner status company invoice",
+    "ticket": "owner board project phase status ticket integratortag",
+    "time": "owner company time",
+    "expense": "owner chargetotype type class company expense",
+    "company": "owner status type territory company integratortag",
+    "contact": "owner type territory company contact",
+    "agreement": "owner type company agreement",
+    "project": "owner status board project",
+    "member": "owner location securityrole member",
+    "opportunity": "owner statusid company opportunity",
+    "activity": "owner status type company activity",
+    "configuration": "owner type status configuration",
+    "productcatalog": "owner",
+    "purchaseorder": "owner status vendor company purchaseorder",
+    "schedule": "owner status type location member schedule",
+}.items()}
 RETRY_STATUSES = frozenset({404, 409, 419, 429})
 TIMEOUT_SECONDS = 5.0
 KEY_PATH = "system/callbackkey/index.rails"
@@ -73,6 +94,18 @@ def key_answer(state: SimState, company: str, key_id: str) -> dict[str, str] | N
     return {"signing_key": state.callback_signing_key}
 
 
+def entry_error(body: dict) -> tuple[str, str] | None:
+    """(field, message) when a registration names a type or level ConnectWise does not know, else None.
+
+    The level's message is the documented one (API-NOTES §7); the type's, in the same style, is a guess."""
+    kind, level = str(body.get("type", "")).lower(), str(body.get("level", "")).lower()
+    if kind not in LEVELS:
+        return "type", f"Unrecognized type {body.get('type')}"
+    if level not in LEVELS[kind]:
+        return "level", f"Unrecognized level for type {body.get('type')}"
+    return None
+
+
 def _matches(callback: dict, kind: str, record: dict) -> bool:
     if callback.get("inactiveFlag") or str(callback.get("type", "")).lower() != kind:
         return False
@@ -85,7 +118,8 @@ def _matches(callback: dict, kind: str, record: dict) -> bool:
 
 
 def notify(state: SimState, table: str, record: dict, action: str, rendered: dict, site_url: str) -> list[Delivery]:
-    """Queue a signed delivery to each callback matching this change of ``record`` (``rendered``: its wire JSON)."""
+    """Queue a signed delivery to each callback matching this change of ``record`` (``rendered``: its wire JSON;
+    ``action``: "added", "updated" or "deleted", whose ``Entity`` is empty)."""
     kind = TYPES.get(table)
     if kind is None:
         return []

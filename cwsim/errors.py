@@ -29,6 +29,11 @@ def not_authenticated() -> ApiError:
     return ApiError(401, "ConnectWiseApi", "UserNotAuthenticated")
 
 
+def forbidden() -> ApiError:
+    # 403 is documented for a security role without the permission (API-NOTES §7); this body is a guess.
+    return ApiError(403, "Forbidden", "You do not have permission to access this resource.")
+
+
 def endpoint_missing() -> ApiError:
     return ApiError(404, "ConnectWiseApi", "The endpoint does not exist.")
 

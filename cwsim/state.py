@@ -39,6 +39,7 @@ class SimConfig:
     trickle_next: int = 0  # the next N API responses send their body one byte every trickle_interval seconds
     trickle_interval: float = 1.0
     revoked: bool = False  # keys revoked: every API request answers 401
+    forbidden: str = ""  # space-separated API paths (e.g. "system/callbacks") the key's security role lacks: 403
     require_client_id: bool = True
 
     def update(self, values: dict[str, Any]) -> None:

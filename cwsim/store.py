@@ -50,6 +50,10 @@ class Table:
     def set_fields(self, record_id: int, changes: dict[str, Any]) -> None:
         self.overrides.setdefault(record_id, {}).update(changes)
 
+    def remove(self, record_id: int) -> None:
+        """Forget a record (a DELETE); an unknown id is no error here (the caller answered 404 first)."""
+        self.overrides.pop(record_id, None)
+
 
 class EagerTable(Table):
     def __init__(self, records: Iterable[dict] = (), parents: dict[int, int] | None = None):
@@ -80,6 +84,13 @@ class EagerTable(Table):
     def set_fields(self, record_id: int, changes: dict[str, Any]) -> None:
         # Eager records are the source of truth, so write through (keeps list and get consistent).
         self.records[record_id] = {**self.records[record_id], **changes}
+
+    def remove(self, record_id: int) -> None:
+        super().remove(record_id)
+        self.records.pop(record_id, None)
+        parent = self.parents.pop(record_id, None)
+        if parent is not None:
+            self.children[parent] = [i for i in self.children.get(parent, ()) if i != record_id]
 
 
 class LazyTable(Table):
@@ -123,6 +134,13 @@ class LazyTable(Table):
     def build(self, record_id: int) -> dict | None:
         row = self.rows.get(record_id)
         return None if row is None else self.builder(row)
+
+    def remove(self, record_id: int) -> None:
+        super().remove(record_id)
+        row = self.rows.pop(record_id, None)
+        invoice_id = self.invoice_of(row) if row is not None else None
+        if invoice_id is not None:
+            self.by_invoice[invoice_id] = [i for i in self.by_invoice.get(invoice_id, ()) if i != record_id]
 
 
 class Dataset:

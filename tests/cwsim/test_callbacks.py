@@ -100,3 +100,54 @@ def test_a_key_url_with_another_key_id_is_not_found(fresh_sim):
     url = f"{fresh_sim.url}/{fresh_sim.state.codebase}system/callbackkey/index.rails"
     response = httpx.get(url, params={"companyName": fresh_sim.company_id, "id": "nope"}, headers={"clientId": "t"})
     assert response.status_code == 404
+
+
+def test_deleting_a_time_entry_or_an_invoice_answers_204_and_posts_a_deleted_callback_without_entity(
+        fresh_sim, fresh_client, receiver):
+    register(fresh_client, f"{receiver.url}/time?id=", "time")
+    register(fresh_client, f"{receiver.url}/invoice?id=", "invoice")
+    entry = fresh_client.get("/time/entries", params={"conditions": "invoice/id=4"}).json()[0]
+    assert fresh_client.delete(f"/time/entries/{entry['id']}").status_code == 204
+    assert fresh_client.get(f"/time/entries/{entry['id']}").status_code == 404
+    assert entry["id"] not in [t["id"] for t in fresh_client.get(
+        "/time/entries", params={"conditions": "invoice/id=4"}).json()]
+    assert fresh_client.delete("/finance/invoices/4").status_code == 204
+    assert fresh_client.get("/finance/invoices/4").status_code == 404
+    assert fresh_client.delete("/finance/invoices/4").status_code == 404
+    wait_for(fresh_sim.state, 2)
+    sent = {p: json.loads(body) for p, _, body in receiver.received}
+    deleted_time, deleted_invoice = sent[f"/time?id={entry['id']}"], sent["/invoice?id=4"]
+    assert (deleted_time["Action"], deleted_time["Type"], deleted_time["ID"], deleted_time["Entity"]) == (
+        "deleted", "time", entry["id"], "")
+    assert (deleted_invoice["Action"], deleted_invoice["Type"], deleted_invoice["ID"]) == ("deleted", "invoice", 4)
+
+
+def test_expense_changes_call_expense_callbacks_and_product_lines_call_none(fresh_sim, fresh_client, receiver):
+    register(fresh_client, f"{receiver.url}/expense?id=", "expense")
+    expense = fresh_client.get("/expense/entries", params={"pageSize": 1}).json()[0]
+    product = fresh_client.get("/procurement/products", params={"pageSize": 1}).json()[0]
+    fresh_client.patch(f"/procurement/products/{product['id']}",
+                       json=[{"op": "replace", "path": "description", "value": "x"}])
+    fresh_client.patch(f"/expense/entries/{expense['id']}", json=[{"op": "replace", "path": "notes", "value": "y"}])
+    wait_for(fresh_sim.state, 1)
+    assert [p for p, _, _ in receiver.received] == [f"/expense?id={expense['id']}"]
+    assert [d.type for d in fresh_sim.state.deliveries] == ["expense"]
+
+
+def test_a_callback_type_or_level_the_notes_do_not_list_is_refused(fresh_client):
+    for kind, level, field in (("product", "owner", "type"), ("ProductCatalog", "company", "level")):
+        response = fresh_client.post("/system/callbacks", json={"url": "https://hook.example/x?id=", "objectId": 1,
+                                                                "type": kind, "level": level})
+        assert response.status_code == 400
+        assert response.json()["errors"][0]["field"] == field
+    ok = fresh_client.post("/system/callbacks", json={"url": "https://hook.example/x?id=", "objectId": 1,
+                                                      "type": "ProductCatalog", "level": "Owner"})
+    assert ok.status_code == 201
+
+
+def test_a_path_the_security_role_lacks_answers_403(fresh_sim, fresh_client):
+    fresh_sim.configure(forbidden="system/callbacks")
+    assert fresh_client.post("/system/callbacks", json={"url": "https://hook.example/x?id=", "objectId": 1,
+                                                        "type": "invoice", "level": "owner"}).status_code == 403
+    assert fresh_client.get("/system/callbacks").status_code == 403
+    assert fresh_client.get("/finance/invoices/3").status_code == 200
