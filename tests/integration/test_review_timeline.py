@@ -33,10 +33,13 @@ def tenant(client, make_tenant, sim, redis_conn):  # type: ignore[no-untyped-def
 
 
 def a_moved_invoice(sim) -> dict:  # type: ignore[no-untyped-def]
-    """An invoice whose seeded trail says it was created and then moved to another status."""
+    """An open invoice (still in review, still editable) whose seeded trail says it was created and then moved to
+    another status."""
     data = sim.state.data
+    open_statuses = {s["id"] for s in data["billingStatuses"].iter() if not s["closedFlag"] and not s["sentFlag"]}
     return next(i for i in data["invoices"].iter()
-                if i["status"]["name"] != "New" and len(data.audit_trail[("Invoice", i["id"])]) >= 2)
+                if i["status"]["id"] in open_statuses and i["status"]["name"] != "New" and not i.get("glBatch")
+                and len(data.audit_trail[("Invoice", i["id"])]) >= 2)
 
 
 def seeded_moments(sim, invoice_id: int) -> list[dt.datetime]:  # type: ignore[no-untyped-def]
@@ -81,7 +84,7 @@ def test_the_timeline_merges_our_events_with_the_connectwise_trail_in_time_order
     iid = invoice["id"]
     created, *_rest, moved = seeded_moments(sim, iid)
     # Ours before, between and after ConnectWise's entries, and one after a change made in ConnectWise just now.
-    add_event(app, tenant, iid, "viewed", at=created + dt.timedelta(minutes=30))
+    add_event(app, tenant, iid, "viewed", at=created + dt.timedelta(minutes=1))
     add_event(app, tenant, iid, "approved", at=moved + dt.timedelta(hours=3))
     with cw(sim) as api:
         api.patch(f"finance/invoices/{iid}", [{"op": "replace", "path": "reference", "value": "Job 42"}])
