@@ -217,6 +217,7 @@ class SimApp:
             with self.state.lock:
                 record = resources.get_one(data, resource, parent_id, record_id)
                 data[resource.table].remove(record_id)
+                audittrail.record_delete(data, resource.table, record, resources.API_MEMBER)
             callbacks.notify(self.state, resource.table, record, "deleted", render(record, api_base), request.host_url)
             return Response(status=204)
         raise errors.method_not_allowed(method)

@@ -11,8 +11,9 @@ endpoints do not support forward-only paging, API-NOTES §5: the header is ignor
 and ``fields`` work as on every list; ``deviceIdentifier``, ``xrefRecId``, ``childConditions`` and
 ``customFieldConditions`` are accepted and ignored (they scope other types' trails).
 
-A PATCH of an invoice appends to the invoice's trail; a PATCH of a product, time entry or expense on an invoice
-appends to that record's own trail and to its invoice's. The trail lives in the ``Dataset``, so the simulator's
+A PATCH or DELETE of an invoice appends to the invoice's trail; one of a product, time entry or expense on an
+invoice appends to that record's own trail and to its invoice's. (The simulator POSTs only callbacks, which have no
+trail.) The trail lives in the ``Dataset``, so the simulator's
 reset (which rebuilds the data set) restores the seeded history.
 """
 
@@ -107,6 +108,25 @@ def record_patch(data: Dataset, table: str, before: dict, after: dict, entered_b
             line = f"{_LINE_NAMES[table]} {after['id']}"
             append(data, "Invoice", invoice_id,
                    entry(f"{line}: {sentence}", now, entered_by, "Invoice", _LINE_NAMES[table]))
+
+
+def record_delete(data: Dataset, table: str, record: dict, entered_by: str) -> None:
+    """Append a DELETE to the record's trail (and, for a line on an invoice, to its invoice's)."""
+    audit_type = TRAIL_TYPES.get(table)
+    if audit_type is None:
+        return
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    if table == "invoices":
+        append(data, "Invoice", record["id"],
+               entry(f"Invoice {record.get('invoiceNumber', record['id'])} deleted", now, entered_by, "Invoice",
+                     "Invoice"))
+        return
+    line = f"{_LINE_NAMES[table]} {record['id']}"
+    append(data, audit_type, record["id"], entry(f"{line} deleted", now, entered_by, audit_type, _LINE_NAMES[table]))
+    invoice_id = (record.get("invoice") or {}).get("id")
+    if invoice_id is not None:
+        append(data, "Invoice", invoice_id,
+               entry(f"{line} deleted", now, entered_by, "Invoice", _LINE_NAMES[table]))
 
 
 def _plain(value: Any) -> Any:

@@ -165,3 +165,17 @@ def test_the_trail_is_behind_authentication(sim):
     import httpx
 
     assert httpx.get(sim.api_url + "/system/audittrail", params={"type": "Invoice", "id": 1}).status_code == 401
+
+
+def test_deletes_are_on_the_trail(fresh_client):
+    product = a_line_with_an_invoice(fresh_client, "/procurement/products")
+    invoice_id = product["invoice"]["id"]
+    assert fresh_client.delete(f"/procurement/products/{product['id']}").status_code == 204
+    said = trail(fresh_client, invoice_id)[0]
+    assert (said["text"], said["enteredBy"], said["auditSubType"]) == (
+        f"Product {product['id']} deleted", API_MEMBER, "Product")
+    own = fresh_client.get("/system/audittrail", params={"type": "ProductItem", "id": product["id"]}).json()
+    assert own[0]["text"] == f"Product {product['id']} deleted"
+    number = fresh_client.get(f"/finance/invoices/{invoice_id}").json()["invoiceNumber"]
+    assert fresh_client.delete(f"/finance/invoices/{invoice_id}").status_code == 204
+    assert trail(fresh_client, invoice_id)[0]["text"] == f"Invoice {number} deleted"
