@@ -162,6 +162,7 @@ def _register_blueprints(app: Flask, cfg: Config) -> None:
     from app.review.invoice_views import bp as review_invoice_bp
     from app.review.reviewer_views import bp as review_reviewers_bp
     from app.review.settings_views import bp as review_settings_bp
+    from app.review.status_map_views import bp as review_status_map_bp
     from app.review.views import bp as review_bp
     from app.support.views import bp as support_bp
     from app.users.views import bp as users_bp
@@ -172,6 +173,7 @@ def _register_blueprints(app: Flask, cfg: Config) -> None:
                users_bp, support_bp, sso_bp, sign_in_policy_bp, review_hooks_bp, review_bp, review_settings_bp,
                review_invoice_bp, review_reviewers_bp, review_decisions_bp):
         app.register_blueprint(bp)
+    app.register_blueprint(review_status_map_bp)
     if cfg.is_development:
         from app.auth.dev import bp as dev_bp
 

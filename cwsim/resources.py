@@ -247,6 +247,13 @@ def _derive(data: Dataset, resource: Resource, record: dict, changes: dict) -> N
 
 def apply_patch(data: Dataset, resource: Resource, parent_id: int | None, record_id: int, body: Any) -> dict:
     record = get_one(data, resource, parent_id, record_id)
+    if resource.table == "invoices" and record.get("glBatch"):
+        # Exported to accounting: ConnectWise keeps such an invoice closed to edits, its status included, until it
+        # is unbatched (the schema's unbatchedBatch). The wording is ours; the refusal's shape is ConnectWise's.
+        batch = record["glBatch"].get("name") or record["glBatch"].get("id")
+        raise errors.invalid_object(resource.name, "status", f"Invoice {record.get('invoiceNumber', record_id)} "
+                                    f"was exported to accounting in batch {batch} and is closed to changes.",
+                                    code="InvoiceClosed")
     if not isinstance(body, list) or not body:
         raise errors.bad_request("The request body must be a JSON array of patch operations.")
     changes: dict[str, Any] = {}
