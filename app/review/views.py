@@ -1,24 +1,32 @@
-"""Review pages: the overview (last sweep, open invoices, open flags by severity and their list) and "Sweep now" with
-its progress panel, polled by htmx until the sweep job has finished."""
+"""Review pages: the inbox (``/review/``: tabs with counts, search, filters, sorting, paging; an htmx request gets
+the list alone, ``review/_inbox.html``), and "Sweep now" with its progress panel, polled by htmx until the sweep job
+has finished (the finished panel then tells the inbox to refresh itself)."""
 
 from __future__ import annotations
 
-from flask import Blueprint, render_template
+from typing import Any
+
+from flask import Blueprint, current_app, make_response, render_template, request, url_for
 from sqlalchemy import func, select
 
+from app.audit.web import current_user_row_id
 from app.auth.roles import permission_page
 from app.connectwise.connection import get_connection
-from app.review import progress
+from app.review import inbox, progress
 from app.review.failures import last_sweep_failures
-from app.review.flags import SEVERITIES, open_flags
+from app.review.flags import SEVERITIES
 from app.review.jobs import request_sweep, sweep_status
 from app.review.models import Flag
 from app.review.settings import settings_of
+from app.review.times import zone
 from app.services import current_services
 from app.tenancy import db_session, required_tenant_id
+from app.tenants.models import TenantSettings
+from app.views.htmx import wants_partial
 
 bp = Blueprint("review", __name__, url_prefix="/review")
-LISTED = 300  # flags listed on the page; the CLI prints them all
+SWEPT_EVENT = "review-swept"  # the inbox listens for it and reloads its list
+BULK_ENDPOINT = "review_decisions.bulk_preview"
 
 
 def _panel() -> progress.Panel:
@@ -33,16 +41,48 @@ def _state() -> dict:
             "storage": settings_of(session, required_tenant_id()).storage_enabled}
 
 
+def _has_route(endpoint: str) -> bool:
+    """Whether another part's route exists yet (the bulk approve buttons appear once it does)."""
+    return endpoint in current_app.view_functions
+
+
+def _row_url(invoice_id: int) -> str:
+    if _has_route("review_invoice.page"):
+        return url_for("review_invoice.page", invoice_id=invoice_id)
+    return f"/review/{invoice_id}"
+
+
 @bp.get("/")
 @permission_page("view")
 def index():
-    session, state = db_session(), _state()
-    counts = dict(session.execute(select(Flag.severity, func.count()).where(Flag.cleared_at.is_(None))
-                                  .group_by(Flag.severity)).tuples().all())
-    flags = open_flags(session, current_services().keyring) if state["storage"] else []
-    return render_template("review/page.html", panel=_panel(), **state, severities=SEVERITIES,
-                           counts={s: counts.get(s, 0) for s in SEVERITIES}, flags=flags[:LISTED],
-                           more=max(0, len(flags) - LISTED), last_failures=last_sweep_failures(session))
+    session, state, services = db_session(), _state(), current_services()
+    query = inbox.InboxQuery.from_args(request.args)
+    context: dict[str, Any] = {**state, "query": query, "result": None, "panel": None, "first_sweep": False,
+                               "tabs": inbox.TABS, "sorts": inbox.SORTS, "row_url": _row_url,
+                               "bulk": _has_route(BULK_ENDPOINT)}
+    if state["connected"] and state["storage"]:
+        settings = session.get(TenantSettings, required_tenant_id())
+        result = inbox.load(session, services.redis, services.keyring, query, current_user_row_id(),
+                            tz=zone(settings.timezone if settings is not None else None))
+        context["result"], context["query"] = result, result.query
+        if result.empty_everywhere and not query.filtered:
+            context["panel"] = _panel()
+            context["first_sweep"] = context["panel"].last is None
+    if wants_partial():
+        response = make_response(render_template("review/_inbox.html", **context))
+        if request.headers.get("HX-Trigger") != "inbox":  # the list reloading itself is not a new place
+            shown = context["query"]
+            response.headers["HX-Push-Url"] = url_for("review.index", **shown.args(page=shown.page))
+        return response
+    if state["connected"]:
+        context["panel"] = context["panel"] or _panel()
+    if state["connected"] and state["storage"]:
+        counted = dict(session.execute(select(Flag.severity, func.count()).where(Flag.cleared_at.is_(None))
+                                       .group_by(Flag.severity)).tuples().all())
+        context.update(options=inbox.options(session), severities=SEVERITIES,
+                       severity_counts={s: counted.get(s, 0) for s in SEVERITIES},
+                       last_failures=last_sweep_failures(session))
+    return render_template("review/page.html", **context)
 
 
 @bp.post("/sweep")
@@ -58,4 +98,9 @@ def sweep_now():
 @bp.get("/sweep/progress")
 @permission_page("view")
 def sweep_progress():
-    return render_template("review/_progress.html", panel=_panel(), **_state())
+    panel = _panel()
+    response = make_response(render_template("review/_progress.html", panel=panel, **_state()))
+    if not panel.polling and request.headers.get("HX-Request"):
+        # The poll that sees the sweep finished: the inbox reloads its list once the panel has settled.
+        response.headers["HX-Trigger-After-Settle"] = SWEPT_EVENT
+    return response
