@@ -157,6 +157,7 @@ def _register_blueprints(app: Flask, cfg: Config) -> None:
     from app.connectwise.views import bp as connectwise_bp
     from app.invoices.public import bp as public_invoices_bp
     from app.invoices.views import bp as invoices_bp
+    from app.review.callback_views import bp as review_callbacks_bp
     from app.review.decision_views import bp as review_decisions_bp
     from app.review.hook_views import bp as review_hooks_bp
     from app.review.invoice_views import bp as review_invoice_bp
@@ -173,6 +174,7 @@ def _register_blueprints(app: Flask, cfg: Config) -> None:
                users_bp, support_bp, sso_bp, sign_in_policy_bp, review_hooks_bp, review_bp, review_settings_bp,
                review_invoice_bp, review_reviewers_bp, review_decisions_bp):
         app.register_blueprint(bp)
+    app.register_blueprint(review_callbacks_bp)
     app.register_blueprint(review_status_map_bp)
     if cfg.is_development:
         from app.auth.dev import bp as dev_bp

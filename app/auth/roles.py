@@ -24,6 +24,8 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "review_rules": frozenset({"owner", "admin", "billing_manager", "support"}),
     # "Sweep now": reads ConnectWise on the tenant's request budget, so not for viewers.
     "run_sweep": frozenset({"owner", "admin", "billing_manager", "reviewer", "support"}),
+    # Review storage on/off: what the Trust & Security page says customers ask us for ("contact us to disable this").
+    "review_storage": frozenset({"support"}),
     "manage_reviewers": frozenset({"owner", "admin", "billing_manager"}),
     # Approve, reject, close, change an invoice's billing status: the review roles (not viewers, not support).
     "review_decide": frozenset({"owner", "admin", "billing_manager", "reviewer"}),

@@ -38,6 +38,10 @@ def connect(tenant_id: str, site: str, company_id: str, public_key: str, private
                             allow_loopback_http=not cfg.is_production, actor=Actor.system("cli"))
     except FormError as exc:
         raise click.ClickException(str(exc)) from exc
+    from app.review.callback_jobs import request_sync_if_needed
+
+    with tenant_session(tenant_id, factory) as session:
+        request_sync_if_needed(services, session, tenant_id)  # review's callbacks follow the connection (a job)
     with tenant_session(tenant_id, factory) as session:
         from app.connectwise.connection import get_connection
 

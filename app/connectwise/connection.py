@@ -132,17 +132,25 @@ def make_client(conn: Connection, keyring: Keyring, config: Config, redis: Any =
 
     The default is the page's because a forgotten flag then costs a job a retry, never a web thread.
     """
+    return client_for(object_session(conn), credentials(conn, keyring), conn.tenant_id, config, redis,
+                      for_job=for_job, resolver=resolver, **kwargs)
+
+
+def client_for(session: Session | None, creds: Credentials, tenant_id: uuid.UUID | str, config: Config,
+               redis: Any = None, *, for_job: bool = False, resolver: Resolver | None = None,
+               **kwargs: Any) -> Client:
+    """A client for ``creds`` under the tenant's site policy and budget: the connection's keys (``make_client``), or
+    keys it had before (review's callbacks are removed from their old site with the keys that registered them)."""
     kind = "JOB" if for_job else "PAGE"
     wait = getattr(config, f"CONNECTWISE_{kind}_WAIT_SECONDS")
     budget = RequestBudget(redis, config.CONNECTWISE_MAX_REQUESTS_PER_MINUTE, max_wait=wait,
                            host_limit=config.CONNECTWISE_HOST_MAX_REQUESTS_PER_MINUTE) if redis is not None else None
     # The tenant's hosts are read again for every client, so removing one stops it at once.
-    policy = site_policy(object_session(conn), allow_loopback=not config.is_production, resolver=resolver)
+    policy = site_policy(session, allow_loopback=not config.is_production, resolver=resolver)
     options = {"timeout": config.CONNECTWISE_TIMEOUT_SECONDS, "cache_ttl": config.CONNECTWISE_CACHE_TTL_SECONDS,
                "site_policy": policy, "allow_loopback_http": not config.is_production, "rate_limiter": budget, "max_wait": wait,
                "deadline": getattr(config, f"CONNECTWISE_{kind}_DEADLINE_SECONDS"), **kwargs}
-    return Client(credentials(conn, keyring), config.CONNECTWISE_CLIENT_ID, tenant_id=str(conn.tenant_id),
-                  redis=redis, **options)
+    return Client(creds, config.CONNECTWISE_CLIENT_ID, tenant_id=str(tenant_id), redis=redis, **options)
 
 
 def run_checks(client: Client) -> list[CheckResult]:

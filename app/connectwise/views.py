@@ -11,7 +11,6 @@ from flask_login import current_user
 from app.audit.web import current_actor, request_origin
 from app.auth.roles import can, permission_page
 from app.connectwise import errors
-from app.connectwise.client import normalise_site
 from app.connectwise.connection import (
     CheckResult,
     FormError,
@@ -24,7 +23,7 @@ from app.connectwise.connection import (
 from app.connectwise.members import request_sync, sync_state
 from app.connectwise.onprem import add_host, list_hosts, remove_host
 from app.connectwise.tenant_client import tenant_client
-from app.review.callbacks import disable_callbacks, registration
+from app.review.callback_jobs import request_sync_if_needed
 from app.services import current_services
 from app.tenancy import db_session, required_tenant_id
 from app.views.htmx import wants_partial
@@ -61,7 +60,6 @@ def settings():
 @permission_page("connect_connectwise")
 def save():
     form = {k: request.form.get(k, "") for k in ("site", "company_id", "public_key", "private_key")}
-    _remove_callbacks_if_moving(form)
     try:
         save_connection(db_session(), current_services().keyring, required_tenant_id(), site=form["site"],
                         company_id=form["company_id"], public_key=form["public_key"],
@@ -73,22 +71,11 @@ def save():
         context = _form_context(form, {exc.field: str(exc)})
         template = "connectwise/_form.html" if wants_partial() else "connectwise/page.html"
         return render_template(template, **context), 422
+    # Review's callbacks follow the connection (registered, or moved off the old site with the old keys): a job
+    # queued once this request has committed.
+    request_sync_if_needed(current_services(), db_session(), required_tenant_id())
     flash("ConnectWise connection saved. Test it to check each permission.", "success")
     return redirect(url_for("connectwise.settings"))
-
-
-def _remove_callbacks_if_moving(form: dict) -> None:
-    """Review's ConnectWise callbacks live on the current site and company: remove them while its keys are still
-    the stored ones, before the connection moves elsewhere (a form that fails to save costs only the callbacks)."""
-    conn, services = get_connection(db_session()), current_services()
-    if conn is None or registration(services, required_tenant_id()) is None:
-        return
-    try:
-        site = normalise_site(form["site"], not services.config.is_production)
-    except errors.ConnectWiseError:
-        return  # the save refuses this form anyway
-    if (site, form["company_id"].strip()) != (conn.site, conn.company_id):
-        disable_callbacks(services, required_tenant_id(), current_actor())
 
 
 @bp.post("/test")

@@ -92,7 +92,10 @@ def storage(tenant_id: str, state: str) -> None:
     with tenant_session(tenant_id, _services().session_factory) as session:
         purged = set_storage(session, tenant_id, state == "on", Actor.system("cli"))
     if state == "on":
-        click.echo("review storage on")
+        from app.review.callback_jobs import request_sync
+
+        request_sync(_services(), tenant_id)
+        click.echo("review storage on; the ConnectWise callbacks are queued to be registered")
     else:
         click.echo(f"review storage off; purged {purged['snapshots']} snapshots, {purged['flags']} flags, "
                    f"{purged['sweeps']} sweeps")

@@ -7,6 +7,11 @@ signing key fetched from the payload's ``Metadata.key_url`` only when that URL i
 site (through the tenant's client: vetted addresses, its deadline), and cached in Redis encrypted. A message is
 accepted once (``MessageId``, SET NX with a TTL). A refusal changes nothing; nothing here logs a key, a token or
 the body.
+
+What is rescanned: the invoice itself (a deleted one too: the rescan finds it gone and drops its snapshot and
+flags), or the invoice a time entry or expense is on. ConnectWise may send a deleted record without its ``Entity``
+(API-NOTES §9), so a deleted line with no invoice in its payload queues a job that finds its invoice among the
+stored snapshots.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from sqlalchemy import text
 from app.connectwise import errors as cw_errors
 from app.connectwise.connection import get_connection
 from app.connectwise.tenant_client import NotConnected, tenant_client
+from app.review.callback_jobs import LINE_COLLECTIONS, request_line_rescan
 from app.review.callbacks import hash_token
 from app.review.rescan import request_rescan
 from app.review.settings import settings_of
@@ -39,7 +45,7 @@ _TOKEN_SHAPE = re.compile(r"^[A-Za-z0-9_-]{32,64}$")
 KEY_TTL_SECONDS = 3600
 MESSAGE_TTL_SECONDS = 86400  # far beyond ConnectWise's retries (2 s, then 4 s)
 KEY_TABLE = "callback_signing_keys"  # names the associated data of a cached key's ciphertext (no table)
-LINE_TYPES = ("time", "product")
+LINE_TYPES = tuple(LINE_COLLECTIONS)  # the registered line types (app.review.callbacks.TYPES)
 
 
 @dataclass(frozen=True)
@@ -121,10 +127,14 @@ def receive(services: Services, token: str, body: bytes, signature: str | None) 
     if not services.redis.set(seen_key, b"1", nx=True, ex=MESSAGE_TTL_SECONDS):
         return Outcome(409, "This callback message was already received.")
     invoice_id = _invoice_of(payload)
-    if invoice_id is None:
+    deleted_line = invoice_id is None and _is_deleted_line(payload)
+    if invoice_id is None and not deleted_line:
         return Outcome(200, "Nothing to rescan.")
     try:
-        request_rescan(services, tenant_id, invoice_id)
+        if invoice_id is not None:
+            request_rescan(services, tenant_id, invoice_id)
+        else:
+            request_line_rescan(services, tenant_id, payload["Type"].lower(), payload["ID"])
     except Exception:
         services.redis.delete(seen_key)  # not acted on: ConnectWise's retry of this message must get through
         raise
@@ -132,8 +142,13 @@ def receive(services: Services, token: str, body: bytes, signature: str | None) 
     return Outcome(202, "Rescan queued.", invoice_id)
 
 
+def _is_deleted_line(payload: dict[str, Any]) -> bool:
+    return (str(payload.get("Action", "")).lower() == "deleted" and payload["Type"].lower() in LINE_TYPES
+            and payload["ID"] > 0)
+
+
 def _invoice_of(payload: dict[str, Any]) -> int | None:
-    """The invoice a callback is about: the record itself, or the invoice a time entry or product is on."""
+    """The invoice a callback is about: the record itself, or the invoice a time entry or expense is on."""
     kind = payload["Type"].lower()
     if kind == "invoice":
         return payload["ID"] if payload["ID"] > 0 else None

@@ -1,4 +1,5 @@
-"""Review's jobs: one tenant's sweep, and the periodic fan-out that queues a sweep per connected tenant."""
+"""Review's jobs: one tenant's sweep, and the periodic fan-out that queues a sweep per connected tenant (and the
+callbacks job where the callbacks are not what they should be)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from app.jobs.fanout import fan_out
 from app.jobs.queue import enqueue, fetch_job
 from app.jobs.runtime import job
 from app.review import progress
+from app.review.callback_jobs import retry_if_due
 from app.review.settings import settings_of
 from app.review.sweep import run_sweep
 from app.services import Services
@@ -57,6 +59,7 @@ def sweep_all_tenants(services: Services) -> int:
     """The periodic fan-out: a queued sweep per tenant that is connected and keeps review storage on."""
 
     def queue_sweep(session: Session, tenant_id: str) -> bool:
+        retry_if_due(services, session, tenant_id)  # callbacks that failed or drifted are fixed on the same tick
         if get_connection(session) is None or not settings_of(session, tenant_id).storage_enabled:
             return False
         return request_sweep(services, tenant_id)

@@ -23,6 +23,7 @@ OVERRIDES: dict[str, dict[str, Any]] = {
     "review_flags": {"severity": "warning"},
     "review_sweeps": {"kind": "full", "outcome": "ok"},
     "review_callbacks": {"token_hash": lambda: secrets.token_bytes(32), "callback_ids": [1, 2, 3]},
+    "review_callback_state": {"status": "failed", "reason": "ConnectWise refused to register callbacks"},
     "review_invoices": {"total": Decimal("99.00"), "currency": "USD"},
     "review_reviewers": {"source": "manual", "user_id": uuid.uuid4},
     "review_events": {"actor_type": "user"},

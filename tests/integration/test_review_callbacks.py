@@ -92,15 +92,16 @@ def snapshot_state(app, tenant) -> dict:  # type: ignore[no-untyped-def]
     return {"snapshots": snaps, "flags": flags}
 
 
-def a_product_to_break(app, tenant, sim) -> dict:  # type: ignore[no-untyped-def]
-    """A billable product with a cost, on an open (non credit memo) invoice that has a snapshot and no margin flag."""
+def a_time_entry_to_break(app, tenant, sim) -> dict:  # type: ignore[no-untyped-def]
+    """A billable time entry with long notes, on an open (non credit memo) invoice that has a snapshot, and no
+    insufficient-notes flag."""
     state = snapshot_state(app, tenant)
-    flagged = {target for _, rule, target, cleared in state["flags"] if rule == "low_margin" and cleared is None}
+    flagged = {target for _, rule, target, cleared in state["flags"] if rule == "insufficient_notes" and cleared is None}
     invoices = {i["id"]: i for i in sim.state.data["invoices"].iter()}
-    return next(p for p in sim.state.data["products"].iter()
-                if p.get("invoice", {}).get("id") in state["snapshots"] and p["id"] not in flagged
-                and invoices[p["invoice"]["id"]].get("type") != "CreditMemo" and p.get("billableOption") == "Billable"
-                and p.get("quantity", 0) > 0 and p.get("price", 0) > 0 and p.get("cost", 0) > 0)
+    return next(t for t in sim.state.data["timeEntries"].iter()
+                if t.get("invoice", {}).get("id") in state["snapshots"] and t["id"] not in flagged
+                and invoices[t["invoice"]["id"]].get("type") != "CreditMemo" and t.get("billableOption") == "Billable"
+                and len(t.get("notes", "")) >= 40)
 
 
 def run_worker(app, queue) -> None:  # type: ignore[no-untyped-def]
@@ -113,7 +114,8 @@ def test_registration_makes_three_owner_callbacks_in_connectwise_and_off_removes
     ids = enable_callbacks(services, str(tenant.id), live, ACTOR, client_options=FAST)
     registered = {c["id"]: c for c in sim.state.data["callbacks"].iter()}
     assert sorted(ids) == sorted(registered)
-    assert sorted(c["type"] for c in registered.values()) == ["invoice", "product", "time"]
+    # API-NOTES §9: Invoice, Time and Expense have Owner-level callbacks; product lines (ProductItem) have none.
+    assert sorted(c["type"] for c in registered.values()) == ["expense", "invoice", "time"]
     assert {(c["level"], c["objectId"]) for c in registered.values()} == {("owner", 1)}
     token = token_of(sim)
     assert all(c["url"] == f"{live}/hooks/connectwise/{token}?recordId=" for c in registered.values())
@@ -151,18 +153,15 @@ def test_a_simulator_signed_callback_after_a_patch_rescans_its_invoice(app, tena
     services = services_of(app)
     assert run_sweep(services, str(tenant.id), client_options=FAST).outcome == "ok"
     enable_callbacks(services, str(tenant.id), live, ACTOR, client_options=FAST)
-    product = a_product_to_break(app, tenant, sim)
-    invoice_id = product["invoice"]["id"]
+    entry = a_time_entry_to_break(app, tenant, sim)
+    invoice_id = entry["invoice"]["id"]
     before = snapshot_state(app, tenant)
     started = time.monotonic()
-    with httpx.Client(base_url=sim.api_url, auth=(f"{sim.company_id}+{sim.public_key}", sim.private_key),
-                      headers={"clientId": "tests"}) as api:
-        patched = api.patch(f"/procurement/products/{product['id']}",
-                            json=[{"op": "replace", "path": "cost", "value": product["price"] * 2}])
-        assert patched.status_code == 200
+    patched = api_patch_notes(sim, entry["id"], "Fixed it")
+    assert patched.status_code == 200
     [delivery] = wait_for(sim.state, 1)
     queued_after = time.monotonic() - started
-    assert delivery.attempts == [202] and delivery.type == "product"
+    assert delivery.attempts == [202] and delivery.type == "time"
     assert queued_after < 5, f"the rescan was queued {queued_after:.1f} s after the change"
     [job] = queue.jobs
     assert list(job.args) == [str(tenant.id), invoice_id]
@@ -171,19 +170,18 @@ def test_a_simulator_signed_callback_after_a_patch_rescans_its_invoice(app, tena
     assert after["snapshots"][invoice_id] != before["snapshots"][invoice_id]
     assert {k: v for k, v in after["snapshots"].items() if k != invoice_id} == {
         k: v for k, v in before["snapshots"].items() if k != invoice_id}
-    assert (invoice_id, "low_margin", product["id"], None) in after["flags"]
+    assert (invoice_id, "insufficient_notes", entry["id"], None) in after["flags"]
     # The signing key was fetched once and then cached.
-    again = api_patch_notes(sim, product["id"])
+    again = api_patch_notes(sim, entry["id"], "Edited")
     assert again.status_code == 200
     wait_for(sim.state, 2)
     assert len([r for r in sim.requests if "callbackkey" in r.path]) == 1
 
 
-def api_patch_notes(sim, product_id: int) -> httpx.Response:  # type: ignore[no-untyped-def]
+def api_patch_notes(sim, entry_id: int, notes: str) -> httpx.Response:  # type: ignore[no-untyped-def]
     with httpx.Client(base_url=sim.api_url, auth=(f"{sim.company_id}+{sim.public_key}", sim.private_key),
                       headers={"clientId": "tests"}) as api:
-        return api.patch(f"/procurement/products/{product_id}",
-                         json=[{"op": "replace", "path": "description", "value": "Edited"}])
+        return api.patch(f"/time/entries/{entry_id}", json=[{"op": "replace", "path": "notes", "value": notes}])
 
 
 @pytest.fixture()
@@ -285,18 +283,24 @@ def test_callbacks_are_rate_limited_per_token(app, client, tenant, sim, armed, m
     assert codes[-1] == 429 and set(codes[:-1]) == {400}
 
 
-def test_moving_the_connection_to_another_site_removes_the_callbacks_first(app, client, tenant, sim, live):
+def test_moving_the_connection_to_another_site_removes_the_callbacks_first(app, client, tenant, sim, live, queue):
     import cwsim
+    from app.review.callback_jobs import sync_callbacks
     from tests.integration.invoice_helpers import connect
 
     enable_callbacks(services_of(app), str(tenant.id), live, ACTOR, client_options=FAST)
     other = cwsim.serve_in_thread(port=0, invoices=5)
     try:
         connect(client, other)
+        assert len(list(sim.state.data["callbacks"].iter())) == 3  # the request only queues the move (a job)
+        with app.app_context():
+            sync_callbacks(services_of(app), str(tenant.id), client_options=FAST)
+        assert len(list(other.state.data["callbacks"].iter())) == 3
     finally:
         other.stop()
     assert list(sim.state.data["callbacks"].iter()) == []
-    assert registration(services_of(app), str(tenant.id)) is None
+    moved = registration(services_of(app), str(tenant.id))
+    assert moved is not None and moved.site == other.url
 
 
 def test_saving_the_same_site_again_keeps_the_callbacks(app, client, tenant, sim, live):
