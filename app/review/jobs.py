@@ -15,6 +15,7 @@ from app.jobs.queue import enqueue, fetch_job
 from app.jobs.runtime import job
 from app.review import progress
 from app.review.callback_jobs import retry_if_due
+from app.review.routing import request_routing
 from app.review.settings import settings_of
 from app.review.sweep import run_sweep
 from app.services import Services
@@ -32,10 +33,12 @@ def sweep_tenant(services: Services, tenant_id: str, kind: str = "incremental") 
     reporting its progress to the "Sweep now" panel; returns the sweep's record."""
     progress.started(services.redis, tenant_id)
     try:
-        return run_sweep(services, tenant_id, kind="full" if kind == "full" else "incremental",
-                         progress=progress.reporter(services.redis, tenant_id)).as_json()
+        result = run_sweep(services, tenant_id, kind="full" if kind == "full" else "incremental",
+                           progress=progress.reporter(services.redis, tenant_id))
     finally:
         progress.finished(services.redis, tenant_id)
+    request_routing(services, tenant_id)  # reviewers of invoices new to review, from their ConnectWise routing
+    return result.as_json()
 
 
 def sweep_status(redis: Redis, tenant_id: str) -> JobStatus | None:
