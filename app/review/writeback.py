@@ -189,6 +189,7 @@ class _Plan:
     target_name: str
     expected: int | None
     acceptable: set[int]
+    unresolved: set[str]  # decisions of our earlier write-backs whose status was not picked yet
     stored_map: dict[str, int]
     catalog: list[status_map.Status] | None
 
@@ -205,18 +206,25 @@ class _Result:
     catalog: list[status_map.Status] | None = None
 
 
-def _plan(session: Session, row: WriteBack) -> _Plan:
+def _plan(session: Session, row: WriteBack, catalog: list[status_map.Status] | None) -> _Plan:
+    stored = status_map.stored_map(session, row.tenant_id)
+    if not row.target_status_id and catalog is not None:
+        # Picked now, while the row is locked, so the panel names the status being written.
+        chosen = status_map.effective_map(stored, catalog).get(row.decision)
+        if chosen is not None:
+            row.target_status_id, row.target_status_name = chosen.id, chosen.name
     # Statuses our own earlier write-backs wrote (or are writing) after this one was asked for are ours, not a
     # change made by someone in ConnectWise.
-    earlier = session.execute(select(WriteBack).where(WriteBack.invoice_id == row.invoice_id, WriteBack.id != row.id,
-                                                      WriteBack.created_at <= row.created_at,
-                                                      WriteBack.state.in_(("running", "done")))).scalars()
-    acceptable = {w.target_status_id for w in earlier
-                  if w.state == "running" or (w.finished_at is not None and w.finished_at >= row.created_at)}
+    earlier = [w for w in session.execute(select(WriteBack).where(
+        WriteBack.invoice_id == row.invoice_id, WriteBack.id != row.id, WriteBack.created_at <= row.created_at,
+        WriteBack.state.in_(("running", "done")))).scalars()
+        if w.state == "running" or (w.finished_at is not None and w.finished_at >= row.created_at)]
+    acceptable = {w.target_status_id for w in earlier if w.target_status_id}
+    unresolved = {w.decision for w in earlier if not w.target_status_id}
     expected = row.expected_status_id
     acceptable |= {s for s in (expected, row.target_status_id) if s}
     return _Plan(row.invoice_id, row.decision, row.target_status_id or None, row.target_status_name, expected,
-                 acceptable, status_map.stored_map(session, row.tenant_id), None)
+                 acceptable, unresolved, stored, catalog)
 
 
 def perform(services: Services, tenant_id: str, writeback_id: str, *,
@@ -229,8 +237,7 @@ def perform(services: Services, tenant_id: str, writeback_id: str, *,
         if row is None or row.state != "pending":
             return row.state if row is not None else "gone"
         row.state, row.attempts = "running", row.attempts + 1
-        plan = _plan(session, row)
-        plan.catalog = status_map.cached_catalog(session, services.redis, tenant_id)
+        plan = _plan(session, row, status_map.cached_catalog(session, services.redis, tenant_id))
         try:
             client = tenant_client(session, services.keyring, services.config, services.redis, for_page=False,
                                    **dict(client_options or {}))
@@ -253,10 +260,12 @@ def _write(client: Any, plan: _Plan) -> _Result:
     try:
         target_id, target_name = plan.target_id, plan.target_name
         catalog = plan.catalog
-        if target_id is None or not target_name:
+        if target_id is None or not target_name or plan.unresolved:
             catalog = catalog or status_map.fetch_catalog(client)
+            mapped = status_map.effective_map(plan.stored_map, catalog)
+            plan.acceptable |= {s.id for d, s in mapped.items() if d in plan.unresolved and s is not None}
             if target_id is None:
-                chosen = status_map.effective_map(plan.stored_map, catalog).get(plan.decision)
+                chosen = mapped.get(plan.decision)
                 if chosen is None:
                     return _Result("failed", f"No ConnectWise billing status is mapped to “{plan.decision}”, and "
                                              "none fits by name: pick one on the review settings page, then Retry.",

@@ -30,18 +30,18 @@ from tests.integration.invoice_helpers import (  # noqa: F401
 from tests.integration.test_review_sweep import FAST
 
 
-@pytest.fixture()
-def tenant(request, client, make_tenant, sim, redis_conn):  # type: ignore[no-untyped-def]
-    rebuild_afterwards(request, sim)  # write-backs change statuses in the simulator
-    t = connected_tenant(client, make_tenant, sim, name="Decisions Co")
-    return t
-
-
-@pytest.fixture()
-def swept(app, tenant):  # type: ignore[no-untyped-def]
-    """The tenant after a full sweep with the shipped rules (inbox rows, real flags)."""
+def swept_tenant(request, app, client, make_tenant, sim, name: str):  # type: ignore[no-untyped-def]
+    """A tenant connected to the simulator after a full sweep with the shipped rules (inbox rows, real flags);
+    the simulator's data is rebuilt afterwards (write-backs change statuses there)."""
+    rebuild_afterwards(request, sim)
+    tenant = connected_tenant(client, make_tenant, sim, name=name)
     assert run_sweep(services_of(app), str(tenant.id), kind="full", client_options=FAST).outcome == "ok"
     return tenant
+
+
+@pytest.fixture()
+def swept(request, app, client, make_tenant, sim, redis_conn):  # type: ignore[no-untyped-def]
+    return swept_tenant(request, app, client, make_tenant, sim, "Decisions Co")
 
 
 def session_of(app, tenant):  # type: ignore[no-untyped-def]
@@ -49,10 +49,11 @@ def session_of(app, tenant):  # type: ignore[no-untyped-def]
 
 
 def pick(app, tenant, kind: str = "clean") -> int:  # type: ignore[no-untyped-def]
-    """An invoice in review: "clean" (no open flag), "flagged" (open error or warning flags), "info" (info only)."""
+    """An invoice in review: "clean" (no open flag), "flagged" (open error or warning flags), "info" (info only);
+    its ConnectWise status "New", so every status a decision writes is a change."""
     with session_of(app, tenant) as s:
-        rows = s.execute(select(ReviewInvoice).where(ReviewInvoice.is_open).order_by(ReviewInvoice.invoice_id)
-                         ).scalars().all()
+        rows = s.execute(select(ReviewInvoice).where(ReviewInvoice.is_open, ReviewInvoice.status_id == 1)
+                         .order_by(ReviewInvoice.invoice_id)).scalars().all()
         match = {"clean": lambda r: r.open_flags == 0, "flagged": lambda r: r.blocking_flags > 0,
                  "info": lambda r: r.open_flags > 0 and r.blocking_flags == 0}[kind]
         found = [r.invoice_id for r in rows if match(r)]
@@ -124,6 +125,7 @@ def test_approval_by_every_reviewer_approves_the_invoice_and_writes_the_mapped_s
     other = add_user(app, swept, "reviewer")
     set_reviewers(app, swept, invoice_id, swept.owner_id, other)
     before = cw_status(sim, invoice_id)
+    assert before == (1, "New")
 
     first = post(client, f"/review/{invoice_id}/approve")
     assert first.status_code == 200, first.get_data(as_text=True)[:500]
