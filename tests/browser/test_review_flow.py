@@ -1,0 +1,89 @@
+"""In Chromium: the invoice's review page at 1366 and 390 px (the document beside its flags on a desktop; flags
+first, then the document, then the panels on a phone; nothing wider than the screen; the flag sentence at a
+readable width), and Mark as OK from the pane without a console error. Screenshots in var/screenshots/."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from app.review.models import ReviewInvoice
+from app.review.sweep import run_sweep
+from app.services import services_of
+from app.tenancy import tenant_session
+from tests.browser.test_invoices_browser import SHOTS, browser, served, sim  # noqa: F401 (fixtures)
+from tests.integration.invoice_helpers import connected_tenant
+
+SCREENS = {"desktop": {"width": 1366, "height": 900}, "phone": {"width": 390, "height": 844}}
+
+
+def _page(browser, base: str, cookie_client, viewport: dict):  # type: ignore[no-untyped-def]  # noqa: F811
+    context = browser.new_context(viewport=viewport, is_mobile=viewport["width"] < 500)
+    context.add_cookies([{"name": "bi_session", "value": cookie_client.get_cookie("bi_session").value, "url": base}])
+    page = context.new_page()
+    page.set_default_timeout(20_000)
+    problems: list[str] = []
+    page.on("console", lambda m: problems.append(m.text) if m.type in ("error", "warning") else None)
+    page.on("pageerror", lambda e: problems.append(str(e)))
+    return page, problems
+
+
+def _flagged_invoice(app, tenant) -> int:  # type: ignore[no-untyped-def]
+    with tenant_session(tenant.id, app.extensions["session_factory"]) as session:
+        return session.execute(select(ReviewInvoice.invoice_id).where(ReviewInvoice.is_open)
+                               .order_by(ReviewInvoice.worst_flag.desc(), ReviewInvoice.open_flags.desc(),
+                                         ReviewInvoice.invoice_id)).scalars().first()
+
+
+MEASURE = """() => {
+  const box = (sel) => { const e = document.querySelector(sel); return e ? e.getBoundingClientRect().toJSON() : null; };
+  const frame = document.querySelector('.invoice-frame');
+  return {
+    page: document.documentElement.scrollWidth,
+    // The document may scroll sideways inside its own frame; everything else must fit the screen.
+    widest: Math.max(...[...document.querySelectorAll('main *')]
+        .filter(e => !e.parentElement.closest('.invoice-frame') && !e.parentElement.closest('main .table'))
+        .map(e => e.getBoundingClientRect().right)),
+    flags: box('#review-flags'), document: box('.review-document'), panels: box('.review-panels'),
+    sentence: Math.min(...[...document.querySelectorAll('.flag-sentence')].map(e => e.getBoundingClientRect().width)),
+    frame: frame ? {client: frame.clientWidth, scroll: frame.scrollWidth} : null,
+    invoice: box('.bi-invoice'),
+    font: parseFloat(getComputedStyle(document.querySelector('.bi-lines') || document.body).fontSize),
+  };
+}"""
+
+
+@pytest.mark.parametrize("screen", SCREENS)
+def test_the_invoice_review_page_fits_the_screen_and_marks_a_flag_ok(
+        app, served, browser, client, make_tenant, sim, redis_conn, screen):  # noqa: F811
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    tenant = connected_tenant(client, make_tenant, sim, "Review Page Browser IT")
+    assert run_sweep(services_of(app), str(tenant.id), kind="full").outcome == "ok"
+    invoice_id = _flagged_invoice(app, tenant)
+    viewport = SCREENS[screen]
+    page, problems = _page(browser, served, client, viewport)
+    response = page.goto(f"{served}/review/{invoice_id}")
+    assert response is not None and response.status == 200
+    page.wait_for_selector("#review-flags .flag")
+    page.screenshot(path=str(SHOTS / f"{screen}-review-invoice.png"), full_page=True)
+    m = page.evaluate(MEASURE)
+    assert m["page"] <= viewport["width"] and m["widest"] <= viewport["width"], m
+    if screen == "desktop":
+        # Two columns: the document on the left, flags and panels beside it.
+        assert m["document"]["x"] < m["flags"]["x"] and m["flags"]["x"] == m["panels"]["x"], m
+        assert m["document"]["width"] >= 760 and m["frame"]["scroll"] <= m["frame"]["client"], m
+    else:
+        # Stacked: flags first, then the document, then the panels.
+        assert m["flags"]["y"] < m["document"]["y"] < m["panels"]["y"], m
+        assert m["sentence"] >= 250, m
+        assert m["invoice"]["width"] >= 300 and m["font"] >= 10, m
+    assert m["sentence"] >= 250, m
+    box = page.locator("#review-flags .flag input[type=checkbox]").first
+    box.check()
+    page.wait_for_selector("#review-flags .flag.is-ok")
+    assert page.locator("#review-flags .flag.is-ok .flag-ok").first.inner_text().strip() == "Marked OK"
+    page.wait_for_selector("#review-timeline .tl-item")
+    page.screenshot(path=str(SHOTS / f"{screen}-review-invoice-marked.png"), full_page=False)
+    page.locator("#review-flags .flag.is-ok input[type=checkbox]").first.uncheck()
+    page.wait_for_selector("#review-flags .flag.is-ok", state="detached")
+    assert problems == []
