@@ -220,7 +220,8 @@ def _posted_ids(name: str) -> list[int]:
 
 def _bulk_answer(context: dict[str, Any], status: int = 200) -> Any:
     if wants_partial():
-        return render_template("review/_bulk.html", bulk=context), status
+        # The panel replaces itself whatever swap the button asked for (the inbox's default is innerHTML).
+        return render_template("review/_bulk.html", bulk=context), status, {"HX-Reswap": "outerHTML"}
     if status >= 400:
         flash(context.get("error") or "Nothing was approved.", "error")
     return redirect(url_for("review.index"))
