@@ -17,6 +17,7 @@ stored snapshots.
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import hashlib
 import hmac
 import json
@@ -31,6 +32,7 @@ from sqlalchemy import text
 from app.connectwise import errors as cw_errors
 from app.connectwise.connection import get_connection
 from app.connectwise.tenant_client import NotConnected, tenant_client
+from app.review import summary
 from app.review.callback_jobs import LINE_COLLECTIONS, request_line_rescan
 from app.review.callbacks import hash_token
 from app.review.rescan import request_rescan
@@ -132,6 +134,8 @@ def receive(services: Services, token: str, body: bytes, signature: str | None) 
         return Outcome(200, "Nothing to rescan.")
     try:
         if invoice_id is not None:
+            with tenant_session(tenant_id, services.session_factory) as session:  # the review page's banner
+                summary.note_cw_change(session, invoice_id, dt.datetime.now(dt.UTC))
             request_rescan(services, tenant_id, invoice_id)
         else:
             request_line_rescan(services, tenant_id, payload["Type"].lower(), payload["ID"])
