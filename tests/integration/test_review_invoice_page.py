@@ -7,19 +7,25 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import threading
 import time
 import uuid
 from html import unescape
 from urllib.parse import unquote
 
 import pytest
+from rq import SimpleWorker
 from sqlalchemy import func, select
+from werkzeug.serving import make_server
 
+from app.audit.log import Actor
 from app.audit.models import AuditEntry
 from app.branding import store as branding_store
 from app.invoices.html import render_document_html
 from app.invoices.service import build_document
+from app.jobs.queue import get_queue
 from app.review import summary
+from app.review.callbacks import enable_callbacks
 from app.review.events import of_invoice
 from app.review.flags import open_flags
 from app.review.models import Flag, ReadMark, ReviewInvoice, Snapshot
@@ -27,6 +33,7 @@ from app.review.snapshots import payloads_of
 from app.review.sweep import run_sweep
 from app.services import services_of
 from app.tenancy import tenant_session
+from cwsim.callbacks import wait_for
 from tests.conftest import sign_in
 from tests.integration.invoice_helpers import (  # noqa: F401
     add_user,
@@ -337,3 +344,28 @@ def test_a_refresh_that_connectwise_refuses_says_why_in_the_banner_and_changes_n
                                .where(Snapshot.invoice_id == row.invoice_id)).one() == before
         assert session.execute(select(ReviewInvoice.cw_changed_at)
                                .where(ReviewInvoice.invoice_id == row.invoice_id)).scalar_one() is not None
+
+
+def test_a_connectwise_callback_for_the_invoice_raises_the_banner_until_its_rescan_reads_the_change(
+        app, client, tenant, sim, request, redis_conn):
+    rebuild_afterwards(request, sim)  # drops the callbacks registered here
+    sim.state.deliveries.clear()
+    full_sweep(app, tenant)
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    request.addfinalizer(server.shutdown)
+    enable_callbacks(services_of(app), str(tenant.id), f"http://127.0.0.1:{server.server_port}",
+                     Actor.system("tests"), client_options=FAST)
+    queue = get_queue(redis_conn, "connectwise")
+    queue.empty()
+    invoice_id = min(open_invoice_ids(sim))
+    with cw(sim) as api:  # ConnectWise changes the invoice and calls us back, signed
+        api.patch(f"finance/invoices/{invoice_id}", [{"op": "replace", "path": "reference",
+                                                      "value": "PO changed upstream"}])
+    [delivery] = wait_for(sim.state, 1)
+    assert delivery.attempts == [202]
+    html = client.get(f"/review/{invoice_id}").get_data(as_text=True)
+    assert "Changed in ConnectWise just now" in html
+    with app.app_context():  # the rescan the callback queued
+        SimpleWorker([queue], connection=redis_conn, serializer=queue.serializer).work(burst=True)
+    assert "Changed in ConnectWise" not in client.get(f"/review/{invoice_id}").get_data(as_text=True)
