@@ -24,6 +24,10 @@ from app.views.htmx import wants_partial
 bp = Blueprint("review_reviewers", __name__, url_prefix="/review")
 
 
+def _tenant_id() -> uuid.UUID:
+    return uuid.UUID(str(required_tenant_id()))
+
+
 def _invoice_in_review(invoice_id: int) -> None:
     if reviewers.in_review(db_session(), invoice_id) is None:
         abort(404)
@@ -36,21 +40,35 @@ def _page_url(invoice_id: int) -> str:
 
 
 def _panel_html(invoice_id: int, error: str | None = None, notice: str | None = None) -> str:
-    panel = reviewers.panel(db_session(), current_services(), required_tenant_id(), invoice_id, current_user)
+    panel = reviewers.panel(db_session(), current_services(), _tenant_id(), invoice_id, current_user)
     panel.update(error=error, notice=notice)
     return render_template("review/_reviewers.html", reviewers_panel=panel)
 
 
+def _oob(html: str, root_id: str) -> str:
+    """A panel partial marked to swap out of band into its element ("" when it has no such root): left unmarked it
+    would land inside this panel's swap."""
+    marker = f'id="{root_id}"'
+    at = html.find(marker)
+    if at < 0:
+        return ""
+    if "hx-swap-oob" in html[html.rfind("<", 0, at):html.find(">", at)]:
+        return html
+    return html[:at + len(marker)] + ' hx-swap-oob="true"' + html[at + len(marker):]
+
+
 def _changed(invoice_id: int, notice: str) -> Response | str:
-    """The answer to a change: the panel and, out of band, the timeline and the decision."""
+    """After a change: the review state the reviewers now make (a removed reviewer may complete the approval
+    chain, a new one reopens it), then the panel and, out of band, the timeline and the decision."""
+    session, services, tenant_id = db_session(), current_services(), _tenant_id()
+    decisions.recompute(session, services, tenant_id, invoice_id, current_user)
     if not wants_partial():
         flash(notice, "success")
         return redirect(_page_url(invoice_id))
-    session, services, tenant_id = db_session(), current_services(), required_tenant_id()
-    others = [render_template("review/_timeline.html", oob=True,
-                              timeline_panel=timeline.panel(session, services, tenant_id, invoice_id, current_user)),
-              render_template("review/_decision.html", oob=True,
-                              decision_panel=decisions.panel(session, services, tenant_id, invoice_id, current_user))]
+    others = [_oob(render_template("review/_timeline.html", oob=True, timeline_panel=timeline.panel(
+                  session, services, tenant_id, invoice_id, current_user)), "review-timeline"),
+              _oob(render_template("review/_decision.html", oob=True, decision_panel=decisions.panel(
+                  session, services, tenant_id, invoice_id, current_user)), "review-decision")]
     return _panel_html(invoice_id, notice=notice) + "".join(others)
 
 
@@ -84,7 +102,7 @@ def candidates(invoice_id: int) -> str:
 def add(invoice_id: int) -> Response | str | tuple[str, int]:
     _invoice_in_review(invoice_id)
     try:
-        row = reviewers.add(db_session(), current_services().keyring, required_tenant_id(), invoice_id,
+        row = reviewers.add(db_session(), current_services().keyring, _tenant_id(), invoice_id,
                             request.form.get("who", ""), by=current_user, actor=current_actor(),
                             origin=request_origin())
     except reviewers.ReviewerError as exc:
@@ -97,7 +115,7 @@ def add(invoice_id: int) -> Response | str | tuple[str, int]:
 def remove(invoice_id: int, reviewer_id: uuid.UUID) -> Response | str | tuple[str, int]:
     _invoice_in_review(invoice_id)
     try:
-        name = reviewers.remove(db_session(), current_services().keyring, required_tenant_id(), invoice_id,
+        name = reviewers.remove(db_session(), current_services().keyring, _tenant_id(), invoice_id,
                                 reviewer_id, by=current_user, actor=current_actor(), origin=request_origin())
     except reviewers.ReviewerError as exc:
         return _refused(invoice_id, str(exc))

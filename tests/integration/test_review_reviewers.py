@@ -392,6 +392,31 @@ def test_removing_a_reviewer_is_logged_on_the_timeline_and_audited(app, client, 
     assert twice.status_code == 422 and "already been removed" in twice.get_data(as_text=True)
 
 
+def test_the_change_answers_with_the_timeline_and_decision_out_of_band(app, client, tenant, seeded):
+    [jordan, _] = reviewer_rows(app, tenant, seeded)
+    html = client.post(f"/review/{seeded}/reviewers/{jordan.id}/remove", headers=htmx(client)).get_data(as_text=True)
+    assert html.index('id="review-reviewers"') < html.index('id="review-timeline"')
+    for root in ("review-timeline", "review-decision"):
+        tag = html[html.rfind("<", 0, html.index(f'id="{root}"')):html.index(">", html.index(f'id="{root}"'))]
+        assert 'hx-swap-oob="true"' in tag, root
+    timeline_html = html[html.index('id="review-timeline"'):]
+    assert "removed Jordan Morales" in timeline_html, timeline_html[:3000]  # the timeline already says so
+
+
+def test_removing_the_last_waiting_reviewer_completes_the_approval_chain(app, client, tenant, seeded):
+    [jordan, faith] = reviewer_rows(app, tenant, seeded)
+    with session_of(app, tenant) as session:
+        session.execute(update(Reviewer).where(Reviewer.id == jordan.id)
+                        .values(state="approved", state_at=dt.datetime.now(dt.UTC)))
+    assert client.post(f"/review/{seeded}/reviewers/{faith.id}/remove", headers=htmx(client)).status_code == 200
+    assert inbox_rows(app, tenant)[seeded].state == "approved"
+    # And a new reviewer reopens it.
+    brian = add_member_user(app, tenant, 143, "Brian Chen")
+    assert client.post(f"/review/{seeded}/reviewers", data={"who": f"user:{brian}"},
+                       headers=htmx(client)).status_code == 200
+    assert inbox_rows(app, tenant)[seeded].state == "needs_review"
+
+
 def test_without_htmx_a_change_redirects_to_the_review_page(app, client, tenant, seeded):
     [jordan, _] = reviewer_rows(app, tenant, seeded)
     response = client.post(f"/review/{seeded}/reviewers/{jordan.id}/remove", data={"csrf_token": csrf_of(client)})
