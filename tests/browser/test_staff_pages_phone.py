@@ -3,6 +3,8 @@ and wide tables scroll inside their own box. Screenshots land in var/screenshots
 
 from __future__ import annotations
 
+from app.review.sweep import run_sweep
+from app.services import services_of
 from tests.browser.test_invoices_browser import SHOTS, browser, served, sim  # noqa: F401 (fixtures)
 from tests.integration.invoice_helpers import connected_tenant
 
@@ -21,11 +23,14 @@ def _phone_page(browser, base: str, cookie_client):  # type: ignore[no-untyped-d
 
 def test_every_staff_page_fits_a_390_px_phone(app, served, browser, client, make_tenant, sim):  # noqa: F811
     SHOTS.mkdir(parents=True, exist_ok=True)
-    connected_tenant(client, make_tenant, sim, "Phone Check IT")
+    tenant = connected_tenant(client, make_tenant, sim, "Phone Check IT")
+    assert run_sweep(services_of(app), str(tenant.id), kind="full").outcome == "ok"  # so review has invoices
     page = _phone_page(browser, served, client)
     page.goto(served + "/invoices/")
     one_invoice = page.locator("table a").first.get_attribute("href")
-    for path in (*PAGES, one_invoice):
+    page.goto(served + "/review/")
+    one_review = page.locator("#inbox .row-link").first.get_attribute("href")  # an invoice's review page
+    for path in (*PAGES, one_invoice, one_review):
         response = page.goto(served + path)
         assert response is not None and response.status == 200, path
         page.screenshot(path=str(SHOTS / f"phone{path.rstrip('/').replace('/', '-') or '-dashboard'}.png"), full_page=True)
