@@ -1,12 +1,12 @@
 """The callbacks and storage parts of the review settings page (``/settings/review/``).
 
-Callbacks: where they stand (registered types and since when, being worked on, failed and why, off and why) and
-"Register again" (``review_rules``), which queues the callbacks job. Storage: the switch only platform support
-turns, through a support grant (``review_storage``), as the Trust & Security page promises ("contact us to disable
-this"): off purges the tenant's review rows in the request's transaction (audited with the counts, by the support
-actor) and queues the job that removes the callbacks; on queues their registration. Everyone else sees why it is
-not theirs to turn. Both partials read their state from ``review_callback_panel()``, so the full page and the htmx
-answers render the same files.
+Callbacks: where they stand (registered types and since when, being worked on, failed and why, off and why; polled
+while a job works on them) and "Register again" (``review_rules``), which queues the callbacks job. Storage: the
+switch only platform support turns, through a support grant (``review_storage``), as the Trust & Security page
+promises ("contact us to disable this"): off purges the tenant's review rows in the request's transaction (audited
+with the counts, by the support actor) and queues the job that removes the callbacks; on queues their registration.
+Everyone else sees why it is not theirs to turn. Both partials read their state from ``review_callback_panel()``, so
+the full page and the htmx answers render the same files.
 """
 
 from __future__ import annotations
@@ -75,6 +75,13 @@ def callback_panel() -> CallbackPanel:
 @bp.app_template_global("review_callback_panel")
 def _panel_for_templates() -> CallbackPanel:
     return callback_panel()
+
+
+@bp.get("/callbacks")
+@permission_page("review_rules")
+def callbacks_card() -> ResponseReturnValue:
+    """The callbacks card alone: what the page polls while a callbacks job is working."""
+    return render_template("review/_callbacks.html")
 
 
 @bp.post("/callbacks/register")

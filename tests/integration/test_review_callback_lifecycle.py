@@ -488,3 +488,26 @@ def test_a_time_entry_callback_url_names_no_tenant(served, tenant, fresh, queue)
     t, _ = tenant
     for callback in callbacks_in(fresh):
         assert str(t.id) not in callback["url"] and urlsplit(callback["url"]).query == "recordId="
+
+
+def test_the_card_polls_while_a_job_works_and_stops_once_registered(served, tenant, fresh, queue):
+    t, client = tenant
+    connect_form(client, fresh.url, fresh.company_id, fresh.public_key, fresh.private_key)
+    working = client.get("/settings/review/callbacks").get_data(as_text=True)
+    assert 'hx-trigger="every 2s"' in working and "Updating the callbacks" in working
+    run_jobs(served, queue)
+    done = client.get("/settings/review/callbacks").get_data(as_text=True)
+    assert "every 2s" not in done and "Registered for" in done
+
+
+def test_the_storage_cli_removes_the_callbacks_off_and_queues_their_registration_on(served, tenant, fresh, queue):
+    connected(served, tenant, fresh, queue)
+    t, _ = tenant
+    runner = served.test_cli_runner()
+    off = runner.invoke(args=["review", "storage", str(t.id), "off"])
+    assert off.exit_code == 0 and "callbacks removed: 3" in off.output, off.output
+    assert callbacks_in(fresh) == [] and state(served, t.id).status == "off"
+    on = runner.invoke(args=["review", "storage", str(t.id), "on"])
+    assert on.exit_code == 0 and "queued to be registered" in on.output, on.output
+    run_jobs(served, queue)
+    assert state(served, t.id).status == "registered" and len(callbacks_in(fresh)) == 3
