@@ -15,8 +15,8 @@ from rq.serializers import JSONSerializer
 
 # In the order a worker takes from them: a sign-in code never waits behind a burst of PDFs or ConnectWise pulls.
 # mail: sign-in codes and notices (small, a person is waiting); pdf: invoice PDFs; connectwise: pulls and syncs;
-# maintenance: periodic and delayed housekeeping; default: nothing new goes here, it drains jobs queued before
-# the split.
+# maintenance: periodic and delayed housekeeping; default: bulk approve runs (each of its write-backs goes to
+# connectwise), and it drains jobs queued before the split.
 QUEUE_NAMES = ("mail", "pdf", "connectwise", "maintenance", "default")
 _ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 
