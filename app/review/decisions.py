@@ -3,7 +3,8 @@ outcome of the reviewers' decisions; the soft gate on open error and warning fla
 
 Outcome: any current reviewer rejected -> rejected; every current reviewer approved -> approved; else needs review.
 Close ends the review whatever the reviewers said (an invoice handled outside the chain); nothing but a status change
-is taken on a closed review. A decider who is not yet a reviewer joins as one (source "manual") with their decision.
+is taken on a closed review, nor on an invoice no longer open in ConnectWise (sent or closed there). A decider who
+is not yet a reviewer joins as one (source "manual") with their decision.
 
 ConnectWise follows the outcome (``app.review.writeback``): becoming approved or rejected writes the mapped status,
 close writes the closed status, a manual change writes the status picked. Leaving approved or rejected for "needs
@@ -153,6 +154,9 @@ def _open_review(session: Session, invoice_id: int) -> ReviewInvoice:
     invoice = review_of(session, invoice_id, lock=True)
     if invoice.state == "closed":
         raise DecisionError("This review is closed; only the billing status can still be changed.")
+    if not invoice.is_open:
+        raise DecisionError("This invoice is no longer open in ConnectWise (sent or closed there), so its review is "
+                            "over; only the billing status can still be changed.")
     return invoice
 
 
@@ -368,7 +372,7 @@ def panel(session: Session, services: Services, tenant_id: uuid.UUID, invoice_id
     if mine is None and getattr(user, "cw_member_id", None) is not None:
         mine = next((r for r in reviewers if r.user_id is None and r.member_id == user.cw_member_id), None)
     my_state = mine.state if mine is not None else None
-    closed = invoice.state == "closed"
+    closed = invoice.state == "closed" or not invoice.is_open
     actions = ["change_status"]
     if not closed:
         actions = [a for a, ok in (("approve", my_state != "approved"), ("undo", my_state == "approved"),

@@ -291,6 +291,21 @@ def test_close_ends_the_review_without_the_chain_and_writes_a_closed_status(app,
     assert refused.status_code == 422 and "This review is closed" in refused.get_data(as_text=True)
 
 
+def test_an_invoice_no_longer_open_in_connectwise_takes_no_more_decisions(app, client, swept):
+    from app.review import summary
+
+    invoice_id = pick(app, swept)
+    set_reviewers(app, swept, invoice_id, swept.owner_id)
+    with session_of(app, swept) as s:
+        summary.mark_left(s, [invoice_id], review(app, swept, invoice_id).changed_at)
+    for action in ("approve", "reject", "close"):
+        refused = post(client, f"/review/{invoice_id}/{action}", reason="x")
+        assert refused.status_code == 422 and "no longer open in ConnectWise" in refused.get_data(as_text=True)
+    assert review(app, swept, invoice_id).state == "needs_review" and writebacks(app, swept, invoice_id) == []
+    html = client.get(f"/review/{invoice_id}/decision", headers=htmx(client)).get_data(as_text=True)
+    assert "Change status" in html and "/approve" not in html
+
+
 def test_change_status_writes_any_billing_status_and_keeps_the_review_state(app, client, swept, sim, redis_conn):
     invoice_id = pick(app, swept)
     picker = client.get(f"/review/{invoice_id}/status", headers=htmx(client)).get_data(as_text=True)
