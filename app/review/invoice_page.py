@@ -19,9 +19,8 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from app.audit.log import Actor, Origin
-from app.connectwise import errors as cw_errors
 from app.connectwise.connection import get_connection
-from app.connectwise.tenant_client import PAGE_OPTIONS, NotConnected
+from app.connectwise.tenant_client import PAGE_OPTIONS
 from app.invoices.document import InvoiceDocument
 from app.invoices.errors import InvalidInvoiceData
 from app.invoices.service import InvoicePayloads, build_document
@@ -166,7 +165,6 @@ class Refreshed:
     flags_cleared: int = 0
     still_open: bool = True
     activity_added: int = 0
-    activity_error: str | None = None
     cw_requests: int = 0
     seconds: float = 0.0
 
@@ -185,7 +183,7 @@ def page_client_options(services: Services) -> dict[str, Any]:
 def refresh(services: Services, tenant_id: str, invoice_id: int,
             client_options: Mapping[str, Any] | None = None) -> Refreshed:
     """Rescan just this invoice now (the sweep's read and write for one invoice), answer the banner, then read its
-    ConnectWise audit trail for the timeline. A ConnectWise failure changes nothing stored and says why."""
+    ConnectWise audit trail for the timeline. A failed rescan changes nothing stored and says why."""
     started, began = time.monotonic(), dt.datetime.now(dt.UTC)
     result = rescan_invoice(services, tenant_id, int(invoice_id),
                             client_options=client_options if client_options is not None
@@ -199,15 +197,9 @@ def refresh(services: Services, tenant_id: str, invoice_id: int,
         session.execute(update(ReviewInvoice).where(ReviewInvoice.invoice_id == int(invoice_id),
                                                     ReviewInvoice.cw_changed_at <= began)
                         .values(cw_changed_at=None))
-    added, activity_error = 0, None
-    if result.snapshots_dropped == 0:
-        try:
-            added = timeline.fetch_connectwise(services, tenant_id, int(invoice_id))
-        except NotConnected:
-            activity_error = "ConnectWise is not connected."
-        except cw_errors.ConnectWiseError as exc:
-            activity_error = f"ConnectWise's own activity could not be read: {exc}"
+    still_open = result.snapshots_dropped == 0
+    # The audit trail's own failure is kept by the timeline, which says so above what it has.
+    added = timeline.fetch_connectwise(services, tenant_id, int(invoice_id)) if still_open else 0
     return Refreshed(True, changed=result.invoices_changed > 0, flags_raised=result.flags_raised,
-                     flags_cleared=result.flags_cleared, still_open=result.snapshots_dropped == 0,
-                     activity_added=added, activity_error=activity_error, cw_requests=result.cw_requests,
-                     seconds=time.monotonic() - started)
+                     flags_cleared=result.flags_cleared, still_open=still_open, activity_added=added,
+                     cw_requests=result.cw_requests, seconds=time.monotonic() - started)

@@ -133,8 +133,6 @@ def refresh(invoice_id: int):
         return _refresh_failed(_stored(invoice_id), outcome.reason or "The invoice could not be refreshed.")
     if not outcome.still_open:
         flash("ConnectWise no longer has this invoice open (sent or closed): it has left review.", "warning")
-    elif outcome.activity_error:
-        flash(f"Refreshed from ConnectWise. {outcome.activity_error}", "warning")
     else:
         flash(_refreshed_message(outcome), "success")
     target = url_for(".page", invoice_id=invoice_id)

@@ -28,7 +28,7 @@ from app.review import summary
 from app.review.callbacks import enable_callbacks
 from app.review.events import of_invoice
 from app.review.flags import open_flags
-from app.review.models import Flag, ReadMark, ReviewInvoice, Snapshot
+from app.review.models import Flag, ReadMark, Reviewer, ReviewInvoice, Snapshot
 from app.review.snapshots import payloads_of
 from app.review.sweep import run_sweep
 from app.services import services_of
@@ -369,3 +369,38 @@ def test_a_connectwise_callback_for_the_invoice_raises_the_banner_until_its_resc
     with app.app_context():  # the rescan the callback queued
         SimpleWorker([queue], connection=redis_conn, serializer=queue.serializer).work(burst=True)
     assert "Changed in ConnectWise" not in client.get(f"/review/{invoice_id}").get_data(as_text=True)
+
+
+def test_a_reviewer_opening_the_page_is_recorded_as_viewed_once_for_this_content(app, client, tenant):
+    full_sweep(app, tenant)
+    row = worst_flagged_invoice(app, tenant)
+    with session_of(app, tenant) as session:
+        session.add(Reviewer(id=uuid.uuid4(), tenant_id=tenant.id, invoice_id=row.invoice_id,
+                             user_id=tenant.owner_id, name="Olive Owner", state="waiting", source="manual"))
+    client.get(f"/review/{row.invoice_id}")
+    html = client.get(f"/review/{row.invoice_id}").get_data(as_text=True)
+    with session_of(app, tenant) as session:
+        reviewer = session.execute(select(Reviewer).where(Reviewer.invoice_id == row.invoice_id)).scalar_one()
+        assert reviewer.state == "viewed" and reviewer.state_at is not None
+        kinds = [e.kind for e in of_invoice(session, services_of(app).keyring, row.invoice_id)]
+    assert kinds == ["viewed"], "two visits to the same content are one 'viewed'"
+    assert "Viewed" in html[html.index('id="review-reviewers"'):]
+
+
+def test_refreshing_an_invoice_connectwise_has_since_sent_takes_it_out_of_review_and_says_so(
+        app, client, tenant, sim, request):
+    rebuild_afterwards(request, sim)
+    full_sweep(app, tenant)
+    row = worst_flagged_invoice(app, tenant)
+    sent = next(s for s in sim.state.data["billingStatuses"].iter() if s["sentFlag"] and not s["closedFlag"])
+    with cw(sim) as api:
+        api.patch(f"finance/invoices/{row.invoice_id}", [{"op": "replace", "path": "status", "value": {"id": sent["id"]}}])
+    response = client.post(f"/review/{row.invoice_id}/refresh", headers=htmx(client))
+    assert response.status_code == 200 and response.headers["HX-Redirect"] == f"/review/{row.invoice_id}"
+    html = client.get(f"/review/{row.invoice_id}").get_data(as_text=True)
+    assert "no longer has this invoice open (sent or closed)" in html
+    assert "No longer open in ConnectWise (sent or closed)" in html and "bi-invoice" not in html
+    with session_of(app, tenant) as session:
+        assert session.execute(select(Snapshot).where(Snapshot.invoice_id == row.invoice_id)).first() is None
+        assert not session.execute(select(ReviewInvoice.is_open)
+                                   .where(ReviewInvoice.invoice_id == row.invoice_id)).scalar_one()
