@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 OIDC_STAMP := devtools/oidc/node_modules/.installed
 
-.PHONY: dev test migrate lint typecheck lock install oidc browser bench-rls bench-cw bench-render bench-review bench-sweep bench-load bench-signin clean-dev
+.PHONY: dev test migrate lint typecheck lock install oidc browser bench-rls bench-cw bench-render bench-review bench-sweep bench-inbox bench-load bench-signin clean-dev
 
 # The whole installed set comes from the lock (every package pinned with its hashes); requirements*.txt are what
 # we ask for, and `make lock` turns them into the lock files.
@@ -64,6 +64,9 @@ bench-review: install
 
 bench-sweep: install
 	$(BIN)/python -m bench.sweep
+
+bench-inbox: install
+	$(BIN)/python -m bench.inbox $(BENCH_ARGS)
 
 bench-load: install
 	$(BIN)/python -m bench.load_public $(BENCH_ARGS)

@@ -29,8 +29,8 @@ from decimal import Decimal
 from typing import Any
 
 from redis import Redis
-from sqlalchemy import ColumnElement, and_, exists, false, func, literal, literal_column, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, Select, and_, exists, false, func, literal_column, or_, select
+from sqlalchemy.orm import Session, load_only
 
 from app.connectwise.records import Currency
 from app.invoices.document import DISPLAY_TYPES, format_money
@@ -169,11 +169,13 @@ class Inbox:
 
 @dataclass(frozen=True)
 class Options:
-    """The choices of the filter selects: display types, billing statuses and reviewers seen on the rows."""
+    """The choices of the filter selects (display types, the billing statuses and reviewers the rows carry) and,
+    for the page's summary line, how many open invoices have each severity as their worst open flag."""
 
     types: tuple[str, ...]
     statuses: list[tuple[int, str]]
     reviewers: list[tuple[str, str]] = field(default_factory=list)
+    worst: dict[str, int] = field(default_factory=dict)
 
 
 # -- conditions ----------------------------------------------------------------------------------------------------
@@ -242,21 +244,34 @@ def _order(query: InboxQuery) -> list[Any]:
 # -- queries -------------------------------------------------------------------------------------------------------
 
 
-def counts(session: Session, query: InboxQuery, user_id: uuid.UUID | None, now: dt.datetime) -> dict[str, int]:
-    """Every tab's count under the query's search and filters, in one query."""
+def counts_statement(query: InboxQuery, user_id: uuid.UUID | None, now: dt.datetime) -> Select[Any]:
+    """Every tab's count under the query's search and filters: ``count(*) FILTER (WHERE <tab>)`` six times."""
     columns = [func.count().filter(tab_condition(tab, now)).label(tab) for tab in TABS]
-    row = session.execute(select(*columns).select_from(ReviewInvoice).where(*filters(query, user_id))).one()
+    return select(*columns).select_from(ReviewInvoice).where(*filters(query, user_id))
+
+
+def counts(session: Session, query: InboxQuery, user_id: uuid.UUID | None, now: dt.datetime) -> dict[str, int]:
+    """Every tab's count, in one query."""
+    row = session.execute(counts_statement(query, user_id, now)).one()
     return {tab: int(row._mapping[tab]) for tab in TABS}
+
+
+def page_statement(query: InboxQuery, user_id: uuid.UUID | None, now: dt.datetime, page: int) -> Select[Any]:
+    """One page of the query's tab."""
+    return (select(ReviewInvoice).where(tab_condition(query.tab, now), *filters(query, user_id))
+            .order_by(*_order(query)).limit(PAGE_SIZE).offset((page - 1) * PAGE_SIZE))
 
 
 def page_rows(session: Session, query: InboxQuery, user_id: uuid.UUID | None, now: dt.datetime,
               page: int) -> list[tuple[ReviewInvoice, bool]]:
-    """One page of the query's tab: each row with whether it is unread for this user."""
-    unread: ColumnElement[bool] = ~_read_since_change(user_id) if user_id is not None else literal(True)
-    stmt = (select(ReviewInvoice, unread.label("unread"))
-            .where(tab_condition(query.tab, now), *filters(query, user_id))
-            .order_by(*_order(query)).limit(PAGE_SIZE).offset((page - 1) * PAGE_SIZE))
-    return [(row, bool(flag)) for row, flag in session.execute(stmt).tuples()]
+    """One page of the query's tab, each row with whether it is unread for this user (read marks are looked up
+    for the page's rows only, not for the rows an offset skips)."""
+    rows = list(session.execute(page_statement(query, user_id, now, page)).scalars())
+    read: dict[int, dt.datetime] = {}
+    if user_id is not None and rows:
+        read = dict(session.execute(select(ReadMark.invoice_id, ReadMark.read_at).where(
+            ReadMark.user_id == user_id, ReadMark.invoice_id.in_([r.invoice_id for r in rows]))).tuples().all())
+    return [(r, r.invoice_id not in read or read[r.invoice_id] < r.changed_at) for r in rows]
 
 
 def load(session: Session, redis: Redis | None, keyring: Keyring, query: InboxQuery, user_id: uuid.UUID | None,
@@ -301,18 +316,30 @@ def _row(r: ReviewInvoice, unread: bool, money: Mapping[str, Currency], avatars:
                     blocking_flags=r.blocking_flags, unread=unread, avatars=avatars)
 
 
+def status_summary_statement() -> Select[Any]:
+    """Per billing status of the open rows: its name and how many have an error, warning or info as worst flag."""
+    r = ReviewInvoice
+    return (select(r.status_id, func.min(r.status_name),
+                   *[func.count().filter(r.worst_flag == WORST[s]) for s in ("error", "warning", "info")])
+            .where(r.is_open).group_by(r.status_id).order_by(func.min(r.status_name)))
+
+
+def reviewer_choices_statement() -> Select[Any]:
+    """Everyone who reviews an invoice of the tenant: user or member, and a name."""
+    return (select(Reviewer.user_id, Reviewer.member_id, func.min(Reviewer.name))
+            .group_by(Reviewer.user_id, Reviewer.member_id).order_by(func.min(Reviewer.name)))
+
+
 def options(session: Session) -> Options:
-    """The filter choices: every display type, the billing statuses and reviewers the tenant's rows carry."""
-    statuses = session.execute(
-        select(ReviewInvoice.status_id, func.min(ReviewInvoice.status_name))
-        .where(ReviewInvoice.is_open, ReviewInvoice.status_id.is_not(None))
-        .group_by(ReviewInvoice.status_id).order_by(func.min(ReviewInvoice.status_name))).tuples().all()
-    people = session.execute(
-        select(Reviewer.user_id, Reviewer.member_id, func.min(Reviewer.name))
-        .group_by(Reviewer.user_id, Reviewer.member_id).order_by(func.min(Reviewer.name))).tuples().all()
+    """The filter choices and the worst-flag summary: one pass over the open rows, grouped by billing status, and
+    one over the reviewers."""
+    by_status = session.execute(status_summary_statement()).tuples().all()
+    people = session.execute(reviewer_choices_statement()).tuples().all()
     reviewers = [(f"u-{user_id}" if user_id is not None else f"m-{member_id}", name)
                  for user_id, member_id, name in people]
-    return Options(DISPLAY_TYPES, [(int(sid), name) for sid, name in statuses if sid is not None], reviewers)
+    worst = {s: sum(int(row[2 + n]) for row in by_status) for n, s in enumerate(("error", "warning", "info"))}
+    return Options(DISPLAY_TYPES, [(int(row[0]), row[1]) for row in by_status if row[0] is not None], reviewers,
+                   worst)
 
 
 # -- money in each invoice's own currency format -------------------------------------------------------------------
@@ -329,26 +356,39 @@ def currency_formats(session: Session, redis: Redis | None, keyring: Keyring,
                      rows: Sequence[ReviewInvoice]) -> dict[str, Currency]:
     """The ConnectWise currency format (symbol, separators, decimals) of each currency on these rows, as their
     snapshots' documents hold it; cached in Redis per tenant and code, so a page decrypts at most one document per
-    currency it has not seen within the hour."""
+    currency it has not seen within the hour. A currency missing here is shown by ``fallback_currency``."""
     found: dict[str, Currency] = {}
-    wanted: dict[str, int] = {}
-    for row in rows:
-        if row.currency not in wanted and row.currency not in found:
-            cached = _cached_currency(redis, row.tenant_id, row.currency)
-            if cached is not None:
-                found[row.currency] = cached
-            else:
-                wanted[row.currency] = row.invoice_id
+    wanted: set[str] = set()
+    for code in {row.currency for row in rows}:
+        cached = _cached_currency(redis, rows[0].tenant_id, code)
+        if isinstance(cached, Currency):
+            found[code] = cached
+        elif cached is None:
+            wanted.add(code)
     if not wanted:
         return found
-    snapshots = session.execute(select(Snapshot).where(Snapshot.invoice_id.in_(sorted(wanted.values())))).scalars()
-    for snapshot in snapshots:
-        currency = _currency_of(document_of(keyring, snapshot).get("currency"))
-        if currency is not None and snapshot.currency not in found:
-            found[snapshot.currency] = currency
-            if redis is not None:
-                redis.set(_currency_key(snapshot.tenant_id, snapshot.currency),
-                          json.dumps({f: getattr(currency, f) for f in _CURRENCY_FIELDS}), ex=CURRENCY_CACHE_SECONDS)
+    # One snapshot per currency among the page's invoices (any of them may have left the open set), then only that
+    # one's document: the documents are large and the payloads larger still.
+    picked: dict[str, int] = {}
+    for invoice_id, code in session.execute(select(Snapshot.invoice_id, Snapshot.currency).where(
+            Snapshot.invoice_id.in_([r.invoice_id for r in rows if r.currency in wanted]))).tuples():
+        picked.setdefault(code, invoice_id)
+    if picked:
+        snapshots = session.execute(select(Snapshot).options(load_only(
+            Snapshot.tenant_id, Snapshot.invoice_id, Snapshot.currency, Snapshot.document_enc))
+            .where(Snapshot.invoice_id.in_(sorted(picked.values())))).scalars()
+        for snapshot in snapshots:
+            currency = _currency_of(document_of(keyring, snapshot).get("currency"))
+            if currency is not None:
+                found[snapshot.currency] = currency
+    if redis is not None:
+        tenant_id = rows[0].tenant_id
+        for code in wanted:
+            # A currency no snapshot holds (its invoices left the open set) is remembered too, for a shorter while.
+            known = found.get(code)
+            value = json.dumps({f: getattr(known, f) for f in _CURRENCY_FIELDS}) if known else "{}"
+            redis.set(_currency_key(tenant_id, code), value,
+                      ex=CURRENCY_CACHE_SECONDS if known else CURRENCY_CACHE_SECONDS // 6)
     return found
 
 
@@ -356,11 +396,14 @@ def _currency_key(tenant_id: uuid.UUID, code: str) -> str:
     return f"bi:review:currency:{tenant_id}:{code}"
 
 
-def _cached_currency(redis: Redis | None, tenant_id: uuid.UUID, code: str) -> Currency | None:
+def _cached_currency(redis: Redis | None, tenant_id: uuid.UUID, code: str) -> Currency | None | bool:
+    """The cached format; False when it is known that no snapshot holds one; None when nothing is cached."""
     if redis is None:
         return None
     raw = redis.get(_currency_key(tenant_id, code))
-    return _currency_of(json.loads(raw)) if isinstance(raw, bytes | str) else None
+    if not isinstance(raw, bytes | str):
+        return None
+    return _currency_of(json.loads(raw)) or False
 
 
 def _currency_of(data: Any) -> Currency | None:

@@ -4,10 +4,10 @@ has finished (the finished panel then tells the inbox to refresh itself)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from flask import Blueprint, current_app, make_response, render_template, request, url_for
-from sqlalchemy import func, select
 
 from app.audit.web import current_user_row_id
 from app.auth.roles import permission_page
@@ -16,7 +16,6 @@ from app.review import inbox, progress
 from app.review.failures import last_sweep_failures
 from app.review.flags import SEVERITIES
 from app.review.jobs import request_sweep, sweep_status
-from app.review.models import Flag
 from app.review.settings import settings_of
 from app.review.times import zone
 from app.services import current_services
@@ -46,10 +45,11 @@ def _has_route(endpoint: str) -> bool:
     return endpoint in current_app.view_functions
 
 
-def _row_url(invoice_id: int) -> str:
+def _row_url() -> Callable[[int], str]:
+    """How a row links to its invoice's review page (the page's own route once it exists)."""
     if _has_route("review_invoice.page"):
-        return url_for("review_invoice.page", invoice_id=invoice_id)
-    return f"/review/{invoice_id}"
+        return lambda invoice_id: url_for("review_invoice.page", invoice_id=invoice_id)
+    return lambda invoice_id: f"/review/{invoice_id}"
 
 
 @bp.get("/")
@@ -58,7 +58,7 @@ def index():
     session, state, services = db_session(), _state(), current_services()
     query = inbox.InboxQuery.from_args(request.args)
     context: dict[str, Any] = {**state, "query": query, "result": None, "panel": None, "first_sweep": False,
-                               "tabs": inbox.TABS, "sorts": inbox.SORTS, "row_url": _row_url,
+                               "tabs": inbox.TABS, "sorts": inbox.SORTS, "row_url": _row_url(),
                                "bulk": _has_route(BULK_ENDPOINT)}
     if state["connected"] and state["storage"]:
         settings = session.get(TenantSettings, required_tenant_id())
@@ -77,10 +77,7 @@ def index():
     if state["connected"]:
         context["panel"] = context["panel"] or _panel()
     if state["connected"] and state["storage"]:
-        counted = dict(session.execute(select(Flag.severity, func.count()).where(Flag.cleared_at.is_(None))
-                                       .group_by(Flag.severity)).tuples().all())
         context.update(options=inbox.options(session), severities=SEVERITIES,
-                       severity_counts={s: counted.get(s, 0) for s in SEVERITIES},
                        last_failures=last_sweep_failures(session))
     return render_template("review/page.html", **context)
 

@@ -25,8 +25,10 @@ def empty_database(migrated):  # type: ignore[no-untyped-def]
 
 
 def _tables(url: str) -> set[str]:
+    """The public tables and indexes (a migration may add only an index, and its downgrade must remove it)."""
     with psycopg.connect(url) as conn:
-        return {r[0] for r in conn.execute("select tablename from pg_tables where schemaname = 'public'")}
+        return ({r[0] for r in conn.execute("select tablename from pg_tables where schemaname = 'public'")}
+                | {r[0] for r in conn.execute("select indexname from pg_indexes where schemaname = 'public'")})
 
 
 def test_migrations_upgrade_an_empty_database_and_downgrade_one_step(empty_database):

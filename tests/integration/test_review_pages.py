@@ -14,7 +14,7 @@ from app.audit.log import Actor
 from app.audit.models import AuditEntry
 from app.jobs.queue import get_queue
 from app.review import progress
-from app.review.models import Flag, ReviewSettings, Snapshot
+from app.review.models import WORST, Flag, ReviewInvoice, ReviewSettings, Snapshot
 from app.review.rules import default_settings
 from app.review.settings import set_storage
 from app.review.sweep import run_sweep
@@ -110,18 +110,23 @@ def test_sweep_now_queues_a_sweep_and_the_panel_reports_progress_then_the_finish
     assert "every 1s" not in done and "Sweep now" in done
 
 
-def test_after_a_sweep_the_page_counts_open_flags_by_coloured_severity_and_lists_the_flagged_invoices(
+def test_after_a_sweep_the_page_counts_open_invoices_by_worst_flag_in_coloured_severity_and_lists_flagged_ones(
         app, client, tenant):
     full_sweep(app, tenant)
     html = client.get("/review/").get_data(as_text=True)
     services = services_of(app)
     with tenant_session(tenant.id, services.session_factory) as session:
         flags = session.execute(select(Flag.severity, Flag.invoice_number).where(Flag.cleared_at.is_(None))).all()
+        worst = dict(session.execute(select(ReviewInvoice.worst_flag, func.count()).where(ReviewInvoice.is_open)
+                                     .group_by(ReviewInvoice.worst_flag)).tuples().all())
     assert flags
-    for severity in {s for s, _ in flags}:
-        assert f'class="badge sev-{severity}">{severity.upper()}</span>' in html
-    # The flat list of flags became the inbox (each flag is on its invoice's review page): the Flagged tab lists
-    # the invoices with open error or warning flags, a page at a time.
+    # The overview's flag list became the inbox (each flag is on its invoice's review page): the summary counts open
+    # invoices by their worst open flag, ERROR red, WARNING amber, INFO blue ...
+    for severity in ("error", "warning", "info"):
+        count = worst.get(WORST[severity], 0)
+        assert f'<span class="badge sev-{severity}">{severity.upper()}</span> {count:,}</span>' in html
+    assert sum(worst.get(WORST[s], 0) for s in ("error", "warning", "info")) > 0
+    # ... and the Flagged tab lists the invoices with open error or warning flags, a page at a time.
     flagged = {number for severity, number in flags if severity in ("error", "warning")}
     listed = re.findall(r'class="inv-number">([^<]+)<', client.get("/review/?tab=flagged").get_data(as_text=True))
     assert len(listed) == min(len(flagged), 50) and set(listed) <= flagged
