@@ -12,7 +12,8 @@ The feed runs oldest first: it reads as a conversation, with the comment box und
 and the newest entry sits beside the box where the next one will appear. The newest ``SHOWN`` entries are shown.
 
 What the timeline reads from each kind's ``detail`` (writers: use these keys):
-``rejected``/``unapproved``/``closed``: ``reason`` (optional); ``status_changed``: ``status`` (the name);
+``approved``: ``joined``, ``confirmed_flags``, ``outcome`` (all optional); ``rejected``/``unapproved``/``closed``:
+``reason`` (optional); ``status_changed``: ``status`` (the name);
 ``reviewer_added``/``reviewer_removed``: ``name``; ``flag_marked_ok``/``flag_unmarked``: ``rule`` (the rule key; its
 name is looked up) or ``rule_name``; ``writeback_*``: ``status``, ``reason``, and for a conflict ``theirs`` and
 ``by``; ``commented``: ``text``; ``edited``: ``what``, ``before``, ``after``; ``connectwise``: ``text``.
@@ -303,7 +304,7 @@ def _words(kind: str, detail: Mapping[str, Any]) -> tuple[str, str, str]:
     if kind == "viewed":
         return "viewed", "", ""
     if kind == "approved":
-        return "approved", "", "ok"
+        return "approved", _approval_note(detail), "ok"
     if kind == "unapproved":
         return "undid their approval", reason, ""
     if kind == "rejected":
@@ -338,6 +339,19 @@ def _words(kind: str, detail: Mapping[str, Any]) -> tuple[str, str, str]:
         change = f"{before} → {after}" if before or after else ""
         return f"edited {what}" if what else "edited the invoice", change, ""
     return kind.replace("_", " "), "", ""
+
+
+def _approval_note(detail: Mapping[str, Any]) -> str:
+    """What an approval carried: joining the reviewers, open flags confirmed, the chain completed."""
+    parts = []
+    if detail.get("joined"):
+        parts.append("joined the reviewers")
+    flags = detail.get("confirmed_flags")
+    if isinstance(flags, int) and flags > 0:
+        parts.append(f"confirmed {flags} open flag{'s' if flags != 1 else ''}")
+    if detail.get("outcome") == "approved":
+        parts.append("every reviewer has approved: the invoice is approved")
+    return " · ".join(parts)
 
 
 def _initials(name: str) -> str:

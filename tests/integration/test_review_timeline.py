@@ -197,7 +197,8 @@ def test_every_kind_reads_as_the_product_says_it(app, tenant):
     iid = 777
     start = dt.datetime.now(UTC) - dt.timedelta(hours=2)
     kinds = [
-        ("viewed", {}), ("approved", {}), ("unapproved", {}), ("rejected", {"reason": "Hours look high"}),
+        ("viewed", {}), ("approved", {}), ("approved", {"joined": True, "confirmed_flags": 2, "outcome": "approved"}),
+        ("unapproved", {}), ("rejected", {"reason": "Hours look high"}),
         ("closed", {}), ("status_changed", {"status": "Ready to Send"}), ("reviewer_added", {"name": "Dana Reyes"}),
         ("reviewer_removed", {"name": "Dana Reyes"}), ("flag_marked_ok", {"rule": "low_margin"}),
         ("flag_unmarked", {"rule": "low_margin"}),
@@ -213,7 +214,9 @@ def test_every_kind_reads_as_the_product_says_it(app, tenant):
     entries = the_panel(app, tenant, iid)["entries"]
     said = [(e["phrase"], e["note"]) for e in entries]
     assert said == [
-        ("viewed", ""), ("approved", ""), ("undid their approval", ""), ("rejected", "Hours look high"),
+        ("viewed", ""), ("approved", ""),
+        ("approved", "joined the reviewers · confirmed 2 open flags · every reviewer has approved: the invoice is approved"),
+        ("undid their approval", ""), ("rejected", "Hours look high"),
         ("closed the review", ""), ("changed status → Ready to Send", ""), ("added Dana Reyes as reviewer", ""),
         ("removed Dana Reyes", ""), ("marked a flag OK", "Low profit margin"),
         ("unmarked a flag (no longer OK)", "Low profit margin"),
