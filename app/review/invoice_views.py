@@ -10,12 +10,14 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
 from flask_login import current_user
+from sqlalchemy import select
 
 from app.audit.web import current_actor, current_user_row_id, request_origin
 from app.auth.roles import can, permission_page
 from app.branding import store as branding_store
+from app.branding.store import StoredBranding
 from app.invoices.document import format_money
 from app.invoices.html import render_document_html
 from app.review import decisions, invoice_page, reads, reviewers, timeline
@@ -35,8 +37,11 @@ def _tenant() -> uuid.UUID:
 
 
 def _zone() -> Any:
-    row = db_session().get(TenantSettings, _tenant())
-    return zone(row.timezone if row is not None else None)
+    """The workspace's time zone, read once per request (the panels all ask)."""
+    if "review_zone" not in g:
+        name = db_session().execute(select(TenantSettings.timezone)).scalar_one_or_none()
+        g.review_zone = zone(name)
+    return g.review_zone
 
 
 def _stored(invoice_id: int) -> invoice_page.Stored:
@@ -60,11 +65,10 @@ def _timeline_panel(invoice_id: int) -> dict[str, Any]:
     return timeline.panel(db_session(), current_services(), _tenant(), invoice_id, current_user)
 
 
-def _document_html(stored: invoice_page.Stored) -> Any:
+def _document_html(stored: invoice_page.Stored, branding: StoredBranding) -> Any:
     """The branded invoice, by the public page's renderer, from the snapshot (no ConnectWise)."""
     if stored.document is None:
         return None
-    branding = branding_store.load(db_session(), _tenant())
     logo_url = (url_for("branding.logo", tenant_id=_tenant(), version=branding.version)
                 if branding.has_logo else None)
     return render_document_html(stored.document, branding.branding, logo_url=logo_url, pdf_url=None)
@@ -90,7 +94,7 @@ def page(invoice_id: int):
     branding = branding_store.load(session, tenant_id)
     return render_template(
         "review/invoice.html", invoice_id=invoice_id, head=_head(stored), stored=stored,
-        document=_document_html(stored), storage=settings_of(session, tenant_id).storage_enabled,
+        document=_document_html(stored, branding), storage=settings_of(session, tenant_id).storage_enabled,
         brand_css_url=url_for("branding.brand_css", tenant_id=tenant_id, version=branding.version),
         flags_panel=_flags_panel(stored), banner=_banner(stored),
         reviewers_panel=reviewers.panel(session, services, tenant_id, invoice_id, current_user),
