@@ -387,3 +387,25 @@ def test_bulk_selection_waits_for_its_route_and_is_for_people_who_may_decide(app
         html = bulk_client.get("/review/").get_data(as_text=True)
         assert "B-1" in html and 'name="invoice_id"' not in html and "Approve selected" not in html
     other.extensions["engine"].dispose()
+
+
+def test_a_currency_format_comes_from_any_snapshot_on_the_page_and_a_missing_one_is_remembered(
+        app, tenant, redis_conn):
+    assert run_sweep(services_of(app), str(tenant.id), kind="full", client_options=FAST).outcome == "ok"
+    services = services_of(app)
+    with tenant_session(tenant.id, services.session_factory) as session:
+        eur = session.execute(select(ReviewInvoice).where(ReviewInvoice.currency == "EUR")).scalars().first()
+        assert eur is not None
+        # An invoice that left the open set has no snapshot: first on the page, it must not hide the EUR format.
+        gone = ReviewInvoice(id=uuid.uuid4(), tenant_id=tenant.id, invoice_id=900_001, invoice_number="GONE-1",
+                             company_name="Gone GmbH", display_type="Standard", total=Decimal("1234.5"),
+                             currency="EUR", status_name="Sent", is_open=False)
+        lonely = ReviewInvoice(id=uuid.uuid4(), tenant_id=tenant.id, invoice_id=900_002, invoice_number="GONE-2",
+                               company_name="Gone Ltd", display_type="Standard", total=Decimal(1), currency="GBP",
+                               status_name="Sent", is_open=False)
+        formats = inbox.currency_formats(session, redis_conn, services.keyring, [gone, eur, lonely])
+        assert formats["EUR"].symbol == "€" and formats["EUR"].decimal_sep == ","
+        assert "GBP" not in formats  # shown by the fallback: "1.00 GBP"
+    assert redis_conn.get(f"bi:review:currency:{tenant.id}:GBP") == b"{}"
+    assert 0 < redis_conn.ttl(f"bi:review:currency:{tenant.id}:GBP") <= inbox.CURRENCY_CACHE_SECONDS // 6
+    assert inbox.fallback_currency("GBP").show_code and inbox.fallback_currency("USD").symbol == "$"
