@@ -11,7 +11,8 @@ permission, the invoice is closed in ConnectWise, a validation error) fails at o
 reason and can be retried; the decision it belongs to stays recorded either way.
 
 A newer decision supersedes the invoice's older write-backs that have not started or that wait on a person (failed,
-conflict); one already running finishes, and the newer one's conflict check accepts the status it wrote.
+conflict); one already running finishes first (the newer one waits for it, so the older write never lands last),
+and the newer one's conflict check accepts the status it wrote.
 
 Each outcome (succeeded, failed, conflict) is an audit row and a timeline event; event details carry ``status`` (the
 name written or meant), ``decision``, and for failures and conflicts ``reason`` (and ``theirs``, ``by``).
@@ -45,6 +46,9 @@ log = logging.getLogger(__name__)
 QUEUE = "connectwise"
 MAX_ATTEMPTS = 4
 RETRY_DELAYS = (30, 120, 600)  # seconds before the 2nd, 3rd and 4th try
+# Waiting on an older write-back of the same invoice that is running: 5 s at a time, past its job timeout in all
+# (after that it is taken as dead, and the conflict check still accepts the status it was writing).
+WAIT_SECONDS, WAIT_ROUNDS = 5, 130
 WAITING_ON_A_PERSON = ("failed", "conflict")
 SUPERSEDABLE = ("pending", *WAITING_ON_A_PERSON)
 INVOICE_FIELDS = ("id", "invoiceNumber", "status/id", "status/name", "status/isClosed", "glBatch/id", "glBatch/name",
@@ -73,9 +77,9 @@ def _queue_after_commit(session: Session, redis: Any, tenant_id: str, writeback_
     queued.append((redis, str(tenant_id), str(writeback_id)))
 
 
-def enqueue_job(redis: Any, tenant_id: str, writeback_id: str, delay_seconds: int = 0) -> None:
+def enqueue_job(redis: Any, tenant_id: str, writeback_id: str, delay_seconds: int = 0, waited: int = 0) -> None:
     at = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=delay_seconds) if delay_seconds else None
-    enqueue(redis, writeback_job, tenant_id, writeback_id, queue=QUEUE,
+    enqueue(redis, writeback_job, tenant_id, writeback_id, waited, queue=QUEUE,
             job_id=f"review-wb-{writeback_id}-{uuid.uuid4().hex[:8]}", at=at, job_timeout=600, result_ttl=3600,
             failure_ttl=7 * 86400)
 
@@ -227,15 +231,27 @@ def _plan(session: Session, row: WriteBack, catalog: list[status_map.Status] | N
                  acceptable, unresolved, stored, catalog)
 
 
-def perform(services: Services, tenant_id: str, writeback_id: str, *,
+def _earlier_running(session: Session, row: WriteBack) -> bool:
+    return session.execute(select(WriteBack.id).where(
+        WriteBack.invoice_id == row.invoice_id, WriteBack.id != row.id, WriteBack.created_at <= row.created_at,
+        WriteBack.state == "running")).first() is not None
+
+
+def perform(services: Services, tenant_id: str, writeback_id: str, *, waited: int = 0,
             client_options: Mapping[str, Any] | None = None) -> str:
-    """Run one try of a write-back; returns its state afterwards (``pending`` when another try is scheduled)."""
+    """Run one try of a write-back; returns its state afterwards (``pending`` when another try is scheduled).
+
+    While an older write-back of the same invoice is still running, this one waits for it (``WAIT_SECONDS`` at a
+    time, ``WAIT_ROUNDS`` at most): started side by side, the older write could land last and win."""
     wid = uuid.UUID(str(writeback_id))
     client = None
     with tenant_session(tenant_id, services.session_factory) as session:
         row = session.execute(select(WriteBack).where(WriteBack.id == wid).with_for_update()).scalar_one_or_none()
         if row is None or row.state != "pending":
             return row.state if row is not None else "gone"
+        if waited < WAIT_ROUNDS and _earlier_running(session, row):
+            enqueue_job(services.redis, tenant_id, str(row.id), WAIT_SECONDS, waited + 1)
+            return row.state
         row.state, row.attempts = "running", row.attempts + 1
         plan = _plan(session, row, status_map.cached_catalog(session, services.redis, tenant_id))
         try:
@@ -379,6 +395,6 @@ def _finish(services: Services, tenant_id: str, wid: uuid.UUID, result: _Result)
 
 
 @job
-def writeback_job(services: Services, tenant_id: str, writeback_id: str) -> str:
+def writeback_job(services: Services, tenant_id: str, writeback_id: str, waited: int = 0) -> str:
     """The worker's try of one write-back."""
-    return perform(services, tenant_id, writeback_id)
+    return perform(services, tenant_id, writeback_id, waited=int(waited))

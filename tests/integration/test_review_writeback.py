@@ -10,6 +10,8 @@ A status "changed by a person in ConnectWise" is set straight in the simulator's
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 from rq.registry import ScheduledJobRegistry
 from sqlalchemy import select
@@ -218,15 +220,39 @@ def test_a_newer_decision_supersedes_a_pending_write_back(app, client, swept, si
     assert attempt(app, swept, new) == "done" and cw_status(sim, invoice_id) == (2, "Ready for Review")
 
 
-def test_the_status_our_own_running_write_back_set_is_no_conflict(app, client, swept, sim):
+def test_a_newer_write_back_waits_for_a_running_older_one_and_its_status_is_no_conflict(
+        app, client, swept, sim, redis_conn):
     invoice_id, first = approved(app, client, swept)
     with session_of(app, swept) as s:
         s.get(WriteBack, first.id).state = "running"  # its job is writing right now
     post(client, f"/review/{invoice_id}/status", status_id="2")
     _, second = writebacks(app, swept, invoice_id)
+    queue = get_queue(redis_conn, "connectwise")
+    queue.empty()
+    before = len(sim.requests)
+    assert attempt(app, swept, second) == "pending" and len(sim.requests) == before, "it waits, asking nothing"
+    waiting = [j for j in ScheduledJobRegistry(queue=queue).get_job_ids() if j.startswith(f"review-wb-{second.id}")]
+    assert len(waiting) == 1 and state_of(app, swept, second).attempts == 0
+
     changed_in_connectwise(sim, invoice_id, 3, by="bettersim_api")  # the first one's write lands
+    with session_of(app, swept) as s:
+        row = s.get(WriteBack, first.id)
+        row.state, row.finished_at = "done", dt.datetime.now(dt.UTC)
     assert attempt(app, swept, second) == "done"
     assert cw_status(sim, invoice_id) == (2, "Ready for Review")
+
+
+def test_a_write_back_stuck_running_is_waited_for_only_so_long_and_its_status_is_no_conflict(
+        app, client, swept, sim):
+    invoice_id, first = approved(app, client, swept)
+    with session_of(app, swept) as s:
+        s.get(WriteBack, first.id).state = "running"  # its worker died mid-write
+    post(client, f"/review/{invoice_id}/status", status_id="2")
+    _, second = writebacks(app, swept, invoice_id)
+    changed_in_connectwise(sim, invoice_id, 3, by="bettersim_api")  # what it was writing did land
+    result = writeback.perform(services_of(app), str(swept.id), str(second.id), waited=writeback.WAIT_ROUNDS,
+                               client_options=FAST)
+    assert result == "done" and cw_status(sim, invoice_id) == (2, "Ready for Review")
 
 
 def test_turning_review_storage_off_leaves_a_queued_write_back_nothing_to_do(app, client, swept, sim):
