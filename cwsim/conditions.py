@@ -14,6 +14,7 @@ ConnectWise runs on SQL Server with a case-insensitive collation, so string comp
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -319,12 +320,20 @@ def _compare_one(field: Any, op: str, literal: Any) -> bool:
     return a >= b
 
 
+@functools.lru_cache(maxsize=256)
+def _int_literals(literals: tuple[Any, ...]) -> frozenset[int] | None:
+    """An ``in`` list of integers only, as a set (an int field then compares by membership, as it would one by one)."""
+    return frozenset(literals) if all(type(v) is int for v in literals) else None
+
+
 def _evaluate_compare(node: Compare, record: dict) -> bool:
     values = resolve_path(record, node.path)
     if not values:
         values = [None]
     if node.op == "in":
-        hit = any(_compare_one(v, "=", lit) for v in values for lit in node.value)
+        ints = _int_literals(node.value)
+        hit = any((v in ints) if ints is not None and type(v) is int else
+                  any(_compare_one(v, "=", lit) for lit in node.value) for v in values)
     elif node.op == "!=":
         hit = all(_compare_one(v, "!=", node.value) for v in values)
     else:
@@ -378,17 +387,49 @@ def compile_conditions(
     return node, lambda record: evaluate(node, record)
 
 
+_MAX_SPAN = 100_000  # a bounded range wider than this is not worth listing id by id
+
+
 def id_constraint(node: Any, path: tuple[str, ...]) -> set[int] | None:
-    """Ids a top-level AND conjunct pins ``path`` to (``path = N`` / ``path in (..)``), else None.
+    """Ids a top-level AND conjunct pins ``path`` to (``path = N`` / ``path in (..)``, or an OR of those and of
+    bounded ranges ``(path >= a and path <= b ...)``), else None. A superset is fine: the predicate still runs.
 
     Lets collections with lazily built children skip materialising rows that cannot match.
     """
-    parts = node.parts if isinstance(node, And) else (node,)
-    found: set[int] | None = None
-    for part in parts:
-        if isinstance(part, Compare) and part.path == path and not part.negate:
-            values = (part.value,) if part.op == "=" else part.value if part.op == "in" else None
-            if values is None or not all(isinstance(v, int) and not isinstance(v, bool) for v in values):
-                continue
-            found = set(values) if found is None else found & set(values)
-    return found
+    return _pinned(node, path)
+
+
+def _ints(values: Iterable[Any]) -> set[int] | None:
+    values = tuple(values)
+    return set(values) if all(isinstance(v, int) and not isinstance(v, bool) for v in values) else None
+
+
+def _pinned(node: Any, path: tuple[str, ...]) -> set[int] | None:
+    """The ids ``node`` can match on ``path`` at most, or None when it does not bound them."""
+    if isinstance(node, Compare):
+        if node.path != path or node.negate:
+            return None
+        return _ints((node.value,)) if node.op == "=" else _ints(node.value) if node.op == "in" else None
+    if isinstance(node, Or):
+        out: set[int] = set()
+        for part in node.parts:
+            values = _pinned(part, path)
+            if values is None:
+                return None
+            out |= values
+        return out
+    if isinstance(node, And):
+        found: set[int] | None = None
+        for part in node.parts:
+            values = _pinned(part, path)
+            if values is not None:
+                found = values if found is None else found & values
+        if found is not None:
+            return found
+        low = [p.value for p in node.parts if isinstance(p, Compare) and p.path == path and p.op == ">="]
+        high = [p.value for p in node.parts if isinstance(p, Compare) and p.path == path and p.op == "<="]
+        bounds = _ints([*low, *high])
+        if not low or not high or bounds is None or min(high) - max(low) > _MAX_SPAN:
+            return None
+        return set(range(max(low), min(high) + 1))
+    return None

@@ -9,21 +9,31 @@ go in the list::
 
     ((invoice/id >= 812 and invoice/id <= 1390 and invoice/id not in (820,977)) or invoice/id in (17,402))
 
-Every condition matches exactly the ids it was given, never a neighbour: the lines of a closed invoice between two
-open ones are not read at all (excluding costs URL characters, reading them would cost rows and pages and load
-data the sweep does not need). Each condition is measured as it travels (URL-encoded) against the room the rest of
-its request leaves (``room``); a set that does not fit one condition is split into as few as fit, in id order.
+``id_conditions`` matches exactly the ids it was given, never a neighbour. When the gaps are many (an exclusion
+costs about 7 URL characters), an exact set needs several conditions, and each costs at least one request per
+collection. ``covering_conditions`` weighs that against reading a few lines too many: it also tries plain ranges
+over the gaps (the lines of the invoices in them are read and dropped by the caller), and keeps whichever cover
+takes the fewest requests for the rows the collection is expected to have per id, with at most
+``MAX_WASTE_SHARE`` ids matched beyond the set for each one in it. A sparse collection (a few expense lines on a
+thousand invoices) then takes one request where an exact cover would take five; a dense one stays exact.
+
+Each condition is measured as it travels (URL-encoded) against the room the rest of its request leaves
+(``room``); a set that does not fit one condition is split into as few as fit, in id order.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import math
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import quote_plus, urlencode
 
 MAX_URL = 2000  # ConnectWise's own limit, approximately
 URL_MARGIN = 40  # a later page's longer ``page=`` and ConnectWise's own rewriting of the query in its next link
 MERGE_GAP = 6  # excluding up to this many ids costs fewer characters than a new range term
+MAX_WASTE_SHARE = 1.0  # ids a cover may match beyond the set, per id in it
+PAGE = 1000  # records per page
+_PLAIN_GAPS = (0, 2, 6, 20, 60, 200, 1000, math.inf)  # gaps a plain-range cover may span, tried in turn
 
 
 def encoded_len(text: str) -> int:
@@ -140,5 +150,65 @@ def id_conditions(field_name: str, ids: Iterable[int], room: int) -> list[str]:
 
     for block in _blocks(ordered):
         place(block)
+    flush()
+    return out
+
+
+def covering_conditions(field_name: str, ids: Iterable[int], room: int, rows_per_id: float) -> list[str]:
+    """Conditions on ``field_name`` that together match every id of ``ids`` (and, where that takes fewer requests
+    for ``rows_per_id`` records per id, some ids between them: the caller drops their records), each at most
+    ``room`` characters URL-encoded, no id matched twice."""
+    ordered = sorted({int(i) for i in ids})
+    if not ordered:
+        return []
+    exact = id_conditions(field_name, ordered, room)
+    best, best_cost = exact, _requests([len(ordered) / len(exact)] * len(exact), rows_per_id)
+    for gap in _PLAIN_GAPS:
+        cover = _plain_cover(field_name, ordered, room, gap)
+        matched = [count for _condition, count in cover]
+        if sum(matched) - len(ordered) > MAX_WASTE_SHARE * len(ordered):
+            break  # wider gaps only match more
+        cost = _requests(matched, rows_per_id)
+        if (cost, len(cover)) < (best_cost, len(best)):
+            best, best_cost = [condition for condition, _count in cover], cost
+    return best
+
+
+def _requests(matched: Sequence[float], rows_per_id: float) -> int:
+    """Requests a cover takes: each condition at least one, then one per page of its expected records."""
+    return sum(max(1, math.ceil(count * rows_per_id / PAGE)) for count in matched)
+
+
+def _plain_cover(field_name: str, ordered: list[int], room: int, gap: float) -> list[tuple[str, int]]:
+    """(condition, ids it matches): runs joined over gaps of at most ``gap`` ids, written as plain ranges (lone
+    ids in a list), packed in id order."""
+    blocks: list[list[int]] = []
+    for value in ordered:
+        if blocks and value - blocks[-1][-1] - 1 <= gap:
+            blocks[-1].append(value)
+        else:
+            blocks.append([value])
+    out: list[tuple[str, int]] = []
+    current, matched = _Condition(field_name), 0
+
+    def flush() -> None:
+        nonlocal current, matched
+        if not current.empty():
+            out.append((current.render(), matched))
+        current, matched = _Condition(field_name), 0
+
+    for block in blocks:
+        lo, hi = block[0], block[-1]
+        if lo == hi:
+            if current.length(extra_singles=(lo,)) > room:
+                flush()
+            current.add_single(lo)
+            matched += 1
+            continue
+        chars = encoded_len(_range_term(field_name, lo, hi, ()))
+        if current.length(extra_range=chars) > room:
+            flush()
+        current.add_range(lo, hi, (), chars)
+        matched += hi - lo + 1
     flush()
     return out

@@ -1,6 +1,7 @@
 """The review sweep's id conditions: every URL they make stays under ConnectWise's ~2,000 characters, and the
 conditions together match exactly the ids asked for (read with the simulator's own parser of the ConnectWise
-grammar), so no line of an invoice that was not asked for is read."""
+grammar), so no line of an invoice that was not asked for is read; a cover that reads a few more, where that saves
+requests, matches each id once and at most as many others as asked for."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from urllib.parse import urlencode
 
 import pytest
 
-from app.review.conditions import MAX_URL, encoded_len, id_conditions, room
+from app.review.conditions import MAX_URL, MAX_WASTE_SHARE, covering_conditions, encoded_len, id_conditions, room
 from cwsim.conditions import And, Compare, Or, compile_conditions, parse
 
 API_BASE = "https://api-na.myconnectwise.net/v2025_1/apis/3.0"
@@ -117,3 +118,30 @@ def test_the_simulator_evaluates_a_condition_as_the_set_reading_does():
     [condition] = id_conditions("invoice/id", ids, 1000)
     _node, predicate = compile_conditions(condition)
     assert [i for i in range(0, 100) if predicate({"invoice": {"id": i}})] == ids == matched([condition], "invoice/id", ids)
+
+
+@pytest.mark.parametrize("rows_per_id", [0.05, 1.0, 4.0, 20.0])
+@pytest.mark.parametrize("closed_share", [0.05, 0.4, 0.7])
+def test_a_cover_matches_every_id_once_and_at_most_as_many_others_and_filtering_leaves_the_set(
+        rows_per_id, closed_share):
+    rng = random.Random(int(rows_per_id * 100) + int(closed_share * 10))
+    ids = clustered(rng, 1000, 30_000, closed_share)
+    params = {"pageSize": 1000, "page": 1, "fields": TIME_FIELDS}
+    conditions = covering_conditions("invoice/id", ids, room(API_BASE, "time/entries", params), rows_per_id)
+    for condition in conditions:
+        assert len(url("time/entries", {**params, "page": 100}, condition)) < MAX_URL
+    hits = matched(conditions, "invoice/id", ids)
+    assert len(hits) == len(set(hits))  # no id twice: no line read twice
+    wanted = set(ids)
+    assert [i for i in hits if i in wanted] == sorted(wanted)  # what the caller keeps after dropping the others
+    assert len(hits) - len(wanted) <= MAX_WASTE_SHARE * len(wanted)
+
+
+def test_a_sparse_collection_over_interleaved_ids_takes_one_request_and_a_dense_one_stays_exact():
+    rng = random.Random(3)
+    ids = clustered(rng, 1000, 30_000, 0.4)
+    space = room(API_BASE, "expense/entries", {"pageSize": 1000, "page": 1, "fields": TIME_FIELDS})
+    assert len(id_conditions("invoice/id", ids, space)) > 2
+    assert len(covering_conditions("invoice/id", ids, space, 0.1)) == 1
+    dense = covering_conditions("invoice/id", ids, space, 20.0)  # 20,000 rows: reading more would cost pages
+    assert dense == id_conditions("invoice/id", ids, space)
