@@ -2,16 +2,37 @@
 
 "Open" is one rule (``is_open``): the invoice's billing status has neither ``closedFlag`` nor ``sentFlag``.
 The round: the billing statuses, the open invoices' headers (one list), then in one parallel round their line
-items (``invoice/id in (...)`` chunks per collection) and the reference records the headers name (``id in
-(...)`` chunks per kind; agreement additions per agreement and payments per invoice, which ConnectWise only
-serves under their parent). The payloads built are the ones ``app.invoices.service.fetch_payloads`` reads one
-invoice at a time, so the document and the rules see the same values either way.
+items, the reference records the headers name, and the agreement history. The payloads built are the ones
+``app.invoices.service.fetch_payloads`` reads one invoice at a time (so the document and the rules see the same
+values either way), plus, on an agreement invoice, the invoice before it on its agreement
+(``rules.history.AGREEMENT_INVOICES``), which the "agreement invoice amount changed" check reads.
+
+Where the requests go (1,000 open invoices; API-NOTES §4, §5), and why:
+
+- Lines and batched references are asked for by id sets written as ranges with their small gaps excluded
+  (``app.review.conditions``): one condition covers hundreds of clustered invoices where an ``in (...)`` list of
+  200 ids already fills a URL. Pages are 1,000 records, so a collection costs about one request per 1,000 lines.
+  Where the open invoices are interleaved with many closed ones, the exact set takes several conditions; a sparse
+  collection (products, expenses) is then cheaper as plain ranges over the gaps, the lines of the closed invoices
+  in them read and dropped here (bounded: at most as many extra invoices as asked for, and only when that saves
+  requests for the lines an invoice is expected to have, ``LINES_PER_INVOICE``). References are always exact.
+- The agreement history is one ``finance/invoices`` list: the agreement invoices of the agreements the open
+  ones name, a few fields, back to ``LOOKBACK`` before the oldest open one (an annual agreement's previous invoice
+  is a year back). An open invoice more than ``MAX_SPAN`` older than the newest finds no previous one (partial).
+- Agreement additions and payments are served only under their parent (one request per agreement, per invoice)
+  and are most of what is left, so they are carried from the invoice's stored snapshot while it names the same
+  parent: payments while the header's paid amounts (payments, credits, balance) are unchanged; additions while
+  it names the same agreement, each agreement's re-read once every ``ADDITIONS_REFRESH_DAYS`` days by a full
+  sweep (the day is picked by its id, so the re-reads spread over the week). Neither changes what a rule finds,
+  only the document. So the first sweep of a tenant reads them all (about 60 requests on the simulator's 1,000
+  open invoices) and later sweeps only the new and the moved ones.
 
 Every read bypasses the response cache: a sweep must see what changed a moment ago.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -19,12 +40,24 @@ from functools import partial
 from typing import Any
 
 from app.connectwise import errors as cw_errors
-from app.connectwise.client import IN_CHUNK, Client
-from app.connectwise.lines import in_condition
+from app.connectwise.client import PAGE_SIZE, Client
 from app.connectwise.records import BILLING_STATUS_FIELDS, BillingStatusRecord, InvoiceHeader
 from app.invoices.errors import InvalidInvoiceData
 from app.invoices.payloads import parse_header
-from app.invoices.service import LINE_FIELDS, REFERENCES, InvoicePayloads, reference_ids
+from app.invoices.service import LINE_FIELDS, REFERENCES, InvoicePayloads, reference_ids, references_of
+from app.review.conditions import covering_conditions, id_conditions, room
+from app.review.rules.history import AGREEMENT_INVOICES, History, agreement_invoice
+
+PAID = ("payments", "credits", "balance")  # header amounts that move when a payment or credit is applied
+PER_PARENT = ("additions", "payments")  # references ConnectWise serves only under their parent record
+ADDITIONS_REFRESH_DAYS = 7
+LOOKBACK = dt.timedelta(days=400)
+MAX_SPAN = dt.timedelta(days=800)
+AGREEMENT_FIELDS = ("id", "invoiceNumber", "type", "date", "total", "agreement/id")
+# What an invoice is expected to carry, to weigh a few lines too many against a request more; a wrong guess costs
+# a request or two, never a line.
+LINES_PER_INVOICE = {"procurement/products": 1.0, "time/entries": 4.0, "expense/entries": 0.3}
+StoredLoader = Callable[[Iterable[int]], Mapping[int, InvoicePayloads]]
 
 
 @dataclass(frozen=True)
@@ -43,6 +76,17 @@ class OpenInvoices:
     failures: list[Failure] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class Reuse:
+    """What may be carried from the stored snapshots: which references (all of them, for an incremental read that
+    does not poll them; the per-parent ones, for a full read), and the day that picks additions to re-read."""
+
+    stored: StoredLoader
+    names: tuple[str, ...] = PER_PARENT
+    today: dt.date | None = None  # None: no additions are due (an incremental read or a rescan)
+    history: bool = False  # carry the stored agreement history while the invoice's agreement and date are the same
+
+
 def is_open(status: BillingStatusRecord) -> bool:
     """The one definition of an open invoice's status: neither closed nor sent."""
     return not status.closed and not status.sent
@@ -54,22 +98,32 @@ def open_status_ids(client: Client) -> list[int]:
     return sorted(s.id for s in (BillingStatusRecord.parse(r) for r in raw) if is_open(s))
 
 
-def fetch_open_invoices(client: Client) -> OpenInvoices:
-    """Payloads of every open invoice. An invoice whose header does not read is a ``Failure``; a ConnectWise
-    failure or an unreadable status raises (``ConnectWiseError``, ``InvalidRecord``)."""
+def fetch_open_invoices(client: Client, stored: StoredLoader | None = None,
+                        today: dt.date | None = None) -> OpenInvoices:
+    """Payloads of every open invoice; agreement additions and payments carried from ``stored`` where they may be.
+    An invoice whose header does not read is a ``Failure``; a ConnectWise failure or an unreadable status raises
+    (``ConnectWiseError``, ``InvalidRecord``)."""
     status_ids = open_status_ids(client)
     if not status_ids:
         return OpenInvoices()
-    return _fetch(client, in_condition("status/id", status_ids))
+    space = request_room(client, "finance/invoices", None, "id")
+    rows = _header_rows(client, id_conditions("status/id", status_ids, space))
+    reuse = Reuse(stored, today=today or dt.date.today()) if stored is not None else None
+    return read_invoices(client, rows, reuse)
 
 
-def fetch_invoices(client: Client, invoice_ids: Sequence[int]) -> OpenInvoices:
-    """Payloads of those of ``invoice_ids`` that are open now (the others are simply absent): a rescan's read."""
+def fetch_invoices(client: Client, invoice_ids: Sequence[int], stored: StoredLoader | None = None) -> OpenInvoices:
+    """Payloads of those of ``invoice_ids`` that are open now (the others are simply absent): a rescan's read.
+    References and the agreement history are carried from ``stored`` while the header names the same ones."""
     status_ids = open_status_ids(client)
-    ids = sorted({int(i) for i in invoice_ids})[:IN_CHUNK]
+    ids = sorted({int(i) for i in invoice_ids})
     if not status_ids or not ids:
         return OpenInvoices()
-    return _fetch(client, f"{in_condition('id', ids)} and {in_condition('status/id', status_ids)}")
+    statuses = f" and status/id in ({','.join(str(i) for i in status_ids)})"
+    conditions = id_conditions("id", ids, request_room(client, "finance/invoices", None, "id", statuses))
+    rows = _header_rows(client, [c + statuses for c in conditions])
+    reuse = Reuse(stored, names=tuple(REFERENCES), history=True) if stored is not None else None
+    return read_invoices(client, rows, reuse)
 
 
 def parse_headers(rows: Mapping[int, dict], found: OpenInvoices) -> dict[int, dict]:
@@ -88,30 +142,102 @@ def parse_headers(rows: Mapping[int, dict], found: OpenInvoices) -> dict[int, di
     return raw_headers
 
 
-def _fetch(client: Client, conditions: str) -> OpenInvoices:
-    """The headers matching ``conditions``, then their lines and references in one parallel round."""
-    found = OpenInvoices()
-    rows = client.get_all("finance/invoices", conditions=conditions, order_by="id", cache=False)
-    by_id: dict[int, dict] = {}
-    for row in rows:
+def by_id(rows: Any) -> dict[int, dict]:
+    """Invoice list rows by id; raises MalformedResponse for a row without an id."""
+    out: dict[int, dict] = {}
+    for row in rows or ():
         invoice_id = row.get("id") if isinstance(row, dict) else None
         if isinstance(invoice_id, bool) or not isinstance(invoice_id, int):
             raise cw_errors.MalformedResponse("ConnectWise listed an invoice without an id")
-        by_id[invoice_id] = row
-    raw_headers = parse_headers(by_id, found)
-    refs = {iid: reference_ids(h) for iid, h in found.headers.items()}
-    lines, records = _read_round(client, list(raw_headers), refs)
+        out[invoice_id] = row
+    return out
+
+
+def _header_rows(client: Client, conditions: list[str]) -> dict[int, dict]:
+    calls = [partial(client.get_all, "finance/invoices", conditions=c, order_by="id", cache=False) for c in conditions]
+    rows: dict[int, dict] = {}
+    for got in client.parallel(calls):
+        rows.update(by_id(got))
+    return rows
+
+
+def read_invoices(client: Client, rows: Mapping[int, dict], reuse: Reuse | None) -> OpenInvoices:
+    """The payloads of these invoice header rows: lines, references and agreement history in one parallel round,
+    carrying from the stored snapshots what ``reuse`` allows."""
+    found = OpenInvoices()
+    raw_headers = parse_headers(rows, found)
+    if not raw_headers:
+        return found
+    refs = {iid: reference_ids(found.headers[iid]) for iid in raw_headers}
+    agreements = {iid: (h.agreement_id, h.date) for iid, h in found.headers.items()
+                  if iid in raw_headers and h.type == "Agreement" and h.agreement_id is not None and h.date}
+    kept: dict[int, dict[str, Any]] = {iid: {} for iid in raw_headers}
+    if reuse is not None:
+        wanted = {iid for iid, named in refs.items() if set(named) & set(reuse.names)}
+        wanted |= set(agreements) if reuse.history else set()
+        old = reuse.stored(sorted(wanted)) if wanted else {}
+        for iid in wanted:
+            kept[iid] = _carried(old.get(iid), refs[iid], raw_headers[iid], reuse, agreements.get(iid))
+    read = {iid: {n: r for n, r in refs[iid].items() if n not in kept[iid]} for iid in raw_headers}
+    history_for = {iid: a for iid, a in agreements.items() if AGREEMENT_INVOICES not in kept[iid]}
+    lines, records, previous = _read_round(client, list(raw_headers), read, history_for)
     for iid, raw in raw_headers.items():
         collections: dict[str, Any] = {path: lines[path].get(iid, []) for path in LINE_FIELDS}
         for name, ref in refs[iid].items():
-            collections[name] = records[name].get(ref)
+            collections[name] = kept[iid][name] if name in kept[iid] else records[name].get(ref)
+        if iid in agreements:
+            collections[AGREEMENT_INVOICES] = kept[iid].get(AGREEMENT_INVOICES, previous.get(iid))
         found.payloads.append(InvoicePayloads(iid, raw, collections))
     return found
 
 
+def _carried(old: InvoicePayloads | None, named: Mapping[str, int], header: Mapping[str, Any], reuse: Reuse,
+             agreement: tuple[int, dt.date] | None) -> dict[str, Any]:
+    """The collections that may be taken from the stored payloads ``old`` instead of being read again."""
+    if old is None:
+        return {}
+    try:
+        old_refs = references_of(old)
+    except InvalidInvoiceData:
+        return {}
+    old_header, old_collections = old.header_json(), old.collections_json()
+    paid_same = all(old_header.get(k) == header.get(k) for k in PAID)
+    keep: dict[str, Any] = {}
+    for name, ref in named.items():
+        if name not in reuse.names or old_refs.get(name) != ref or name not in old_collections:
+            continue
+        if name == "payments" and not paid_same:
+            continue
+        if name == "additions" and reuse.today is not None and _additions_due(ref, reuse.today):
+            continue
+        keep[name] = old_collections[name]
+    if reuse.history and agreement is not None and AGREEMENT_INVOICES in old_collections:
+        before = old_header.get("agreement") if isinstance(old_header.get("agreement"), dict) else {}
+        if before.get("id") == agreement[0] and old_header.get("date") == header.get("date"):
+            keep[AGREEMENT_INVOICES] = old_collections[AGREEMENT_INVOICES]
+    return keep
+
+
+def _additions_due(agreement_id: int, today: dt.date) -> bool:
+    return agreement_id % ADDITIONS_REFRESH_DAYS == today.toordinal() % ADDITIONS_REFRESH_DAYS
+
+
+def request_room(client: Client, path: str, fields: Sequence[str] | None, order_by: str | None = None,
+                 extra: str = "") -> int:
+    """What ``id_conditions`` may use in a ``get_all`` of ``path`` (the same parameters it sends)."""
+    params: dict[str, str | int] = {"pageSize": PAGE_SIZE, "page": 1}
+    if fields:
+        params["fields"] = ",".join(fields)
+    if order_by:
+        params["orderBy"] = order_by
+    return room(client.api_base, path, params, extra)
+
+
 def _read_round(client: Client, invoice_ids: list[int], refs: Mapping[int, Mapping[str, int]],
-                ) -> tuple[dict[str, dict[int, list]], dict[str, dict[int, Any]]]:
-    """Lines by collection and invoice id; reference records by name and id (None: missing or forbidden)."""
+                agreements: Mapping[int, tuple[int, dt.date]],
+                ) -> tuple[dict[str, dict[int, list]], dict[str, dict[int, Any]], dict[int, list[dict] | None]]:
+    """Lines by collection and invoice id; reference records by name and id (None: missing or forbidden); the
+    invoice before each of ``agreements`` on its agreement (a list of none or one row; None: forbidden)."""
     wanted: dict[str, set[int]] = defaultdict(set)
     for named in refs.values():
         for name, ref in named.items():
@@ -120,15 +246,17 @@ def _read_round(client: Client, invoice_ids: list[int], refs: Mapping[int, Mappi
     sinks: list[Callable[[Any], None]] = []
     lines: dict[str, dict[int, list]] = {path: defaultdict(list) for path in LINE_FIELDS}
     records: dict[str, dict[int, Any]] = {name: {} for name in REFERENCES}
+    history_rows: list[Any] = []
 
     def add(call: Callable[[], Any], sink: Callable[[Any], None]) -> None:
         calls.append(call)
         sinks.append(sink)
 
+    asked = set(invoice_ids)
     for path, line_fields in LINE_FIELDS.items():
-        for chunk in _chunks(invoice_ids):
-            add(_lister(client, path, in_condition("invoice/id", chunk), line_fields),
-                partial(_group_lines, lines[path]))
+        space = request_room(client, path, line_fields)
+        for condition in covering_conditions("invoice/id", invoice_ids, space, LINES_PER_INVOICE.get(path, 1.0)):
+            add(_lister(client, path, condition, line_fields), partial(_group_lines, lines[path], asked))
     for name, ids in wanted.items():
         many, template, fields = REFERENCES[name]
         if many:  # served only under its parent record (an agreement, an invoice): one list per parent
@@ -137,21 +265,57 @@ def _read_round(client: Client, invoice_ids: list[int], refs: Mapping[int, Mappi
                     partial(records[name].__setitem__, ref))
         else:
             collection = template.removesuffix("/{}")
-            for chunk in _chunks(ids):
-                add(_tolerant(_lister(client, collection, in_condition("id", chunk), fields)),
-                    partial(_by_id, records[name]))
+            for condition in id_conditions("id", ids, request_room(client, collection, fields)):
+                add(_tolerant(_lister(client, collection, condition, fields)), partial(_by_id, records[name]))
+    forbidden = False
+    if agreements:
+        def keep_rows(got: list[dict] | None) -> None:
+            nonlocal forbidden
+            forbidden = forbidden or got is None
+            history_rows.extend(got or ())
+
+        for condition in _agreement_conditions(client, agreements):
+            add(_tolerant(_lister(client, "finance/invoices", condition, AGREEMENT_FIELDS, "id")), keep_rows)
     for sink, got in zip(sinks, client.parallel(calls), strict=True):
         sink(got)
-    return lines, records
+    previous = _previous(history_rows, agreements, forbidden) if agreements else {}
+    return lines, records, previous
 
 
-def _chunks(ids: Iterable[int]) -> list[list[int]]:
-    ordered = sorted(ids)
-    return [ordered[i:i + IN_CHUNK] for i in range(0, len(ordered), IN_CHUNK)]
+def _agreement_conditions(client: Client, agreements: Mapping[int, tuple[int, dt.date]]) -> list[str]:
+    """``finance/invoices`` conditions for the agreement invoices of these agreements, back far enough."""
+    days = [day for _agreement, day in agreements.values()]
+    since = max(min(days) - LOOKBACK, max(days) - MAX_SPAN)
+    extra = f'type = "Agreement" and date >= [{since.isoformat()}T00:00:00Z] and '
+    ids = {agreement for agreement, _day in agreements.values()}
+    space = request_room(client, "finance/invoices", AGREEMENT_FIELDS, "id", extra)
+    return [extra + condition for condition in id_conditions("agreement/id", ids, space)]
 
 
-def _lister(client: Client, path: str, conditions: str | None, fields: Any) -> Callable[[], list[dict]]:
-    return lambda: client.get_all(path, conditions=conditions, fields=fields, cache=False)
+def _previous(rows: list[Any], agreements: Mapping[int, tuple[int, dt.date]],
+              forbidden: bool) -> dict[int, list[dict] | None]:
+    """For each agreement invoice, the row of the invoice just before it on its agreement (a list of none or one;
+    None when ConnectWise would not list them)."""
+    if forbidden:
+        return dict.fromkeys(agreements)
+    parsed: dict[int, dict[int, Any]] = defaultdict(dict)
+    raw: dict[int, dict] = {}
+    for row in rows:
+        found = agreement_invoice(row)
+        if found is not None:
+            parsed[found[0]][found[1].invoice_id] = found[1]
+            raw[found[1].invoice_id] = row
+    history = History(agreement_invoices={a: tuple(invoices.values()) for a, invoices in parsed.items()})
+    out: dict[int, list[dict] | None] = {}
+    for iid, (agreement_id, day) in agreements.items():
+        before = history.previous_on_agreement(agreement_id, iid, day)
+        out[iid] = [raw[before.invoice_id]] if before is not None else []
+    return out
+
+
+def _lister(client: Client, path: str, conditions: str | None, fields: Any,
+            order_by: str | None = None) -> Callable[[], list[dict]]:
+    return lambda: client.get_all(path, conditions=conditions, fields=fields, order_by=order_by, cache=False)
 
 
 def _tolerant(call: Callable[[], Any]) -> Callable[[], Any]:
@@ -166,11 +330,11 @@ def _tolerant(call: Callable[[], Any]) -> Callable[[], Any]:
     return run
 
 
-def _group_lines(into: dict[int, list], records: list[dict]) -> None:
+def _group_lines(into: dict[int, list], asked: set[int], records: list[dict]) -> None:
     for record in records:
         invoice = record.get("invoice") if isinstance(record, dict) else None
         invoice_id = invoice.get("id") if isinstance(invoice, dict) else None
-        if isinstance(invoice_id, int) and not isinstance(invoice_id, bool):
+        if isinstance(invoice_id, int) and not isinstance(invoice_id, bool) and invoice_id in asked:
             into[invoice_id].append(record)
 
 

@@ -1,13 +1,24 @@
 """The incremental sweep's reading: only the invoices ConnectWise changed since the last successful sweep.
 
-Four polls in one parallel round ask for what changed (``lastUpdated`` after the last successful sweep's start, less
-``OVERLAP`` for clock skew): invoices, and the product, time and expense lines that sit on an invoice. The invoices
-they touch are read again (headers by ``id in (...)``, their lines by ``invoice/id in (...)``); the reference
-records a touched invoice names (company, billing setup, tax code, ...) are reused from its stored snapshot when it
-still names the same ones, as those records are not polled (the nightly full sweep refreshes them). Payments are
-read again whenever the invoice's paid amounts moved. Touched invoices that are no longer open, or gone, are what the
-sweep drops. Billing statuses are read only when a changed invoice carries a status no snapshot has: every status a
-snapshot holds was open when it was taken.
+Polls in one parallel round ask for what changed (``lastUpdated`` after the last successful sweep's start, less
+``OVERLAP`` for clock skew): invoices, and the product and time lines that sit on an invoice, every sweep; expense
+lines once an hour (``expenses_since``). That is three requests when nothing changed, where ConnectWise gives no
+way to ask two collections in one. Expenses are the ones polled less often: they are the fewest lines, their
+amounts move the invoice's own totals (so the invoice poll sees most changes), and the nightly full sweep reads
+them all; their notes and other fields reach review within the hour. The first successful sweep of each clock hour
+polls them, since the first successful sweep of the hour before that had one (derived from the sweep records, so a
+failed sweep never loses a change).
+
+The invoices the polls touch are read again (headers by id, their lines by invoice id; ``fetch.read_invoices``);
+the reference records a touched invoice names (company, billing setup, tax code, ...) and its agreement history are
+carried from its stored snapshot while it names the same ones, as those records are not polled (the nightly full
+sweep refreshes them). Payments are read again whenever the invoice's paid amounts moved. Touched invoices that are
+no longer open, or gone, are what the sweep drops. Billing statuses are read only when a changed invoice carries a
+status no snapshot has: every status a snapshot holds was open when it was taken.
+
+``history_for_write`` gives the rules their cross-invoice history in every write: the fresh payloads and, for a
+scoped write (incremental, rescan), the stored payloads of every other open invoice, which are checked again when
+what the history tells them moved (a duplicate time entry on a touched invoice flags the untouched one too).
 
 ``baseline`` says when a sweep must be full instead: no successful sweep or snapshot yet, or no full sweep for a day.
 """
@@ -17,26 +28,26 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.connectwise import errors as cw_errors
-from app.connectwise.client import IN_CHUNK, Client
-from app.connectwise.lines import in_condition
-from app.invoices.errors import InvalidInvoiceData
-from app.invoices.service import LINE_FIELDS, InvoicePayloads, reference_ids, references_of
-from app.review.fetch import OpenInvoices, _read_round, open_status_ids, parse_headers
+from app.connectwise.client import Client
+from app.invoices.service import LINE_FIELDS, REFERENCES, InvoicePayloads
+from app.review.conditions import id_conditions
+from app.review.fetch import OpenInvoices, Reuse, StoredLoader, by_id, open_status_ids, read_invoices, request_room
 from app.review.models import Snapshot, Sweep
+from app.review.rules.history import History, build_history
 from app.review.snapshots import payloads_of
+from app.security.crypto import DecryptionError, Keyring
 from app.services import Services
 from app.tenancy import tenant_session
 
 OVERLAP = dt.timedelta(minutes=2)
 FULL_EVERY = dt.timedelta(hours=24)
-_PAID = ("payments", "credits", "balance")  # header amounts that move when a payment or credit is applied
-StoredLoader = Callable[[Iterable[int]], Mapping[int, InvoicePayloads]]
+EXPENSES_EVERY = dt.timedelta(hours=1)  # the clock period whose first successful sweep polls expense lines
 
 
 @dataclass(frozen=True)
@@ -47,6 +58,7 @@ class Baseline:
     open_status_ids: frozenset[int]
     known: frozenset[int]  # invoices with a snapshot
     retry: frozenset[int]  # invoices the last successful sweep could not read
+    expenses_since: dt.datetime | None = None  # None: expense lines were polled already this hour
 
 
 @dataclass
@@ -67,7 +79,25 @@ def baseline(session: Session, now: dt.datetime) -> Baseline | None:
         return None
     retry = {f["invoice_id"] for f in last.failures or () if isinstance(f, dict) and isinstance(f.get("invoice_id"), int)}
     return Baseline(last.started_at - OVERLAP, frozenset(s for _, s in rows if s is not None),
-                    frozenset(i for i, _ in rows), frozenset(retry))
+                    frozenset(i for i, _ in rows), frozenset(retry), _expenses_since(session, now, last.started_at))
+
+
+def _period(moment: dt.datetime) -> dt.datetime:
+    """The start of the ``EXPENSES_EVERY`` clock period holding ``moment`` (UTC)."""
+    seconds = int(EXPENSES_EVERY.total_seconds())
+    return dt.datetime.fromtimestamp(int(moment.timestamp()) // seconds * seconds, dt.UTC)
+
+
+def _expenses_since(session: Session, now: dt.datetime, last_ok: dt.datetime) -> dt.datetime | None:
+    """When to poll expense lines from, or None when a successful sweep of this period already did.
+
+    The first successful sweep of a period polls them (a full one reads them all), so the changes not yet seen are
+    those since the first successful sweep of the last period that had one."""
+    if _period(last_ok) == _period(now):
+        return None
+    first = session.execute(select(func.min(Sweep.started_at))
+                            .where(Sweep.outcome == "ok", Sweep.started_at >= _period(last_ok))).scalar_one()
+    return (first or last_ok) - OVERLAP
 
 
 def stamp(moment: dt.datetime) -> str:
@@ -81,76 +111,59 @@ def fetch_changed(client: Client, base: Baseline, stored: StoredLoader) -> Chang
     since = f"lastUpdated > {stamp(base.since)}"
     polls: list[Callable[[], Any]] = [
         lambda: client.get_all("finance/invoices", conditions=since, order_by="id", cache=False)]
-    polls += [_lister(client, path, f"{since} and invoice/id != null", ("id", "invoice/id")) for path in LINE_FIELDS]
+    for path in LINE_FIELDS:
+        if path == "expense/entries":
+            if base.expenses_since is None:
+                continue
+            polls.append(_lister(client, path, f"lastUpdated > {stamp(base.expenses_since)} and invoice/id != null"))
+        else:
+            polls.append(_lister(client, path, f"{since} and invoice/id != null"))
     invoice_rows, *line_rows = client.parallel(polls)
-    rows = _by_id(invoice_rows)
+    rows = by_id(invoice_rows)
     on_lines = {iid for records in line_rows for iid in _invoice_ids(records)} & base.known
     missing = sorted((on_lines | base.retry) - set(rows))
-    for chunk in (missing[i:i + IN_CHUNK] for i in range(0, len(missing), IN_CHUNK)):
-        rows.update(_by_id(client.get_all("finance/invoices", conditions=in_condition("id", chunk), order_by="id",
-                                          cache=False)))
+    if missing:
+        conditions = id_conditions("id", missing, request_room(client, "finance/invoices", None, "id"))
+        for got in client.parallel([partial(client.get_all, "finance/invoices", conditions=c, order_by="id",
+                                            cache=False) for c in conditions]):
+            rows.update(by_id(got))
     open_ids = base.open_status_ids
     if any(_status_id(row) not in open_ids for row in rows.values()):
         open_ids = frozenset(open_status_ids(client))
     changed = Changed(touched=(set(rows) & base.known) | set(missing))
     current = {iid: row for iid, row in rows.items() if _status_id(row) in open_ids}
     changed.touched |= set(current)
-    _read_touched(client, current, stored(sorted(set(current) & base.known)), changed.fetched)
+    changed.fetched = read_invoices(client, current, Reuse(stored, names=tuple(REFERENCES), history=True))
     return changed
 
 
-def _read_touched(client: Client, rows: Mapping[int, dict], stored: Mapping[int, InvoicePayloads],
-                  found: OpenInvoices) -> None:
-    """Payloads of the touched open invoices: lines read again, references reused from the snapshot when the same."""
-    raw_headers = parse_headers(rows, found)
-    refs = {iid: reference_ids(h) for iid, h in found.headers.items()}
-    reused: dict[int, dict[str, Any]] = {}
-    wanted: dict[int, dict[str, int]] = {}
-    for iid, named in refs.items():
-        reused[iid], wanted[iid] = _reusable(stored.get(iid), named, raw_headers[iid])
-    if not raw_headers:
-        return
-    lines, records = _read_round(client, list(raw_headers), wanted)
-    for iid, raw in raw_headers.items():
-        collections: dict[str, Any] = {path: lines[path].get(iid, []) for path in LINE_FIELDS}
-        for name, ref in refs[iid].items():
-            collections[name] = reused[iid][name] if name in reused[iid] else records[name].get(ref)
-        found.payloads.append(InvoicePayloads(iid, raw, collections))
+def history_for_write(keyring: Keyring, fetched: OpenInvoices, existing: Mapping[int, Snapshot],
+                      scope: set[int] | None) -> tuple[History, list[InvoicePayloads]]:
+    """The history the rules read in a write, and the stored payloads of the open invoices a scoped write leaves
+    alone (to be checked again where what the history tells them moved).
+
+    The history is over every invoice still open after the write: the fresh payloads, the stored ones of the
+    invoices that failed to read (they keep their snapshot) and, for a scoped write, of those outside the scope."""
+    fresh = {p.invoice_id for p in fetched.payloads}
+    failed = {f.invoice_id for f in fetched.failures}
+    kept: list[InvoicePayloads] = []
+    others: list[InvoicePayloads] = []
+    for iid, snap in sorted(existing.items()):
+        outside = scope is not None and iid not in scope
+        if iid in fresh or not (outside or iid in failed):
+            continue
+        try:
+            payloads = payloads_of(keyring, snap)
+        except (DecryptionError, ValueError):  # unreadable stored data only costs its part of the history
+            continue
+        kept.append(payloads)
+        if outside and iid not in failed:
+            others.append(payloads)
+    return build_history(payloads=[*fetched.payloads, *kept]), others
 
 
-def _reusable(old: InvoicePayloads | None, named: Mapping[str, int], header: Mapping[str, Any],
-              ) -> tuple[dict[str, Any], dict[str, int]]:
-    """(references kept from the stored payloads, references to read again)."""
-    if old is None:
-        return {}, dict(named)
-    try:
-        old_refs = references_of(old)
-    except InvalidInvoiceData:
-        return {}, dict(named)
-    old_header, old_collections = old.header_json(), old.collections_json()
-    paid_same = all(old_header.get(k) == header.get(k) for k in _PAID)
-    keep: dict[str, Any] = {}
-    read: dict[str, int] = {}
-    for name, ref in named.items():
-        if old_refs.get(name) == ref and name in old_collections and (name != "payments" or paid_same):
-            keep[name] = old_collections[name]
-        else:
-            read[name] = ref
-    return keep, read
-
-
-def _lister(client: Client, path: str, conditions: str, fields: tuple[str, ...]) -> Callable[[], list[dict]]:
-    return lambda: client.get_all(path, conditions=conditions, fields=fields, cache=False)
-
-
-def _by_id(rows: Any) -> dict[int, dict]:
-    out: dict[int, dict] = {}
-    for row in rows or ():
-        invoice_id = row.get("id") if isinstance(row, dict) else None
-        if isinstance(invoice_id, bool) or not isinstance(invoice_id, int):
-            raise cw_errors.MalformedResponse("ConnectWise listed an invoice without an id")
-        out[invoice_id] = row
-    return out
+def _lister(client: Client, path: str, conditions: str) -> Callable[[], list[dict]]:
+    return lambda: client.get_all(path, conditions=conditions, fields=("id", "invoice/id"), cache=False)
 
 
 def _invoice_ids(records: Any) -> set[int]:

@@ -1,9 +1,12 @@
 """Rescanning one invoice (what a ConnectWise callback asks for): re-read it, re-snapshot it, re-run its rules.
 
-The read is the sweep's (``fetch_invoices``: the billing statuses, the header, then lines and references in one
-round) and so is the write (``write_rescan``: the sweep's per-invoice snapshot and flag logic, in one transaction
-under the tenant's settings lock). An invoice that is no longer open loses its snapshot and its open flags. A
-ConnectWise failure changes nothing; the periodic sweep is the safety net.
+The read is the sweep's (``fetch_invoices``: the billing statuses, the header, then lines in one round, with the
+references and agreement history carried from the invoice's snapshot while it names the same ones, as an
+incremental sweep does) and so is the write (``write_rescan``: the sweep's per-invoice snapshot and flag logic, in
+one transaction under the tenant's settings lock, with the history built from the fresh payloads and every other
+stored snapshot; another open invoice whose part of it moved is checked again too). An invoice that is no longer
+open loses its snapshot and its open flags. A ConnectWise failure changes nothing; the periodic sweep is the safety
+net.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from app.connectwise.tenant_client import NotConnected, tenant_client
 from app.jobs.queue import enqueue, fetch_job
 from app.jobs.runtime import job
 from app.review.fetch import fetch_invoices
+from app.review.incremental import stored_loader
 from app.review.routing import request_routing
 from app.review.settings import settings_of
 from app.review.sweep import NOT_CONNECTED, STORAGE_OFF, Evaluate, SweepResult, default_evaluate, write_rescan
@@ -42,7 +46,7 @@ def rescan_invoice(services: Services, tenant_id: str, invoice_id: int, *, evalu
                                    **dict(client_options or {}))
         with client:
             try:
-                fetched = fetch_invoices(client, [int(invoice_id)])
+                fetched = fetch_invoices(client, [int(invoice_id)], stored_loader(services, tenant_id))
             finally:
                 result.cw_requests = client.requests_made
     except NotConnected:

@@ -14,14 +14,16 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.audit.log import Actor, Origin, record
+from app.invoices.service import InvoicePayloads
 from app.review import flags as flag_store
 from app.review import summary
 from app.review.models import Snapshot
-from app.review.rules import validate_settings
+from app.review.rules import build_history, validate_settings
+from app.review.rules.history import History, accepts_history
 from app.review.settings import locked_row, settings_of
 from app.review.snapshots import payloads_of
 from app.review.sweep import Evaluate, default_evaluate, rules_digest
-from app.security.crypto import Keyring
+from app.security.crypto import DecryptionError, Keyring
 
 log = logging.getLogger(__name__)
 
@@ -63,21 +65,35 @@ def save(session: Session, keyring: Keyring, tenant_id: uuid.UUID | str, raw: Ma
 
 def reevaluate(session: Session, keyring: Keyring, tenant_id: uuid.UUID, rule_settings: Mapping[str, Any],
                evaluate: Evaluate, into: Saved) -> None:
-    """Run the rules again over every stored snapshot not yet evaluated under these settings."""
+    """Run the rules again over every stored snapshot not yet evaluated under these settings (and, for rules that
+    take it, the history built from the stored snapshots themselves: ConnectWise is not asked)."""
     digest, now = rules_digest(evaluate, rule_settings), dt.datetime.now(dt.UTC)
     rechecked: list[int] = []
-    for snap in session.execute(select(Snapshot).order_by(Snapshot.invoice_id)).scalars():
-        if snap.rules_digest == digest:
+    snaps = list(session.execute(select(Snapshot).order_by(Snapshot.invoice_id)).scalars())
+    stored: dict[int, InvoicePayloads] = {}
+    history: History | None = None
+    if accepts_history(evaluate):
+        for snap in snaps:
+            try:
+                stored[snap.invoice_id] = payloads_of(keyring, snap)
+            except (DecryptionError, ValueError):  # checked below on its own, and fails there as before
+                continue
+        history = build_history(payloads=stored.values())
+    for snap in snaps:
+        invoice_digest = history.fold(digest, snap.invoice_id) if history is not None else digest
+        if snap.rules_digest == invoice_digest:
             continue
         try:
-            findings = list(evaluate(payloads_of(keyring, snap), dict(rule_settings) or None))
+            payloads = stored.get(snap.invoice_id) or payloads_of(keyring, snap)
+            findings = list(evaluate(payloads, dict(rule_settings) or None,
+                                     **({"history": history} if history is not None else {})))
         except Exception as exc:  # as in the sweep: one invoice's failure costs only its re-check
             log.warning("review rules failed on a stored invoice: %s", type(exc).__name__,
                         extra={"event": "review.rules_failed"})
             continue
         counts = flag_store.apply_findings(session, keyring, tenant_id, snap.invoice_id, snap.invoice_number,
                                            findings, now)
-        snap.rules_digest = digest
+        snap.rules_digest = invoice_digest
         rechecked.append(snap.invoice_id)
         into.raised += counts.raised
         into.cleared += counts.cleared

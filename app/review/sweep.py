@@ -7,7 +7,9 @@ previous snapshots and flags exactly as they were. One invoice that does not rec
 (its reason names a field, never a value) and keeps its previous snapshot and flags; the rest go on.
 
 A snapshot whose content hash and rules digest are both unchanged is not touched (a sweep that finds no change
-writes nothing but its record). The rules are ``app.review.rules.evaluate`` unless the caller passes its own.
+writes nothing but its record). The rules are ``app.review.rules.evaluate`` unless the caller passes its own; rules
+that take ``history`` get the cross-invoice one (``incremental.history_for_write``), and a snapshot's rules digest
+then folds in what that history tells the invoice, so it is checked again when that moves.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from app.review import flags as flag_store
 from app.review import incremental, snapshots, summary
 from app.review.fetch import Failure, OpenInvoices, fetch_open_invoices
 from app.review.models import Sweep
+from app.review.rules.history import accepts_history
 from app.review.settings import locked_row, settings_of
 from app.services import Services
 from app.tenancy import tenant_session
@@ -123,7 +126,7 @@ def run_sweep(services: Services, tenant_id: str, *, kind: str = "full", evaluat
         with client:
             try:
                 if base is None:
-                    fetched = fetch_open_invoices(client)
+                    fetched = fetch_open_invoices(client, incremental.stored_loader(services, tenant_id))
                 else:
                     changed = incremental.fetch_changed(client, base, incremental.stored_loader(services, tenant_id))
                     fetched, scope = changed.fetched, changed.touched
@@ -166,6 +169,9 @@ def _write(session: Session, services: Services, tid: uuid.UUID, fetched: OpenIn
     digest, now = rules_digest(evaluate, rule_settings), dt.datetime.now(dt.UTC)
     failures: list[Failure] = list(fetched.failures)
     existing = snapshots.snapshots_by_invoice(session)
+    history, others = (incremental.history_for_write(services.keyring, fetched, existing, scope)
+                       if accepts_history(evaluate) else (None, []))
+    with_history = {"history": history} if history is not None else {}
     rechecked: set[int] = set()
     for done, payloads in enumerate(fetched.payloads):
         if progress is not None:
@@ -180,23 +186,40 @@ def _write(session: Session, services: Services, tid: uuid.UUID, fetched: OpenIn
             continue
         snap = existing.get(iid)
         same_content = snap is not None and snap.content_hash == built.content_hash
-        if same_content and snap is not None and snap.rules_digest == digest:
+        invoice_digest = history.fold(digest, iid) if history is not None else digest
+        if same_content and snap is not None and snap.rules_digest == invoice_digest:
             continue
         try:
-            findings = list(evaluate(payloads, rule_settings or None))  # None: the rules' defaults
+            findings = list(evaluate(payloads, rule_settings or None, **with_history))  # None: the defaults
         except Exception as exc:  # a rule's bug costs this invoice its re-check, never the sweep
             log.warning("review rules failed on an invoice: %s", type(exc).__name__,
                         extra={"event": "review.rules_failed"})
             failures.append(Failure(iid, header.number, "The review rules could not check this invoice."))
             continue
         if same_content and snap is not None:
-            snap.rules_digest = digest
+            snap.rules_digest = invoice_digest
         else:
-            stored = snapshots.store(session, services.keyring, tid, snap, built, digest)
+            stored = snapshots.store(session, services.keyring, tid, snap, built, invoice_digest)
             summary.record_content(session, tid, stored, payloads, now)
             result.invoices_changed += 1
         counts = flag_store.apply_findings(session, services.keyring, tid, iid, header.number, findings, now)
         rechecked.add(iid)
+        result.flags_raised += counts.raised
+        result.flags_cleared += counts.cleared
+    for kept in others:  # open invoices a scoped write leaves alone: checked again where their history moved
+        snap, invoice_digest = existing[kept.invoice_id], history.fold(digest, kept.invoice_id) if history else digest
+        if snap.rules_digest == invoice_digest:
+            continue
+        try:
+            findings = list(evaluate(kept, rule_settings or None, **with_history))
+        except Exception as exc:  # as above; the invoice keeps its flags until a sweep can check it
+            log.warning("review rules failed on a stored invoice: %s", type(exc).__name__,
+                        extra={"event": "review.rules_failed"})
+            continue
+        snap.rules_digest = invoice_digest
+        counts = flag_store.apply_findings(session, services.keyring, tid, snap.invoice_id, snap.invoice_number,
+                                           findings, now)
+        rechecked.add(snap.invoice_id)
         result.flags_raised += counts.raised
         result.flags_cleared += counts.cleared
     still_open = {p.invoice_id for p in fetched.payloads} | {f.invoice_id for f in failures}
