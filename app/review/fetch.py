@@ -20,12 +20,16 @@ Where the requests go (1,000 open invoices; API-NOTES §4, §5), and why:
   ones name, a few fields, back to ``LOOKBACK`` before the oldest open one (an annual agreement's previous invoice
   is a year back). An open invoice more than ``MAX_SPAN`` older than the newest finds no previous one (partial).
 - Agreement additions and payments are served only under their parent (one request per agreement, per invoice)
-  and are most of what is left, so they are carried from the invoice's stored snapshot while it names the same
-  parent: payments while the header's paid amounts (payments, credits, balance) are unchanged; additions while
-  it names the same agreement, each agreement's re-read once every ``ADDITIONS_REFRESH_DAYS`` days by a full
-  sweep (the day is picked by its id, so the re-reads spread over the week). Neither changes what a rule finds,
-  only the document. So the first sweep of a tenant reads them all (about 60 requests on the simulator's 1,000
-  open invoices) and later sweeps only the new and the moved ones.
+  and are most of what is left (65 requests on the simulator's 1,003 open invoices, against 17 for everything
+  else). Neither changes what a rule finds, only the document. So they are carried from the invoice's stored
+  snapshot while it names the same parent: payments while the header's paid amounts (payments, credits, balance)
+  are unchanged (else read again now); additions while it names the same agreement, or from another snapshot on
+  that agreement, each agreement's re-read once every ``ADDITIONS_REFRESH_DAYS`` days by a full sweep (the day is
+  picked by its id, so the re-reads spread over the week). Those no snapshot holds yet (a tenant's first sweep, an
+  invoice new to review) are left out of the payloads (``OpenInvoices.deferred``; the document shows ConnectWise's
+  agreement amount and credit figures as single lines meanwhile) and read by ``app.review.details``, a job of
+  their own within the background share of the request ceiling, as routing is: the sweep's flags do not wait.
+  An incremental sweep and a rescan read them at once for the invoices they touch.
 
 Every read bypasses the response cache: a sweep must see what changed a moment ago.
 """
@@ -74,6 +78,7 @@ class OpenInvoices:
     payloads: list[InvoicePayloads] = field(default_factory=list)
     headers: dict[int, InvoiceHeader] = field(default_factory=dict)
     failures: list[Failure] = field(default_factory=list)
+    deferred: dict[int, tuple[str, ...]] = field(default_factory=dict)  # per-parent references left to the job
 
 
 @dataclass(frozen=True)
@@ -85,6 +90,7 @@ class Reuse:
     names: tuple[str, ...] = PER_PARENT
     today: dt.date | None = None  # None: no additions are due (an incremental read or a rescan)
     history: bool = False  # carry the stored agreement history while the invoice's agreement and date are the same
+    defer: bool = False  # leave the per-parent references no snapshot holds yet to ``app.review.details``
 
 
 def is_open(status: BillingStatusRecord) -> bool:
@@ -108,7 +114,7 @@ def fetch_open_invoices(client: Client, stored: StoredLoader | None = None,
         return OpenInvoices()
     space = request_room(client, "finance/invoices", None, "id")
     rows = _header_rows(client, id_conditions("status/id", status_ids, space))
-    reuse = Reuse(stored, today=today or dt.date.today()) if stored is not None else None
+    reuse = Reuse(stored, today=today or dt.date.today(), defer=True) if stored is not None else None
     return read_invoices(client, rows, reuse)
 
 
@@ -178,13 +184,17 @@ def read_invoices(client: Client, rows: Mapping[int, dict], reuse: Reuse | None)
         old = reuse.stored(sorted(wanted)) if wanted else {}
         for iid in wanted:
             kept[iid] = _carried(old.get(iid), refs[iid], raw_headers[iid], reuse, agreements.get(iid))
-    read = {iid: {n: r for n, r in refs[iid].items() if n not in kept[iid]} for iid in raw_headers}
+        if reuse.defer:
+            found.deferred = _defer(refs, kept, old, reuse)
+    read = {iid: {n: r for n, r in refs[iid].items() if n not in kept[iid] and n not in found.deferred.get(iid, ())}
+            for iid in raw_headers}
     history_for = {iid: a for iid, a in agreements.items() if AGREEMENT_INVOICES not in kept[iid]}
     lines, records, previous = _read_round(client, list(raw_headers), read, history_for)
     for iid, raw in raw_headers.items():
         collections: dict[str, Any] = {path: lines[path].get(iid, []) for path in LINE_FIELDS}
         for name, ref in refs[iid].items():
-            collections[name] = kept[iid][name] if name in kept[iid] else records[name].get(ref)
+            if name not in found.deferred.get(iid, ()):
+                collections[name] = kept[iid][name] if name in kept[iid] else records[name].get(ref)
         if iid in agreements:
             collections[AGREEMENT_INVOICES] = kept[iid].get(AGREEMENT_INVOICES, previous.get(iid))
         found.payloads.append(InvoicePayloads(iid, raw, collections))
@@ -216,6 +226,33 @@ def _carried(old: InvoicePayloads | None, named: Mapping[str, int], header: Mapp
         if before.get("id") == agreement[0] and old_header.get("date") == header.get("date"):
             keep[AGREEMENT_INVOICES] = old_collections[AGREEMENT_INVOICES]
     return keep
+
+
+def _defer(refs: Mapping[int, Mapping[str, int]], kept: dict[int, dict[str, Any]],
+           old: Mapping[int, InvoicePayloads], reuse: Reuse) -> dict[int, tuple[str, ...]]:
+    """Per-parent references no snapshot holds yet, by invoice, left to ``app.review.details``; an agreement's
+    additions another snapshot holds are taken from it instead (into ``kept``)."""
+    siblings: dict[int, Any] = {}
+    for payloads in old.values():
+        additions = payloads.collections.get("additions")
+        agreement = payloads.header.get("agreement")
+        if additions is not None and isinstance(agreement, Mapping) and isinstance(agreement.get("id"), int):
+            siblings.setdefault(agreement["id"], payloads.collections_json()["additions"])
+    deferred: dict[int, tuple[str, ...]] = {}
+    for iid, named in refs.items():
+        stored = old.get(iid)
+        left = []
+        for name in PER_PARENT:
+            if name not in named or name in kept[iid] or (stored is not None and name in stored.collections):
+                continue  # carried, or held but moved (read again now)
+            due = name == "additions" and reuse.today is not None and _additions_due(named[name], reuse.today)
+            if name == "additions" and named[name] in siblings and not due:
+                kept[iid][name] = siblings[named[name]]
+            else:
+                left.append(name)
+        if left:
+            deferred[iid] = tuple(left)
+    return deferred
 
 
 def _additions_due(agreement_id: int, today: dt.date) -> bool:
@@ -261,8 +298,7 @@ def _read_round(client: Client, invoice_ids: list[int], refs: Mapping[int, Mappi
         many, template, fields = REFERENCES[name]
         if many:  # served only under its parent record (an agreement, an invoice): one list per parent
             for ref in sorted(ids):
-                add(_tolerant(_lister(client, template.format(ref), None, fields)),
-                    partial(records[name].__setitem__, ref))
+                add(per_parent_call(client, name, ref), partial(records[name].__setitem__, ref))
         else:
             collection = template.removesuffix("/{}")
             for condition in id_conditions("id", ids, request_room(client, collection, fields)):
@@ -311,6 +347,12 @@ def _previous(rows: list[Any], agreements: Mapping[int, tuple[int, dt.date]],
         before = history.previous_on_agreement(agreement_id, iid, day)
         out[iid] = [raw[before.invoice_id]] if before is not None else []
     return out
+
+
+def per_parent_call(client: Client, name: str, ref: int) -> Callable[[], Any]:
+    """The read of one per-parent reference (``PER_PARENT``): its records, or None when missing or forbidden."""
+    _many, template, fields = REFERENCES[name]
+    return _tolerant(_lister(client, template.format(ref), None, fields))
 
 
 def _lister(client: Client, path: str, conditions: str | None, fields: Any,

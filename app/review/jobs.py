@@ -15,6 +15,7 @@ from app.jobs.queue import enqueue, fetch_job
 from app.jobs.runtime import job
 from app.review import progress
 from app.review.callback_jobs import retry_if_due
+from app.review.details import fill_details
 from app.review.routing import request_routing
 from app.review.settings import settings_of
 from app.review.sweep import run_sweep
@@ -38,6 +39,8 @@ def sweep_tenant(services: Services, tenant_id: str, kind: str = "incremental") 
     finally:
         progress.finished(services.redis, tenant_id)
     request_routing(services, tenant_id)  # reviewers of invoices new to review, from their ConnectWise routing
+    if result.kind == "full" and result.outcome == "ok":
+        fill_details(services, tenant_id)  # agreement additions and payments the sweep left for after its flags
     return result.as_json()
 
 

@@ -1,9 +1,10 @@
 """The review sweep's history and its reads, against the simulator: the checks that look beyond one invoice
 ("agreement invoice amount changed", "rate differs from usual") fire in real sweeps on the seed's cases and stay
 quiet without the trigger; a rescan, an incremental sweep and a rule settings change (which asks ConnectWise
-nothing) all see the same history; an untouched invoice whose history moved is checked again; later full sweeps
-carry agreement additions and payments from the snapshots; expense lines are polled once an hour, so a sweep with
-no change makes three requests."""
+nothing) all see the same history; an untouched invoice whose history moved is checked again; the first sweep
+leaves agreement additions and payments (read per parent) to the details run after its flags, and later full
+sweeps carry them from the snapshots; expense lines are polled once an hour, so a sweep with no change makes three
+requests."""
 
 from __future__ import annotations
 
@@ -15,12 +16,13 @@ import pytest
 from sqlalchemy import select, update
 
 from app.audit.log import Actor
+from app.review.details import fill_details
 from app.review.flags import open_flags
 from app.review.incremental import _period
 from app.review.models import Snapshot, Sweep
 from app.review.rescan import rescan_invoice
 from app.review.rule_settings import current, save
-from app.review.snapshots import payloads_of
+from app.review.snapshots import document_of, payloads_of
 from app.review.sweep import run_sweep
 from app.services import services_of
 from app.tenancy import tenant_session
@@ -46,6 +48,26 @@ def flags(app, tenant, rule: str) -> dict[int, str]:  # type: ignore[no-untyped-
 
 def by_path(sim, since: int) -> Counter:  # type: ignore[no-untyped-def]
     return Counter(re.sub(r"/\d+", "/{id}", r.path.split("/apis/3.0/")[-1]) for r in sim.requests[since:])
+
+
+def stored_collections(app, tenant, invoice_id: int) -> dict:  # type: ignore[no-untyped-def]
+    services = services_of(app)
+    with tenant_session(tenant.id, services.session_factory) as session:
+        snap = session.execute(select(Snapshot).where(Snapshot.invoice_id == invoice_id)).scalar_one()
+        return payloads_of(services.keyring, snap).collections_json()
+
+
+def section_keys(app, tenant, invoice_id: int) -> list[str]:  # type: ignore[no-untyped-def]
+    services = services_of(app)
+    with tenant_session(tenant.id, services.session_factory) as session:
+        snap = session.execute(select(Snapshot).where(Snapshot.invoice_id == invoice_id)).scalar_one()
+        return [section["key"] for section in document_of(services.keyring, snap)["sections"]]
+
+
+def all_flags(app, tenant) -> dict:  # type: ignore[no-untyped-def]
+    services = services_of(app)
+    with tenant_session(tenant.id, services.session_factory) as session:
+        return {f.id: (f.rule, f.target_id, f.message) for f in open_flags(session, services.keyring)}
 
 
 def turn_on_rate_check(app, tenant):  # type: ignore[no-untyped-def]
@@ -159,11 +181,38 @@ def test_an_untouched_invoice_is_checked_again_when_the_invoice_before_it_on_its
     assert "$250.00 more" in flags(app, tenant, AGREEMENT)[after]
 
 
-def test_a_full_re_sweep_carries_payments_and_additions_and_rewrites_nothing(app, tenant, sim):
-    first_logged = len(sim.requests)
+def test_the_first_sweep_leaves_additions_and_payments_to_the_details_run_which_fills_them_flags_unmoved(
+        app, tenant, sim):
+    services = services_of(app)
+    logged = len(sim.requests)
+    first = sweep(app, tenant)
+    paths = by_path(sim, logged)
+    assert paths["finance/invoices/{id}/payments"] == paths["finance/agreements/{id}/additions"] == 0
+    assert first.cw_requests <= 0.05 * first.invoices_seen
+    open_ids, invoices = open_invoice_ids(sim), sim.state.data["invoices"]
+    credited = sorted(i for i in open_ids if invoices.get(i).get("credits") or invoices.get(i).get("payments"))
+    agreements = {(invoices.get(i).get("agreement") or {}).get("id") for i in open_ids
+                  if invoices.get(i)["type"] == "Agreement" or invoices.get(i).get("agreementAmount")} - {None}
+    assert "payments" not in stored_collections(app, tenant, credited[0])
+    assert "credits" in section_keys(app, tenant, credited[0])  # ConnectWise's figure, one line, meanwhile
+    flags_before = all_flags(app, tenant)
+    logged = len(sim.requests)
+    filled = fill_details(services, str(tenant.id), client_options=FAST)
+    paths = by_path(sim, logged)
+    assert paths["finance/agreements/{id}/additions"] == len(agreements)  # once per agreement, not per invoice
+    assert paths["finance/invoices/{id}/payments"] == len(credited)
+    assert filled.outcome == "ok" and filled.invoices_filled == filled.invoices_pending > len(credited)
+    assert stored_collections(app, tenant, credited[0])["payments"]
+    assert all_flags(app, tenant) == flags_before  # the same flags, the same identities, nothing raised
+    again = fill_details(services, str(tenant.id), client_options=FAST)
+    assert (again.invoices_pending, again.cw_requests) == (0, 0)
+
+
+def test_a_full_re_sweep_carries_additions_and_payments_from_the_snapshots_and_rewrites_nothing(app, tenant, sim):
     sweep(app, tenant)
-    first = by_path(sim, first_logged)
-    assert first["finance/invoices/{id}/payments"] > 0 and first["finance/agreements/{id}/additions"] > 0
+    logged = len(sim.requests)
+    fill_details(services_of(app), str(tenant.id), client_options=FAST)
+    first = by_path(sim, logged)
     logged = len(sim.requests)
     again = sweep(app, tenant)
     paths = by_path(sim, logged)
@@ -179,6 +228,7 @@ def test_payments_are_read_again_when_the_invoices_paid_amounts_move(app, tenant
     invoices = sim.state.data["invoices"]
     credited = next(i for i in invoices.iter() if i["id"] in open_ids and i.get("credits"))
     sweep(app, tenant)
+    fill_details(services_of(app), str(tenant.id), client_options=FAST)
     invoices.set_fields(credited["id"], {"credits": credited["credits"] + 10, "balance": credited["balance"] - 10})
     logged = len(sim.requests)
     sweep(app, tenant)
