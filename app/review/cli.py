@@ -42,9 +42,13 @@ def _tenant(raw: str) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print the sweep's record as JSON.")
 def sweep(tenant_id: str, full: bool, as_json: bool) -> None:
     """Sweep a tenant's open invoices now, in the foreground, and print the sweep's record."""
+    from app.review.details import fill_details
     from app.review.sweep import run_sweep
 
-    result = run_sweep(_services(), _tenant(tenant_id), kind="full" if full else "incremental")
+    services, tid = _services(), _tenant(tenant_id)
+    result = run_sweep(services, tid, kind="full" if full else "incremental")
+    # As the sweep job does: what ConnectWise serves only per parent is read once the flags are written.
+    details = fill_details(services, tid) if result.kind == "full" and result.outcome == "ok" else None
     if as_json:
         click.echo(json.dumps(result.as_json()))
     else:
@@ -53,6 +57,9 @@ def sweep(tenant_id: str, full: bool, as_json: bool) -> None:
                    f"{result.invoices_failed} failed, {result.snapshots_dropped} no longer open")
         click.echo(f"  flags: {result.flags_raised} raised, {result.flags_cleared} cleared")
         click.echo(f"  ConnectWise requests: {result.cw_requests}; {result.seconds:.1f} s")
+        if details is not None and details.invoices_pending:
+            click.echo(f"  then agreement additions and payments: {details.invoices_filled} invoices filled, "
+                       f"{details.cw_requests} requests ({details.outcome})")
         for failure in result.failures:
             click.echo(f"  failed: invoice {failure['invoice_number'] or failure['invoice_id']}: {failure['reason']}")
     if result.outcome == "failed":

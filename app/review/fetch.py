@@ -106,9 +106,9 @@ def open_status_ids(client: Client) -> list[int]:
 
 def fetch_open_invoices(client: Client, stored: StoredLoader | None = None,
                         today: dt.date | None = None) -> OpenInvoices:
-    """Payloads of every open invoice; agreement additions and payments carried from ``stored`` where they may be.
-    An invoice whose header does not read is a ``Failure``; a ConnectWise failure or an unreadable status raises
-    (``ConnectWiseError``, ``InvalidRecord``)."""
+    """Payloads of every open invoice; agreement additions and payments carried from ``stored`` where they may be,
+    and left out (``deferred``) where no snapshot holds them yet. An invoice whose header does not read is a
+    ``Failure``; a ConnectWise failure or an unreadable status raises (``ConnectWiseError``, ``InvalidRecord``)."""
     status_ids = open_status_ids(client)
     if not status_ids:
         return OpenInvoices()

@@ -144,6 +144,8 @@ def history_for_write(keyring: Keyring, fetched: OpenInvoices, existing: Mapping
 
     The history is over every invoice still open after the write: the fresh payloads, the stored ones of the
     invoices that failed to read (they keep their snapshot) and, for a scoped write, of those outside the scope."""
+    if scope is not None and not fetched.payloads and not scope & set(existing):
+        return History(), []  # nothing read and nothing left: every stored digest still holds
     fresh = {p.invoice_id for p in fetched.payloads}
     failed = {f.invoice_id for f in fetched.failures}
     kept: list[InvoicePayloads] = []
