@@ -3,11 +3,12 @@
 Polls in one parallel round ask for what changed (``lastUpdated`` after the last successful sweep's start, less
 ``OVERLAP`` for clock skew): invoices, and the product and time lines that sit on an invoice, every sweep; expense
 lines once an hour (``expenses_since``). That is three requests when nothing changed, where ConnectWise gives no
-way to ask two collections in one. Expenses are the ones polled less often: they are the fewest lines, their
-amounts move the invoice's own totals (so the invoice poll sees most changes), and the nightly full sweep reads
-them all; their notes and other fields reach review within the hour. The first successful sweep of each clock hour
-polls them, since the first successful sweep of the hour before that had one (derived from the sweep records, so a
-failed sweep never loses a change).
+way to ask two collections in one. Expenses are the ones polled less often: ConnectWise calls back on an expense
+change (``app.review.callbacks`` registers Expense callbacks; product lines have no callback type, so products are
+polled every time), they are the fewest lines, and the nightly full sweep reads them all; without callbacks an
+expense change reaches review within the hour. The first successful sweep of each clock hour polls them, since the
+first successful sweep of the hour before that had one (derived from the sweep records, so a failed sweep never
+loses a change).
 
 The invoices the polls touch are read again (headers by id, their lines by invoice id; ``fetch.read_invoices``);
 the reference records a touched invoice names (company, billing setup, tax code, ...) and its agreement history are
