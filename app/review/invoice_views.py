@@ -94,7 +94,7 @@ def page(invoice_id: int):
     branding = branding_store.load(session, tenant_id)
     return render_template(
         "review/invoice.html", invoice_id=invoice_id, head=_head(stored), stored=stored,
-        document=_document_html(stored, branding), storage=settings_of(session, tenant_id).storage_enabled,
+        document=_document_html(stored, branding),
         brand_css_url=url_for("branding.brand_css", tenant_id=tenant_id, version=branding.version),
         flags_panel=_flags_panel(stored), banner=_banner(stored),
         reviewers_panel=reviewers.panel(session, services, tenant_id, invoice_id, current_user),
