@@ -25,7 +25,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any
@@ -293,11 +293,8 @@ def load(session: Session, redis: Redis | None, keyring: Keyring, query: InboxQu
 
 
 def _avatars(session: Session, invoice_ids: list[int], tz: dt.tzinfo) -> Mapping[int, Sequence[Any]]:
-    # The reviewers' module owns how a reviewer is drawn; until it offers avatars_for, rows show none.
-    avatars_for: Callable[..., Mapping[int, Sequence[Any]]] | None = getattr(reviewer_panel, "avatars_for", None)
-    if avatars_for is None or not invoice_ids:
-        return {}
-    return avatars_for(session, invoice_ids, tz) or {}
+    """The reviewers module owns how a reviewer is drawn (initials, state); one query for the page's rows."""
+    return reviewer_panel.avatars_for(session, invoice_ids, tz) if invoice_ids else {}
 
 
 def day_label(day: dt.date | None, today: dt.date) -> str:
