@@ -20,7 +20,7 @@ from app.branding import store as branding_store
 from app.branding.store import StoredBranding
 from app.invoices.document import format_money
 from app.invoices.html import render_document_html
-from app.review import decisions, invoice_page, reads, reviewers, timeline
+from app.review import comments, decisions, edits, guests, invoice_page, reads, reviewers, timeline
 from app.review.settings import settings_of
 from app.review.times import when, zone
 from app.services import current_services
@@ -99,7 +99,10 @@ def page(invoice_id: int):
         flags_panel=_flags_panel(stored), banner=_banner(stored),
         reviewers_panel=reviewers.panel(session, services, tenant_id, invoice_id, current_user),
         decision_panel=decisions.panel(session, services, tenant_id, invoice_id, current_user),
-        timeline_panel=_timeline_panel(invoice_id))
+        timeline_panel=_timeline_panel(invoice_id),
+        lines_panel=edits.panel(session, services, tenant_id, invoice_id, current_user),
+        comment_panel=comments.panel(session, services, tenant_id, invoice_id, current_user),
+        guest_panel=guests.panel(session, services, tenant_id, invoice_id, current_user))
 
 
 @bp.post("/<int:invoice_id>/flags/<uuid:flag_id>/ok")
