@@ -30,6 +30,8 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     # Approve, reject, close, change an invoice's billing status: the review roles (not viewers, not support).
     "review_decide": frozenset({"owner", "admin", "billing_manager", "reviewer"}),
     "send_emails": frozenset({"owner", "admin", "billing_manager"}),
+    # Comment on an invoice's review (and mention people): the review roles, not viewers or support.
+    "review_comment": frozenset({"owner", "admin", "billing_manager", "reviewer"}),
     "billing": frozenset({"owner"}),
     "users_and_roles": frozenset({"owner", "admin"}),
     "approve_support_access": frozenset({"owner"}),
