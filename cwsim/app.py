@@ -84,7 +84,7 @@ class SimApp:
         self._authenticate(request)
         api_base = f"{request.host_url.rstrip('/')}/{segments[0]}/apis/3.0"
         rest = segments[3:]
-        self._check_permission(rest)
+        self._check_permission(rest, request.method)
         if [s.lower() for s in rest] == ["system", "info"]:
             return self._only(request, "GET") or _json(self._system_info())
         if [s.lower() for s in rest[:2]] == ["system", "audittrail"]:
@@ -118,10 +118,14 @@ class SimApp:
             # Integrators report a 400 mentioning clientId for a missing/unregistered clientId.
             raise ApiError(400, "ConnectWiseApi", "A valid clientId header is required.")
 
-    def _check_permission(self, rest: list[str]) -> None:
-        """403 under a path the API member's security role lacks (the ``forbidden`` knob)."""
+    def _check_permission(self, rest: list[str], method: str = "GET") -> None:
+        """403 under a path the API member's security role lacks (the ``forbidden`` knob), or may only read
+        (``forbidden_writes``: ConnectWise's security roles grant inquire and edit apart)."""
         path = "/".join(rest).lower()
-        for prefix in self.state.config.forbidden.lower().split():
+        denied = self.state.config.forbidden.lower().split()
+        if method in ("PATCH", "POST", "PUT", "DELETE"):
+            denied += self.state.config.forbidden_writes.lower().split()
+        for prefix in denied:
             if path == prefix.strip("/") or path.startswith(prefix.strip("/") + "/"):
                 raise errors.forbidden()
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from cwsim import errors
+from cwsim import errors, totals
 from cwsim.conditions import ConditionError, compile_conditions, id_constraint
 from cwsim.schemas import has_path
 from cwsim.serialize import iso, ref
@@ -240,9 +240,14 @@ def _derive(data: Dataset, resource: Resource, record: dict, changes: dict) -> N
         if "billableOption" in changes and "invoiceHours" not in changes:
             hours = merged.get("actualHours", 0.0) if billable else 0.0
         changes["invoiceHours"] = changes["hoursBilled"] = hours
+        # Hours an agreement covers are not charged again (the seed's agreement time).
+        charged = max(hours - (merged.get("agreementHours") or 0.0), 0.0)
         changes["extendedInvoiceAmount"] = (
-            round(hours * merged.get("hourlyRate", 0.0), dec) if billable else 0.0
+            round(charged * merged.get("hourlyRate", 0.0), dec) if billable else 0.0
         )
+    if resource.table == "expenseEntries" and "billableOption" in changes:
+        billable = merged["billableOption"] == "Billable"
+        changes["invoiceAmount"] = merged.get("billAmount", merged.get("amount", 0.0)) if billable else 0.0
 
 
 def apply_patch(data: Dataset, resource: Resource, parent_id: int | None, record_id: int, body: Any) -> dict:
@@ -254,6 +259,14 @@ def apply_patch(data: Dataset, resource: Resource, parent_id: int | None, record
         raise errors.invalid_object(resource.name, "status", f"Invoice {record.get('invoiceNumber', record_id)} "
                                     f"was exported to accounting in batch {batch} and is closed to changes.",
                                     code="InvoiceClosed")
+    invoice_id = _invoice_of(resource, record)
+    invoice = data["invoices"].get(invoice_id) if invoice_id is not None and resource.table != "invoices" else None
+    if invoice is not None and invoice.get("glBatch"):
+        # A line billed on an exported invoice is as closed to edits as the invoice itself (wording ours).
+        batch = invoice["glBatch"].get("name") or invoice["glBatch"].get("id")
+        raise errors.invalid_object(resource.name, "invoice", f"This line is on invoice "
+                                    f"{invoice.get('invoiceNumber', invoice_id)}, which was exported to accounting in "
+                                    f"batch {batch} and is closed to changes.", code="InvoiceClosed")
     if not isinstance(body, list) or not body:
         raise errors.bad_request("The request body must be a JSON array of patch operations.")
     changes: dict[str, Any] = {}
@@ -274,7 +287,22 @@ def apply_patch(data: Dataset, resource: Resource, parent_id: int | None, record
     info["updatedBy"] = API_MEMBER
     changes["_info"] = info
     data[resource.table].set_fields(record_id, changes)
+    if invoice_id is not None and resource.table in RECOMPUTES:
+        # ConnectWise keeps the header's totals, tax and balance in step with its lines, and a line's change
+        # updates its invoice too (its lastUpdated moves).
+        totals.recompute_invoice(data, invoice_id)
     return get_one(data, resource, parent_id, record_id)
+
+
+# Tables whose records are an invoice or a line on one: a PATCH recomputes that invoice's header amounts.
+RECOMPUTES = frozenset({"invoices", "products", "timeEntries", "expenseEntries"})
+
+
+def _invoice_of(resource: Resource, record: dict) -> int | None:
+    if resource.table == "invoices":
+        return int(record["id"])
+    invoice = record.get("invoice")
+    return invoice.get("id") if isinstance(invoice, dict) and isinstance(invoice.get("id"), int) else None
 
 
 def _coerce_patch_value(data: Dataset, resource: Resource, field: str, value: Any) -> Any:

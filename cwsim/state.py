@@ -40,6 +40,7 @@ class SimConfig:
     trickle_interval: float = 1.0
     revoked: bool = False  # keys revoked: every API request answers 401
     forbidden: str = ""  # space-separated API paths (e.g. "system/callbacks") the key's security role lacks: 403
+    forbidden_writes: str = ""  # space-separated API paths the role may read but not change: PATCH/POST/DELETE 403
     require_client_id: bool = True
 
     def update(self, values: dict[str, Any]) -> None:

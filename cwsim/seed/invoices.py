@@ -1,14 +1,6 @@
 """Invoices of every type with their line rows, tax, payments and routings, amounts adding up like CW's.
 
-Per invoice (all in the invoice currency, rounded to its decimals)::
-
-    serviceTotal  = sum(time.extendedInvoiceAmount)            (invoiceHours * hourlyRate, billable only)
-    productTotal  = sum(product.extPrice where Billable)       (price * quantity)
-    expenseTotal  = sum(expense.invoiceAmount where Billable)
-    subtotal      = service + product + expense + agreementAmount + serviceAdjustmentAmount
-                    - previousProgressApplied - downpaymentApplied
-    salesTax      = sum over tax levels of round(rate% * taxable base for that level)
-    total         = subtotal + salesTax;  balance = total - payments - credits
+The header amounts come from the lines by ``cwsim.totals`` (the formula a PATCH recomputes them with too).
 
 The fixed head of the series (ids 1..16) holds the review-rule cases; ``CASES`` names them.
 """
@@ -18,10 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
+from cwsim import totals
 from cwsim.seed import names
 from cwsim.seed.context import SeedContext, at, money
 from cwsim.seed.lines import ExpenseRow, PaymentRow, ProductRow, RoutingRow, TimeRow, make_builders
-from cwsim.seed.reference import BILLING_TERMS, LEVEL_NAMES
+from cwsim.seed.reference import BILLING_TERMS
 from cwsim.seed.work import price_in
 from cwsim.serialize import audit_info, iso, ref
 from cwsim.store import EagerTable, LazyTable
@@ -279,29 +272,19 @@ class InvoiceSeeder:
 
     def finish(self, d: Draft) -> None:
         ctx, dec = self.ctx, d.dec
-        service = money(sum(t.extended for t in d.times), dec)
-        product = money(sum(p.ext_price for p in d.products if p.billable == "Billable"), dec)
-        expense = money(sum(e.invoice_amount for e in d.expenses if e.billable == "Billable"), dec)
-        subtotal = money(
-            service + product + expense + d.agreement_amount + d.adjustment - d.downpayment_applied, dec
-        )
         tax_code = ctx.tax_codes[d.company["taxCode"]["id"]] if d.taxed else None
-        sales_tax = 0.0
-        if tax_code:
-            taxable_products = sum(p.ext_price for p in d.products if p.billable == "Billable" and p.taxable)
-            services_base = service + d.agreement_amount + d.adjustment - d.downpayment_applied
-            for word in LEVEL_NAMES:
-                rate = tax_code.get(f"level{word}Rate")
-                if rate is None:
-                    continue
-                base = (
-                    (services_base if tax_code[f"level{word}ServicesFlag"] else 0.0)
-                    + (taxable_products if tax_code[f"level{word}ProductsFlag"] else 0.0)
-                    + (expense if tax_code[f"level{word}ExpensesFlag"] else 0.0)
-                )
-                sales_tax += money(base * rate / 100.0, dec)
-            sales_tax = money(sales_tax, dec)
-        total = money(subtotal + sales_tax, dec)
+        amounts = totals.header_amounts(
+            dec,
+            tax_code,
+            (t.extended for t in d.times),
+            ((p.ext_price, p.billable == "Billable", p.taxable) for p in d.products),
+            ((e.invoice_amount, e.billable == "Billable") for e in d.expenses),
+            d.agreement_amount,
+            d.adjustment,
+            d.downpayment_applied,
+        )
+        service, product, expense = amounts.service, amounts.product, amounts.expense
+        subtotal, sales_tax, total = amounts.subtotal, amounts.sales_tax, amounts.total
         paid = 0.0
         if d.paid_fraction is not None and total > 0:
             paid = money(total * d.paid_fraction, dec)
@@ -311,7 +294,7 @@ class InvoiceSeeder:
         if (d.kind == "Standard" and d.id % 11 == 6 and d.paid_fraction is None and total > 0
                 and d.company["currency"]["currencyCode"] == "USD" and CREDIT_MEMO in self.invoice_refs):
             credit = money(min(total * 0.1, 250.0), dec)
-        balance = money(total - paid - credit, dec)
+        balance = totals.balance(total, paid, credit, dec)
         self._store(d, service, product, expense, subtotal, sales_tax, total, paid, balance, tax_code, credit)
 
     def _store(
