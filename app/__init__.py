@@ -49,6 +49,7 @@ def create_app(config: Config | None = None) -> Flask:
     from app.auth.sessions import init_login
     from app.security.cors import init_cors
     from app.security.csrf import init_csrf
+    from app.security.guest_sessions import init_guest_sessions
     from app.security.headers import init_headers
     from app.security.limits import init_limits
     from app.security.server_sessions import init_server_sessions
@@ -58,6 +59,7 @@ def create_app(config: Config | None = None) -> Flask:
 
     init_cors(app, cfg)  # first, so a preflight is answered before sessions are loaded
     init_server_sessions(app, services.redis, cfg.SESSION_IDLE_MINUTES, cfg.SESSION_ABSOLUTE_HOURS)
+    init_guest_sessions(app, services.redis)  # guest reviewer pages (/g/): their own cookie and timeout
     init_login(app)
     init_oidc(app, cfg)
     init_support(app)
@@ -159,6 +161,8 @@ def _register_blueprints(app: Flask, cfg: Config) -> None:
     from app.invoices.views import bp as invoices_bp
     from app.review.callback_views import bp as review_callbacks_bp
     from app.review.decision_views import bp as review_decisions_bp
+    from app.review.guest_views import bp as review_guest_bp
+    from app.review.guest_views import staff_bp as review_guests_bp
     from app.review.hook_views import bp as review_hooks_bp
     from app.review.invoice_views import bp as review_invoice_bp
     from app.review.reviewer_views import bp as review_reviewers_bp
@@ -176,6 +180,8 @@ def _register_blueprints(app: Flask, cfg: Config) -> None:
         app.register_blueprint(bp)
     app.register_blueprint(review_callbacks_bp)
     app.register_blueprint(review_status_map_bp)
+    app.register_blueprint(review_guest_bp)
+    app.register_blueprint(review_guests_bp)
     if cfg.is_development:
         from app.auth.dev import bp as dev_bp
 

@@ -6,12 +6,13 @@ from app.branding.models import BrandingSettings
 from app.connectwise.models import Connection, MemberSync, OnPremHost
 from app.invoices.models import LinkView, PublicLink
 from app.review.callback_state import CallbackState
+from app.review.guest_models import GuestLink
 from app.review.models import CallbackRegistration, Flag, ReviewSettings, Snapshot, Sweep
 from app.support.models import SupportGrant
 from app.tenants.models import Tenant, TenantSettings
 from app.users.models import User
 
 __all__ = ["AuditEntry", "BrandingSettings", "Connection", "LinkView", "MemberSync", "OnPremHost", "PublicLink", "SsoIdentity",
-           "CallbackRegistration", "CallbackState", "Flag", "ReviewSettings", "Snapshot", "Sweep",
+           "CallbackRegistration", "CallbackState", "Flag", "GuestLink", "ReviewSettings", "Snapshot", "Sweep",
            "SupportGrant",
            "Tenant", "TenantSettings", "User", "RetentionBoundary"]

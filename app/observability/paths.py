@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from flask import has_request_context, request
 
-SECRET_PATH_BLUEPRINTS = frozenset({"public_invoices"})
+SECRET_PATH_BLUEPRINTS = frozenset({"public_invoices", "review_guest"})  # review_guest: guest links, /g/<token>
 
 
 def recordable_path() -> str:
@@ -19,4 +19,6 @@ def recordable_path() -> str:
         return request.url_rule.rule
     if request.path.startswith("/i/"):  # unmatched, e.g. a 404 under the public prefix: still maybe a token
         return "/i/…"
+    if request.path.startswith("/g/"):  # the same for guest links
+        return "/g/…"
     return request.path

@@ -105,7 +105,12 @@ def reviewers_of(session: Session, invoice_id: int) -> list[Reviewer]:
 
 
 def reviewer_for(session: Session, invoice_id: int, user: Any) -> Reviewer | None:
-    """The user's reviewer row on the invoice: by user, or by their ConnectWise member (seeded from routing)."""
+    """The user's reviewer row on the invoice: by user, or by their ConnectWise member (seeded from routing); a
+    guest's by their link."""
+    guest_id = getattr(user, "guest_id", None)  # part 3: a guest (app.review.guests) is a reviewer by link only
+    if guest_id is not None:
+        return session.execute(select(Reviewer).where(Reviewer.invoice_id == invoice_id,
+                                                      Reviewer.guest_id == guest_id).with_for_update()).scalar_one_or_none()
     member_id = getattr(user, "cw_member_id", None)
     match = Reviewer.user_id == user.id
     if member_id is not None:
@@ -138,6 +143,10 @@ def _name(user: Any) -> str:
 def _join(session: Session, tenant_id: uuid.UUID | str, invoice_id: int, user: Any) -> tuple[Reviewer, bool]:
     """The decider's reviewer row, made (source "manual") when they were not one; True when made now."""
     reviewer = reviewer_for(session, invoice_id, user)
+    if reviewer is None and getattr(user, "guest_id", None) is not None:
+        raise DecisionError("Only a guest assigned as a reviewer may approve or reject.", 403)
+    if reviewer is not None and reviewer.guest_id is not None:
+        return reviewer, False
     if reviewer is not None:
         if reviewer.user_id is None:
             reviewer.user_id = user.id  # a routing member who has signed in since

@@ -37,7 +37,11 @@ class EventActor:
 
     @classmethod
     def for_user(cls, user: Any) -> EventActor:
-        """A signed-in user (or support staff through a grant, who have an ``audit_actor`` and no row)."""
+        """A signed-in user (or support staff through a grant, who have an ``audit_actor`` and no row), or a guest of
+        a guest link (``app.review.guests.Guest``)."""
+        guest = getattr(user, "event_actor", None)  # part 3: guests name themselves "<name> (guest, <email>)"
+        if isinstance(guest, EventActor):
+            return guest
         audit_actor = getattr(user, "audit_actor", None)
         if audit_actor is not None:
             return cls("user", None, f"{audit_actor.label} (support)")

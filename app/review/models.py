@@ -29,6 +29,7 @@ class ReviewSettings(TenantScoped, Base):
     # Decision -> ConnectWise billing status id ({"approved": 3, "rejected": 5, "closed": 7}); missing keys take
     # the defaults chosen by name and flags (``app.review.status_map``).
     status_map: Mapped[dict] = mapped_column(JSONB, server_default="{}")
+    guest_link_days: Mapped[int] = mapped_column(Integer, server_default="14")  # a guest link's lifetime (0016)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now(),
                                                     onupdate=func.now())
 
@@ -172,6 +173,7 @@ class Reviewer(TenantScoped, Base):
     invoice_id: Mapped[int] = mapped_column(Integer)
     user_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True), nullable=True)
     member_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    guest_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True), nullable=True)  # a guest link (0016)
     name: Mapped[str] = mapped_column(Text)
     state: Mapped[str] = mapped_column(String(16), server_default="waiting")
     state_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

@@ -28,6 +28,7 @@ OVERRIDES: dict[str, dict[str, Any]] = {
     "review_reviewers": {"source": "manual", "user_id": uuid.uuid4},
     "review_events": {"actor_type": "user"},
     "review_writebacks": {"decision": "approved"},
+    "review_guest_links": {"token_hash": lambda: secrets.token_bytes(32)},
 }
 # Tables the app role may only read and append to (no UPDATE/DELETE grant at all).
 APPEND_ONLY_TABLES = {"audit_log", "link_views", "audit_retention_boundary"}

@@ -19,7 +19,8 @@ GLOBAL_TABLES = {"alembic_version"}
 PRE_TENANT_FUNCTIONS = {"bi_tenant_ids", "bi_audit_purge_expired", "bi_user_memberships", "bi_sso_identity_users",
                         "bi_tenant_directory", "bi_support_grants_for",
                         "bi_public_link_lookup", "bi_link_views_purge_expired",
-                        "bi_review_callback_tenant"}
+                        "bi_review_callback_tenant",
+                        "bi_review_guest_link"}
 
 
 def test_every_table_with_tenant_id_has_rls_enabled_and_forced(owner_engine):
