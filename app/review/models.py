@@ -239,3 +239,24 @@ class WriteBack(TenantScoped, Base):
     created_by: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True), nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+# --- part 3: comment notifications (app.review.notifications) ------------------------------------------------------
+NOTIFICATION_KINDS = ("mentioned",)
+
+
+class Notification(TenantScoped, Base):
+    """A user was mentioned in a comment on an invoice: the header's list and unread count. The comment is the
+    event; the actor's name is the one the timeline shows (a user's or a guest's, never invoice text)."""
+
+    __tablename__ = "review_notifications"
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
+    user_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), ForeignKey("users.id", ondelete="CASCADE"))
+    invoice_id: Mapped[int] = mapped_column(Integer)
+    event_id: Mapped[uuid.UUID | None] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("review_events.id", ondelete="CASCADE"), nullable=True)
+    kind: Mapped[str] = mapped_column(String(16), server_default="mentioned")
+    actor_name: Mapped[str] = mapped_column(Text, server_default="")
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    read_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

@@ -16,7 +16,8 @@ What the timeline reads from each kind's ``detail`` (writers: use these keys):
 ``reason`` (optional); ``status_changed``: ``status`` (the name);
 ``reviewer_added``/``reviewer_removed``: ``name``; ``flag_marked_ok``/``flag_unmarked``: ``rule`` (the rule key; its
 name is looked up) or ``rule_name``; ``writeback_*``: ``status``, ``reason``, and for a conflict ``theirs`` and
-``by``; ``commented``: ``text``; ``edited``: ``what``, ``before``, ``after``; ``connectwise``: ``text``.
+``by``; ``commented``: ``text``, ``mentions``, ``emailed`` (``app.review.comments``); ``edited``: ``what``,
+``before``, ``after``; ``connectwise``: ``text``.
 
 The last fetch's outcome is kept in Redis per tenant and invoice (``FETCH_STATUS_TTL``): when it failed, the
 timeline says "ConnectWise history could not be loaded: <reason>" above what was stored before.
@@ -40,7 +41,7 @@ from sqlalchemy.orm import Session
 from app.connectwise import errors as cw_errors
 from app.connectwise.client import Client
 from app.connectwise.tenant_client import NotConnected, tenant_client
-from app.review import events
+from app.review import comments, events
 from app.review.events import EventActor, TimelineEntry
 from app.review.models import Event
 from app.review.rules import RULES
@@ -276,6 +277,9 @@ def _entry(e: TimelineEntry, tz: dt.tzinfo, now: dt.datetime, names: Mapping[str
         "phrase": phrase,
         "note": note,
         "body": _str(detail.get("text")) if e.kind == "commented" else "",
+        # --- comments (issue 13): the text in pieces with mention chips, and whom it was also mailed to ---
+        "segments": comments.segments(detail) if e.kind == "commented" else [],
+        "sent_to": comments.sent_to(detail) if e.kind == "commented" else "",
         "tone": tone,
         "badge": {"approved": "approved", "rejected": "rejected"}.get(e.kind, ""),
         "mine": e.actor.type == "user" and bool(me) and e.actor.id == me,
