@@ -67,7 +67,7 @@ def upgrade() -> None:
     op.execute("CREATE UNIQUE INDEX review_reviewers_guest ON review_reviewers (tenant_id, invoice_id, guest_id) "
                "WHERE guest_id IS NOT NULL")
 
-    op.execute("ALTER TABLE review_settings ADD COLUMN guest_link_days smallint NOT NULL DEFAULT 14 "
+    op.execute("ALTER TABLE review_settings ADD COLUMN guest_link_days integer NOT NULL DEFAULT 14 "
                "CHECK (guest_link_days BETWEEN 1 AND 90)")
 
     op.execute("ALTER TABLE audit_log DROP CONSTRAINT audit_log_actor_type_check")
