@@ -5,7 +5,7 @@ One row per mentioned user and comment; the comment itself is the timeline event
 holds ids and times only. The header counts a user's unread rows through a partial index.
 
 Revision ID: 0015
-Revises: 0014
+Revises: 0013
 """
 
 from alembic import op
@@ -13,7 +13,7 @@ from alembic import op
 from migrations.rls import enable_tenant_rls, grant_dml
 
 revision = "0015"
-down_revision = "0014"
+down_revision = "0013"
 branch_labels = None
 depends_on = None
 
