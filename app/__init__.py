@@ -162,6 +162,7 @@ def _register_blueprints(app: Flask, cfg: Config) -> None:
     from app.review.callback_views import bp as review_callbacks_bp
     from app.review.comment_views import bp as review_comments_bp
     from app.review.decision_views import bp as review_decisions_bp
+    from app.review.edit_views import bp as review_edits_bp
     from app.review.guest_views import bp as review_guest_bp
     from app.review.guest_views import staff_bp as review_guests_bp
     from app.review.hook_views import bp as review_hooks_bp
@@ -180,6 +181,7 @@ def _register_blueprints(app: Flask, cfg: Config) -> None:
                review_invoice_bp, review_reviewers_bp, review_decisions_bp):
         app.register_blueprint(bp)
     app.register_blueprint(review_callbacks_bp)
+    app.register_blueprint(review_edits_bp)
     app.register_blueprint(review_status_map_bp)
     app.register_blueprint(review_comments_bp)
     app.register_blueprint(review_guest_bp)

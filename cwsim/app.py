@@ -202,6 +202,8 @@ class SimApp:
             record = resources.get_one(data, resource, parent_id, record_id)
             return _json(self._shape(request, record, api_base))
         if method == "PATCH" and resource.patchable:
+            if self.state.take("write_refusal_next"):
+                raise errors.write_refused(self.state.config.write_refusal_status)
             try:
                 body = json.loads(request.get_data() or b"null")
             except ValueError:

@@ -85,3 +85,11 @@ def too_many_requests(retry_after: int) -> ApiError:
 
 def server_error(status: int = 500) -> ApiError:
     return ApiError(status, "ConnectWiseApi", "An error has occurred.")
+
+
+def write_refused(status: int = 409) -> ApiError:
+    """A write turned away as a whole (the ``write_refusal_next`` knob); 409 is ConnectWise's "record in use or
+    conflict" (API-NOTES §7). The body's wording is a guess."""
+    if status == 409:
+        return ApiError(409, "Conflict", "The record is being updated by another process. Try again later.")
+    return ApiError(status, "ConnectWiseApi", "The change was refused.")

@@ -40,6 +40,8 @@ class SimConfig:
     trickle_interval: float = 1.0
     revoked: bool = False  # keys revoked: every API request answers 401
     forbidden: str = ""  # space-separated API paths (e.g. "system/callbacks") the key's security role lacks: 403
+    write_refusal_next: int = 0  # the next N PATCH requests answer write_refusal_status (e.g. 409)
+    write_refusal_status: int = 409
     forbidden_writes: str = ""  # space-separated API paths the role may read but not change: PATCH/POST/DELETE 403
     require_client_id: bool = True
 

@@ -29,6 +29,8 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "manage_reviewers": frozenset({"owner", "admin", "billing_manager"}),
     # Approve, reject, close, change an invoice's billing status: the review roles (not viewers, not support).
     "review_decide": frozenset({"owner", "admin", "billing_manager", "reviewer"}),
+    # Edit an invoice's lines inline, written back to ConnectWise: the roles that decide on it (not viewers, not support).
+    "review_edit": frozenset({"owner", "admin", "billing_manager", "reviewer"}),
     "send_emails": frozenset({"owner", "admin", "billing_manager"}),
     # Comment on an invoice's review (and mention people): the review roles, not viewers or support.
     "review_comment": frozenset({"owner", "admin", "billing_manager", "reviewer"}),

@@ -392,7 +392,12 @@ def _cw_message(response: httpx.Response) -> str:
     except ValueError:
         return ""
     if isinstance(body, dict):
-        return str(body.get("message") or body.get("error") or "")[:300]
+        # A validation refusal's reason is in its first ValidationError ("productItem object is invalid" alone
+        # tells a person nothing).
+        found = body.get("errors")
+        detail = found[0].get("message") if isinstance(found, list) and found and isinstance(found[0], dict) else ""
+        message = str(body.get("message") or body.get("error") or "")
+        return (f"{message}: {detail}" if detail and message else str(detail or message))[:300]
     return ""
 
 
