@@ -2,8 +2,9 @@
 header's notifications (the count, the list, opening one, marking all read).
 
 Posting answers htmx with a fresh comment box and, out of band, the timeline (and the reviewers and decision panels
-when mentioned people became reviewers); a refusal is 422 with the box keeping what was typed and saying why; an
-invoice not in review (or another workspace's) is 404. Without htmx it redirects to the review page.
+when mentioned people became reviewers, the guest links when an address without an account was mentioned); a
+refusal is 422 with the box keeping what was typed and saying why; an invoice not in review (or another
+workspace's) is 404. Without htmx it redirects to the review page.
 
 The two options are re-checked here whatever the form says: mentioned people become reviewers only with
 ``manage_reviewers`` and the box ticked, and are mailed only with ``send_emails`` and the box ticked.
@@ -20,7 +21,7 @@ from werkzeug.wrappers import Response
 
 from app.audit.web import current_actor, request_origin
 from app.auth.roles import can, permission_page
-from app.review import comments, decisions, notifications, reviewers, timeline
+from app.review import comments, decisions, guests, notifications, reviewers, timeline
 from app.review.events import EventActor
 from app.services import current_services
 from app.tenancy import db_session, required_tenant_id
@@ -102,6 +103,9 @@ def post(invoice_id: int) -> Response | str | tuple[str, int]:
     html = _box(invoice_id, notice=notice, guest_urls=[url for _, url in done.guest_links])
     html += _oob(render_template("review/_timeline.html", oob=True, timeline_panel=timeline.panel(
         session, services, tenant_id, invoice_id, current_user)), "review-timeline")
+    if any(m.type == "email" for m in done.mentions):  # a guest link made now, or by the mail job shortly
+        html += render_template("review/_guest_links.html", oob=True, guest_panel=guests.panel(
+            session, services, tenant_id, invoice_id, current_user))
     if done.reviewers_added:
         html += _oob(render_template("review/_reviewers.html", oob=True, reviewers_panel=reviewers.panel(
             session, services, tenant_id, invoice_id, current_user)), "review-reviewers")
@@ -117,6 +121,11 @@ def _notice(done: comments.Posted) -> str:
                      f"{', '.join(done.reviewers_added)}.")
     if done.emailed:
         parts.append(f"Emailing {', '.join(done.emailed)}.")
+    if done.unreached:
+        names = ", ".join(done.unreached)
+        parts.append(f"{names} {'has' if len(done.unreached) == 1 else 'have'} no account here and we keep no "
+                     "ConnectWise member's email address, so nobody told them: mention their email address to "
+                     "give them a guest link.")
     return " ".join(parts)
 
 

@@ -11,6 +11,11 @@ Mentions come two ways: picked in the popup (the form's ``mention`` values, ``us
 address of an active user is that user. On display the text is split around each mention's ``@Name`` into
 segments the template escapes one by one; a mention whose ``@Name`` the text no longer holds is shown after it.
 
+A mentioned address with no account gets a guest link to this invoice (``app.review.guests.issue_link``): made
+here and shown once to copy when not mailed, made by the mail job when mailed (so the URL never sits in a queued
+job). A ConnectWise member with no user is named in the comment (and may become a reviewer) but nobody tells them:
+we keep no member's email address. A guest's own comment mentions nobody (see ``post``).
+
 Who may do what is checked by the caller (the routes know the permission matrix, which sits above this package):
 ``post`` adds reviewers and sends mail only when told to.
 """
@@ -33,7 +38,7 @@ from app.audit.log import Actor, Origin, record
 from app.jobs.queue import enqueue
 from app.jobs.runtime import job
 from app.mail.send import Message, send
-from app.review import events, notifications, reviewers
+from app.review import events, guests, notifications, reviewers
 from app.review.events import EventActor
 from app.review.models import Event, Reviewer, ReviewInvoice
 from app.security.crypto import Keyring
@@ -49,6 +54,8 @@ MAX_MENTIONS = 20
 PEOPLE_LISTED = 8
 MAIL_QUEUE = "mail"
 _QUEUED = "review.comments.mail"
+# We store no ConnectWise member's email address, so a member without a user can be named, not told.
+MEMBER_DETAIL = "ConnectWise member, no account: not notified or emailed"
 # An address typed after "@": "@ap@client.example" (the "@" at the start of the text or after a space).
 _TYPED_EMAIL = re.compile(r"(?:(?<=\s)|^)@([A-Za-z0-9._%+'-]{1,64}@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+)")
 _EMAIL = re.compile(r"^[A-Za-z0-9._%+'-]{1,64}@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+$")
@@ -85,6 +92,8 @@ class Posted:
     notified: int = 0
     emailed: list[str] = field(default_factory=list)
     guest_links: list[tuple[Any, str]] = field(default_factory=list)
+    # ConnectWise members with no user here: nobody tells them (we keep no member's email address).
+    unreached: list[str] = field(default_factory=list)
 
 
 # --- the popup --------------------------------------------------------------------------------------------------
@@ -94,7 +103,8 @@ def people(session: Session, invoice_id: int, query: str, limit: int = PEOPLE_LI
     """Whom the mention popup offers for what follows the "@": users and ConnectWise members known here, never a
     current reviewer of this invoice; an address typed in full is offered as itself when no user has it."""
     q = query.strip().lstrip("@").strip()[:100]
-    found = [{"key": c.key, "name": c.name, "detail": c.detail}
+    found = [{"key": c.key, "name": c.name,
+              "detail": MEMBER_DETAIL if c.key.startswith("member:") else c.detail}
              for c in reviewers.candidates(session, invoice_id, q, limit)]
     if _EMAIL.match(q) and not any(p["detail"].lower() == q.lower() for p in found):
         known = session.execute(select(User.id).where(User.email == normalise_email(q))).first()
@@ -180,13 +190,19 @@ def post(session: Session, services: Services, tenant_id: uuid.UUID | str, invoi
         raise CommentError(f"A comment can be at most {MAX_TEXT:,} characters (this one has {len(text):,}).")
     if session.execute(select(ReviewInvoice.id).where(ReviewInvoice.invoice_id == invoice_id)).first() is None:
         raise CommentError("This invoice is not in review.")
-    found = resolve(session, mentions, text)
+    # A guest's comment mentions nobody: a typed address would otherwise mint a new guest link (outliving and
+    # surviving the revocation of the guest's own) and hand its URL to an outsider, and a guest cannot see who
+    # works here to pick from. So the text stays text, with no reviewers added and no mail sent.
+    if author.type == "guest":
+        mentions, add_reviewers, email = (), False, False
+    found = resolve(session, mentions, text) if author.type != "guest" else []
     mailed = [m for m in found if email and m.email and not (m.type == "user" and m.ref == author.id)]
     detail: dict[str, Any] = {"text": text, "mentions": [m.detail() for m in found],
                               "emailed": [{"name": m.name, "to": m.email} for m in mailed]}
     ev = events.add(session, services.keyring, tid, invoice_id, "commented", author, detail)
     session.flush()
-    done = Posted(ev, found, emailed=[m.name for m in mailed])
+    done = Posted(ev, found, emailed=[m.name for m in mailed],
+                  unreached=[m.name for m in found if m.type == "member"])
     if add_reviewers:
         done.reviewers_added = _add_reviewers(session, services.keyring, tid, invoice_id, found, by, actor, origin)
     mentioned_users = {uuid.UUID(m.ref) for m in found if m.type == "user" and m.ref != author.id}
@@ -196,7 +212,7 @@ def post(session: Session, services: Services, tenant_id: uuid.UUID | str, invoi
     # link (a secret) never sits in a queued job.
     for m in found:
         if m.type == "email" and m not in mailed:
-            link = _guest_link(session, services, tid, invoice_id, m, by)
+            link = _guest_link(session, services, tid, invoice_id, m, by, actor, origin)
             if link is not None:
                 done.guest_links.append(link)
     record(session, tid, actor, "review.commented", target_type="invoice", target_id=invoice_id, after={
@@ -224,18 +240,16 @@ def _add_reviewers(session: Session, keyring: Keyring, tenant_id: uuid.UUID, inv
 
 
 def _guest_link(session: Session, services: Services, tenant_id: uuid.UUID, invoice_id: int, m: Mention,
-                by: Any) -> tuple[Any, str] | None:
-    """A guest link for a mentioned address (``app.review.guests.issue_link``); None while that is not there."""
-    from app.review import guests
-
-    issue = getattr(guests, "issue_link", None)
-    if issue is None:
-        log.warning("review comments: guest links are not available", extra={"event": "review.guest_link_missing"})
-        return None
+                by: Any, actor: Actor | None = None, origin: Origin | None = None) -> tuple[Any, str] | None:
+    """A guest link to this invoice for a mentioned address with no account, and its URL; None when the invoice
+    left review meanwhile (the mail job runs later)."""
     created_by = getattr(by, "id", None) if getattr(by, "audit_actor", None) is None else None
-    link, url = issue(session, services, tenant_id, invoice_id, email=m.email, name=m.name, member_id=None,
-                      created_by=created_by)
-    return link, str(url)
+    try:
+        link, url = guests.issue_link(session, services, tenant_id, invoice_id, email=m.email, name=m.name,
+                                      member_id=None, created_by=created_by, actor=actor, origin=origin)
+    except guests.GuestError:
+        return None
+    return link, url
 
 
 def _mail_after_commit(session: Session, services: Services, tenant_id: str, event_id: str, index: int) -> None:

@@ -14,17 +14,29 @@ import io
 import uuid
 from typing import Any
 
-from flask import Blueprint, Response, current_app, g, redirect, render_template, request, send_file, session, url_for
+from flask import (
+    Blueprint,
+    Response,
+    current_app,
+    flash,
+    g,
+    redirect,
+    render_template,
+    request,
+    send_file,
+    session,
+    url_for,
+)
 from flask_login import current_user
 
-from app.audit.log import record
 from app.audit.web import current_actor, request_origin
 from app.auth.roles import permission_page
 from app.branding import store as branding_store
 from app.invoices.html import branding_css, render_document_html
 from app.invoices.pdf import render_pdf
 from app.invoices.pdf_jobs import pdf_filename
-from app.review import decisions, events, guests, invoice_page, reviewers, timeline
+from app.review import comments, decisions, guests, invoice_page, reviewers, timeline
+from app.review.comments import CommentError
 from app.review.decisions import DecisionError
 from app.review.guests import Guest, GuestError
 from app.review.times import zone
@@ -35,11 +47,12 @@ from app.tenants.models import TenantSettings
 from app.views.htmx import wants_partial
 
 bp = Blueprint("review_guest", __name__, url_prefix="/g")
-staff_bp = Blueprint("review_guests", __name__, url_prefix="/review")
+# The staff side has no prefix: its routes sit under /review/<invoice>/ and the link lifetime under /settings/review/.
+staff_bp = Blueprint("review_guests", __name__)
 
 GUEST_HEADERS = {"X-Robots-Tag": "noindex, nofollow", "Referrer-Policy": "no-referrer",
                  "Cache-Control": "private, no-store"}
-COMMENT_MAX = 4000
+COMMENT_MAX = comments.MAX_TEXT
 _SESSION_KEY = "guest"
 # The IP limit is shared by every guest endpoint; the token limit counts openings of one link, the link limit the
 # requests of a guest session (the token is no longer in the address then).
@@ -236,13 +249,11 @@ def logo() -> Any:
 
 
 def _post_comment(guest: Guest, text: str) -> None:
-    """The guest's comment on the timeline, audited. Until ``app.review.comments.post`` lands this is the minimal
-    path: one "commented" event with its text, one audit row that says a comment was made (not what)."""
-    session, services = db_session(), current_services()
-    events.add(session, services.keyring, guest.tenant_id, guest.invoice_id, "commented", guest.event_actor,
-               {"text": text})
-    record(session, guest.tenant_id, guest.audit_actor, "review.commented", target_type="invoice",
-           target_id=guest.invoice_id, after={"length": len(text)}, origin=request_origin())
+    """The guest's comment, by ``comments.post`` like anyone's (a "commented" event by the guest, an audit row
+    without the text), with no mention powers: ``post`` reads no mention from a guest's text (why: its docstring)."""
+    comments.post(db_session(), current_services(), guest.tenant_id, guest.invoice_id, text,
+                  author=guest.event_actor, actor=guest.audit_actor, origin=request_origin(), mentions=(),
+                  add_reviewers=False, email=False, by=None)
 
 
 def _after_action(guest: Guest, partial: str, **context: Any) -> Any:
@@ -260,18 +271,16 @@ def _after_action(guest: Guest, partial: str, **context: Any) -> Any:
 def comment() -> Any:
     guest = _guest()
     _stored(guest)
-    text = (request.form.get("text") or "").strip()
-    error = None
-    if not text:
-        error = "Write something first."
-    elif len(text) > COMMENT_MAX:
-        error = f"Keep a comment under {COMMENT_MAX} characters."
-    if error is not None:
+    text = request.form.get("text") or ""
+    try:
+        _post_comment(guest, text)
+    except CommentError as exc:
+        db_session().rollback()
         if wants_partial():
             return render_template("review/_guest_comment.html", guest=guest,
-                                   comment={"text": text, "error": error}), 422
+                                   comment={"text": comments.clean_text(text)[:COMMENT_MAX + 100],
+                                            "error": str(exc)}), 422
         return redirect(url_for(".page"), code=303)
-    _post_comment(guest, text)
     return _after_action(guest, "review/_guest_comment.html", comment={"text": "", "error": None})
 
 
@@ -343,7 +352,7 @@ def _staff_answer(invoice_id: int, html_status: int = 200, **extra: Any) -> Any:
     return html, html_status
 
 
-@staff_bp.post("/<int:invoice_id>/guests")
+@staff_bp.post("/review/<int:invoice_id>/guests")
 @permission_page("manage_reviewers")
 def invite(invoice_id: int) -> Any:
     """Invite a guest reviewer: a link for them (shown once, to copy) and them on the reviewer list."""
@@ -361,7 +370,7 @@ def invite(invoice_id: int) -> Any:
                          message=f"{recipient} can review this invoice through the link below until it expires.")
 
 
-@staff_bp.post("/<int:invoice_id>/guests/<uuid:link_id>/revoke")
+@staff_bp.post("/review/<int:invoice_id>/guests/<uuid:link_id>/revoke")
 @permission_page("manage_reviewers")
 def revoke(invoice_id: int, link_id: uuid.UUID) -> Any:
     link = guests.revoke(db_session(), current_services(), _tenant(), invoice_id, link_id, user=current_user,
@@ -369,3 +378,32 @@ def revoke(invoice_id: int, link_id: uuid.UUID) -> Any:
     if link is None:
         return _staff_answer(invoice_id, 404, error=GuestError("That link is not on this invoice."))
     return _staff_answer(invoice_id, message="The link is revoked: it no longer opens the review.")
+
+
+# --- the staff side: the workspace's guest link lifetime (on /settings/review/) -----------------------------------
+
+@staff_bp.app_template_global("review_guest_settings")
+def guest_settings(days: int | str | None = None, error: GuestError | None = None,
+                   message: str | None = None) -> dict[str, Any]:
+    """What ``review/_guest_settings.html`` shows: the lifetime (or what was typed), an error or a message."""
+    return {"days": days if days is not None else guests.link_days(db_session(), _tenant()), "error": error,
+            "message": message}
+
+
+@staff_bp.post("/settings/review/guest-links")
+@permission_page("review_rules")
+def save_link_days() -> Any:
+    """Set how long new guest links work (1 to 90 days); 422 beside the field otherwise, nothing saved."""
+    typed = (request.form.get("days") or "").strip()[:20]
+    try:
+        days = guests.parse_days(typed)
+    except GuestError as exc:
+        wants_partial()  # the answer varies by the htmx headers like every other one here
+        return render_template("review/_guest_settings.html", guest_settings=guest_settings(typed, exc)), 422
+    changed = guests.set_link_days(db_session(), _tenant(), days, current_actor(), request_origin())
+    message = (f"New guest links work for {days} days. Links already sent keep their own expiry."
+               if changed else "Nothing changed.")
+    if not wants_partial():
+        flash(message, "success")
+        return redirect(url_for("review_settings.page"), code=303)
+    return render_template("review/_guest_settings.html", guest_settings=guest_settings(days, message=message))

@@ -43,6 +43,7 @@ from app.review.events import EventActor
 from app.review.guest_models import GuestLink
 from app.review.models import Reviewer, ReviewInvoice, ReviewSettings
 from app.review.reviewers import tenant_zone
+from app.review.settings import locked_row
 from app.review.times import when
 from app.security.crypto import FieldRef, Keyring
 from app.services import Services
@@ -148,6 +149,30 @@ def link_days(session: Session, tenant_id: uuid.UUID | str) -> int:
     row = session.get(ReviewSettings, uuid.UUID(str(tenant_id)))
     days = row.guest_link_days if row is not None and row.guest_link_days else DEFAULT_DAYS
     return max(1, min(MAX_DAYS, int(days)))
+
+
+def parse_days(value: str | None) -> int:
+    """The typed link lifetime as whole days; GuestError (field ``days``) unless it is 1 to 90."""
+    raw = (value or "").strip()
+    if not raw.isdigit() or len(raw) > 3 or not 1 <= int(raw) <= MAX_DAYS:
+        raise GuestError(f"Enter a whole number of days from 1 to {MAX_DAYS}.", "days")
+    return int(raw)
+
+
+def set_link_days(session: Session, tenant_id: uuid.UUID | str, days: int, actor: Actor,
+                  origin: Origin | None = None) -> bool:
+    """Set the workspace's guest link lifetime (for links made from now on), audited with before and after;
+    False when it was already that."""
+    tid = uuid.UUID(str(tenant_id))
+    before = link_days(session, tid)
+    if days == before:
+        return False
+    row = locked_row(session, tid)
+    row.guest_link_days = days
+    record(session, tid, actor, "review.guest_link_days_changed", target_type="review_settings", target_id=tid,
+           before={"guest_link_days": before}, after={"guest_link_days": days}, origin=origin)
+    session.flush()
+    return True
 
 
 def url_of(services: Services, token: str) -> str:
