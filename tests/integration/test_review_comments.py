@@ -5,6 +5,7 @@ invoice unread for them), and the comment an event and an audit row without its 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import uuid
@@ -17,6 +18,7 @@ from app.audit.models import AuditEntry
 from app.jobs.queue import get_queue
 from app.review import inbox, reads
 from app.review.events import of_invoice
+from app.review.guest_models import GuestLink
 from app.review.models import Notification
 from app.services import services_of
 from app.users.models import User
@@ -310,5 +312,87 @@ def test_a_notification_of_someone_else_cannot_be_opened(app, client, tenant, se
 
 def test_i_am_not_notified_of_my_own_mention(app, client, tenant, seeded):
     post(client, seeded, "note to self", f"user:{tenant.owner_id}")
+    with session_of(app, tenant) as session:
+        assert session.execute(select(Notification)).scalars().all() == []
+
+
+# -- guest links for people without an account -------------------------------------------------------------------
+
+GUEST_PATH = re.compile(r"/g/([A-Za-z0-9_-]{43})")
+
+
+def guest_links(app, tenant, invoice_id: int):  # type: ignore[no-untyped-def]
+    with session_of(app, tenant) as session:
+        return session.execute(select(GuestLink).where(GuestLink.invoice_id == invoice_id)).scalars().all()
+
+
+def test_mentioning_an_address_without_an_account_makes_a_guest_link_shown_once(app, client, tenant, seeded,
+                                                                              redis_conn):
+    response = post(client, seeded, f"Can you confirm the hours, @{GUEST}?", f"email:{GUEST}")
+    html = response.get_data(as_text=True)
+    assert response.status_code == 200, html[:500]
+    box = html[:html.index('id="review-timeline"')]
+    [token] = set(GUEST_PATH.findall(box))  # in the comment box, with Copy
+    assert re.search(rf'data-copy="[^"]*/g/{token}"', box)
+    assert "not emailed: copy it to them" in box and mail_jobs(redis_conn) == 0
+    [link] = guest_links(app, tenant, seeded)
+    assert link.token_hash == hashlib.sha256(token.encode()).digest()
+    assert link.revoked_at is None and link.created_by == tenant.owner_id
+    assert re.search(r'<section id="review-guest-links" [^>]*hx-swap-oob="true"', html)
+    panel = html[html.index('id="review-guest-links"'):]
+    assert GUEST in panel and "Last used never" in panel and token not in panel  # listed, without the secret
+    page = client.get(f"/review/{seeded}").get_data(as_text=True)
+    assert token not in page and GUEST in page[page.index('id="review-guest-links"'):]  # shown once only
+    with session_of(app, tenant) as session:
+        audit = session.execute(select(AuditEntry).where(AuditEntry.action == "review.guest_link_created")
+                                ).scalar_one()
+        assert audit.actor_id == str(tenant.owner_id) and token not in json.dumps([audit.before, audit.after])
+    guest = app.test_client()
+    opened = guest.get(f"/g/{token}")
+    assert opened.status_code == 303 and opened.headers["Location"].endswith("/g/review")
+    assert "Can you confirm the hours" in guest.get("/g/review").get_data(as_text=True)
+
+
+def test_a_mailed_guest_gets_a_link_that_opens_the_guest_review(app, client, tenant, seeded, redis_conn):
+    redis_conn.delete("bi:dev-outbox")
+    html = post(client, seeded, f"Please approve, @{GUEST}", f"email:{GUEST}",
+                email_mentioned="1").get_data(as_text=True)
+    assert f"Emailing {GUEST}." in html and not GUEST_PATH.search(html[:html.index('id="review-timeline"')])
+    assert guest_links(app, tenant, seeded) == []  # the mail job makes it: the URL never sits in the queue
+    assert mail_jobs(redis_conn) == 1
+    run_mail(app, redis_conn)
+    [message] = outbox(app)
+    assert message["to"] == GUEST and "mentioned you on invoice" in message["subject"]
+    [token] = set(GUEST_PATH.findall(message["text"]))
+    assert f"/g/{token}" in message["html"] and f"/review/{seeded}" not in message["text"]
+    [link] = guest_links(app, tenant, seeded)
+    assert link.token_hash == hashlib.sha256(token.encode()).digest()
+    listed = client.get(f"/review/{seeded}").get_data(as_text=True)
+    assert GUEST in listed[listed.index('id="review-guest-links"'):] and token not in listed
+    guest = app.test_client()
+    opened = guest.get(f"/g/{token}")
+    assert opened.status_code == 303 and opened.headers["Location"].endswith("/g/review")
+    page = guest.get("/g/review")
+    assert page.status_code == 200 and "Please approve" in page.get_data(as_text=True)
+
+
+def test_unticked_email_sends_no_mail_to_a_guest_and_the_link_is_there_to_copy(app, client, tenant, seeded,
+                                                                              redis_conn):
+    redis_conn.delete("bi:dev-outbox")
+    html = post(client, seeded, f"FYI @{GUEST}").get_data(as_text=True)  # typed, not picked: still a mention
+    assert GUEST_PATH.search(html) and "Emailing" not in html
+    run_mail(app, redis_conn)
+    assert mail_jobs(redis_conn) == 0 and outbox(app) == []
+    assert len(guest_links(app, tenant, seeded)) == 1
+
+
+def test_a_connectwise_member_without_a_user_is_said_to_be_told_by_nobody(app, client, tenant, seeded, redis_conn):
+    offered = client.get(f"/review/{seeded}/comments/people", query_string={"q": "laur"}).get_json()
+    assert offered == [{"key": f"member:{LAURA}", "name": "Laura Martin",
+                        "detail": "ConnectWise member, no account: not notified or emailed"}]
+    html = post(client, seeded, "Ask @Laura Martin", f"member:{LAURA}", email_mentioned="1").get_data(as_text=True)
+    assert ("Laura Martin has no account here and we keep no ConnectWise member&#39;s email address, so nobody told "
+            "them: mention their email address to give them a guest link.") in html
+    assert "Emailing" not in html and mail_jobs(redis_conn) == 0 and guest_links(app, tenant, seeded) == []
     with session_of(app, tenant) as session:
         assert session.execute(select(Notification)).scalars().all() == []

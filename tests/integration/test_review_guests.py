@@ -18,6 +18,7 @@ from sqlalchemy import select, text, update
 
 from app.audit.models import AuditEntry
 from app.review import guests
+from app.review.events import of_invoice
 from app.review.guest_models import GuestLink
 from app.review.models import Event, Reviewer, ReviewInvoice
 from app.security.limits import reset_limits
@@ -352,3 +353,63 @@ def test_guest_links_are_rate_limited_per_link_and_per_ip(app, client, swept):
         reset_limits()
     ip_statuses = [visitor.get(f"/g/{'B' * 40}{i:03d}").status_code for i in range(121)]
     assert ip_statuses[:120] == [404] * 120 and ip_statuses[120] == 429
+
+
+def test_a_guest_comment_goes_through_comments_post_and_mentions_nobody(app, client, swept):
+    invoice_id = pick(app, swept)
+    guest = open_as_guest(app, invite(client, invoice_id))
+    with session_of(app, swept) as s:
+        links_before = len(guests.links_of(s, invoice_id))
+    said = f"Forwarding to @other{AT}elsewhere.example, see line 2"
+    response = guest_post(guest, "/g/review/comment", text=said, mention=f"email:x{AT}y.example",
+                          email_mentioned="1", add_reviewers="1")
+    body = response.get_data(as_text=True)
+    assert response.status_code == 200, body[:300]
+    assert f"Ana Ruiz (guest, {GUEST_EMAIL})" in body  # the timeline, out of band
+    with session_of(app, swept) as s:
+        event = s.execute(select(Event).where(Event.invoice_id == invoice_id, Event.kind == "commented")).scalar_one()
+        assert (event.actor_type, event.actor_name) == ("guest", f"Ana Ruiz (guest, {GUEST_EMAIL})")
+        [entry] = [e for e in of_invoice(s, services_of(app).keyring, invoice_id) if e.kind == "commented"]
+        assert entry.detail == {"text": said, "mentions": [], "emailed": []}
+        assert len(guests.links_of(s, invoice_id)) == links_before  # no link minted by a guest
+        audit = s.execute(select(AuditEntry).where(AuditEntry.action == "review.commented")).scalar_one()
+        assert audit.actor_type == "guest" and audit.after["mentions"] == [] and "Forwarding" not in json.dumps(
+            audit.after)
+        assert s.execute(text("select count(*) from review_notifications")).scalar() == 0
+    assert guest_post(guest, "/g/review/comment", text="x" * 4001).status_code == 422
+
+
+def test_the_guest_link_lifetime_is_set_on_the_review_settings_page_and_audited(app, client, swept):
+    page = client.get("/settings/review/").get_data(as_text=True)
+    assert 'id="review-guest-settings"' in page and 'name="days"' in page and 'value="14"' in page
+    headers = htmx(client)
+    for bad in ("0", "91", "abc", "", "7.5", "-3"):
+        refused = client.post("/settings/review/guest-links", data={"days": bad}, headers=headers)
+        html = refused.get_data(as_text=True)
+        assert refused.status_code == 422, bad
+        assert "Enter a whole number of days from 1 to 90." in html and 'aria-invalid="true"' in html
+    with session_of(app, swept) as s:
+        assert guests.link_days(s, swept.id) == 14
+    saved = client.post("/settings/review/guest-links", data={"days": "3"}, headers=headers)
+    assert saved.status_code == 200 and "New guest links work for 3 days." in saved.get_data(as_text=True)
+    invoice_id = pick(app, swept)
+    invite(client, invoice_id)
+    with session_of(app, swept) as s:
+        link = s.execute(select(GuestLink).where(GuestLink.invoice_id == invoice_id)).scalar_one()
+        lifetime = link.expires_at - link.created_at
+        assert dt.timedelta(days=3) - dt.timedelta(seconds=5) < lifetime <= dt.timedelta(days=3)
+        audit = s.execute(select(AuditEntry).where(AuditEntry.action == "review.guest_link_days_changed")
+                          ).scalar_one()
+        assert (audit.before, audit.after) == ({"guest_link_days": 14}, {"guest_link_days": 3})
+        assert audit.actor_id == str(swept.owner_id)
+    again = client.post("/settings/review/guest-links", data={"days": "3"}, headers=headers)
+    assert "Nothing changed." in again.get_data(as_text=True)
+    plain = client.post("/settings/review/guest-links", data={"days": "30", "csrf_token": csrf_of(client)})
+    assert plain.status_code == 303 and plain.headers["Location"].endswith("/settings/review/")
+
+
+def test_only_review_rules_may_set_the_guest_link_lifetime(app, client, swept):
+    sign_in(client, swept, add_user(app, swept, "reviewer"))
+    assert client.post("/settings/review/guest-links", data={"days": "5"}, headers=htmx(client)).status_code == 403
+    with session_of(app, swept) as s:
+        assert guests.link_days(s, swept.id) == 14
