@@ -287,15 +287,18 @@ def apply_patch(data: Dataset, resource: Resource, parent_id: int | None, record
     info["updatedBy"] = API_MEMBER
     changes["_info"] = info
     data[resource.table].set_fields(record_id, changes)
-    if invoice_id is not None and resource.table in RECOMPUTES:
+    if invoice_id is not None and resource.table in LINES:
         # ConnectWise keeps the header's totals, tax and balance in step with its lines, and a line's change
-        # updates its invoice too (its lastUpdated moves).
-        totals.recompute_invoice(data, invoice_id)
+        # updates its invoice too (its lastUpdated moves). Only a change to an amount's input moves the amounts:
+        # a reworded note leaves them as they are. None of the invoice's own patchable fields (status, PO,
+        # reference, comments, notes, attention) is an input of its amounts, so its PATCH moves only its stamp.
+        totals.recompute_invoice(data, invoice_id, amounts=bool(AMOUNT_INPUTS & changes.keys()))
     return get_one(data, resource, parent_id, record_id)
 
 
-# Tables whose records are an invoice or a line on one: a PATCH recomputes that invoice's header amounts.
-RECOMPUTES = frozenset({"invoices", "products", "timeEntries", "expenseEntries"})
+LINES = frozenset({"products", "timeEntries", "expenseEntries"})
+AMOUNT_INPUTS = frozenset({"quantity", "price", "cost", "billableOption", "taxableFlag", "invoiceHours",
+                           "hourlyRate"})
 
 
 def _invoice_of(resource: Resource, record: dict) -> int | None:

@@ -1,5 +1,5 @@
 """An invoice's header amounts from its lines: the one formula the seed builds invoices with and a PATCH of a line
-(or of the invoice) recomputes them by, as ConnectWise keeps them in step.
+recomputes them by, as ConnectWise keeps them in step.
 
 All in the invoice currency, rounded to its decimals::
 
@@ -75,12 +75,19 @@ def balance(total: float, payments: float, credits: float, dec: int) -> float:
     return money(total - payments - credits, dec)
 
 
-def recompute_invoice(data: Dataset, invoice_id: int, stamp: bool = True) -> dict | None:
-    """Bring an invoice's header amounts in step with its lines as they are now (and, with ``stamp``, bump its
-    ``_info.lastUpdated``, as ConnectWise does when a line on it changes); the invoice, or None when unknown."""
+def recompute_invoice(data: Dataset, invoice_id: int, stamp: bool = True, amounts: bool = True) -> dict | None:
+    """Bring an invoice's header amounts in step with its lines as they are now (unless not ``amounts``) and, with
+    ``stamp``, bump its ``_info.lastUpdated``, as ConnectWise does when a line on it changes; the invoice, or None
+    when unknown."""
     invoice = data["invoices"].get(invoice_id)
     if invoice is None:
         return None
+    if not amounts:
+        if stamp:
+            info = dict(invoice.get("_info", {}))
+            info["lastUpdated"] = iso(datetime.now(timezone.utc).replace(microsecond=0))
+            data["invoices"].set_fields(invoice_id, {"_info": info})
+        return data["invoices"].get(invoice_id)
     dec = invoice["currency"]["numberOfDecimals"]
     code_ref = invoice.get("taxCode")
     tax_code = data["taxCodes"].get(code_ref["id"]) if isinstance(code_ref, dict) and invoice.get("taxableFlag") else None
