@@ -1,6 +1,7 @@
 """The inbox's rows (``ReviewInvoice``), kept in step with snapshots and flags, so the inbox reads one table.
 
-The sweep calls ``record_content`` for each snapshot it writes, ``refresh_flags`` for each invoice whose flags it
+The sweep calls ``record_content`` for each snapshot it writes (and for an unchanged one that has no row yet:
+snapshots stored before the inbox existed would otherwise never reach it), ``refresh_flags`` for each invoice whose flags it
 re-checked, and ``mark_left`` for invoices that left the open set (sent or closed in ConnectWise); marking a flag
 OK and re-evaluating the rules call ``refresh_flags`` too. "Open" flags here are those neither cleared nor marked
 OK: a dismissed flag no longer holds an invoice in the Flagged tab.
@@ -44,6 +45,15 @@ def record_content(session: Session, tenant_id: uuid.UUID, snapshot: Snapshot, p
         setattr(row, column, _line_count(payloads, path))
     row.is_open, row.left_open_at, row.changed_at, row.cw_changed_at = True, None, now, None
     return row
+
+
+def without_rows(session: Session, invoice_ids: Iterable[int]) -> set[int]:
+    """Those of these invoices that have no inbox row (snapshots stored before the inbox existed)."""
+    ids = set(invoice_ids)
+    if not ids:
+        return set()
+    found = session.execute(select(ReviewInvoice.invoice_id).where(ReviewInvoice.invoice_id.in_(sorted(ids)))).scalars()
+    return ids - set(found)
 
 
 def refresh_flags(session: Session, invoice_ids: Iterable[int]) -> None:

@@ -222,6 +222,11 @@ def _write(session: Session, services: Services, tid: uuid.UUID, fetched: OpenIn
         rechecked.add(snap.invoice_id)
         result.flags_raised += counts.raised
         result.flags_cleared += counts.cleared
+    unlisted = summary.without_rows(session, {p.invoice_id for p in fetched.payloads} & set(existing))
+    for payloads in fetched.payloads:  # unchanged snapshots the inbox has never listed (stored before it existed)
+        if payloads.invoice_id in unlisted:
+            summary.record_content(session, tid, existing[payloads.invoice_id], payloads, now)
+            rechecked.add(payloads.invoice_id)
     still_open = {p.invoice_id for p in fetched.payloads} | {f.invoice_id for f in failures}
     gone = (set(existing) if scope is None else set(existing) & scope) - still_open
     result.snapshots_dropped = snapshots.drop(session, gone)

@@ -4,7 +4,7 @@ flag no longer counts, an invoice that leaves the open set keeps its row (not op
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from app.audit.log import Actor
 from app.review.flags import mark_ok
@@ -77,3 +77,19 @@ def test_storage_off_purges_the_inbox_rows_too(app, tenant, sim):
         purged = set_storage(session, tenant.id, False, Actor.system("test"))
     assert purged["invoices"] == len(open_invoice_ids(sim)) and rows(app, tenant) == {}
     assert services_of(app) is not None
+
+
+def test_snapshots_stored_before_the_inbox_existed_get_their_rows_on_the_next_sweep(app, tenant, sim):
+    assert sweep(app, tenant).outcome == "ok"
+    with tenant_session(tenant.id, app.extensions["session_factory"]) as session:
+        session.execute(delete(ReviewInvoice))  # as after the upgrade that added the inbox: snapshots, no rows
+    again = sweep(app, tenant)
+    assert (again.outcome, again.invoices_changed) == ("ok", 0)
+    found = rows(app, tenant)
+    assert set(found) == open_invoice_ids(sim)
+    assert sum(r.open_flags for r in found.values()) == sum(1 for f in _open_flags(app, tenant))
+
+
+def _open_flags(app, tenant) -> list[Flag]:  # type: ignore[no-untyped-def]
+    with tenant_session(tenant.id, app.extensions["session_factory"]) as session:
+        return list(session.execute(select(Flag).where(Flag.cleared_at.is_(None), Flag.marked_ok_at.is_(None))).scalars())
