@@ -222,13 +222,15 @@ def _write(session: Session, services: Services, tid: uuid.UUID, fetched: OpenIn
         rechecked.add(snap.invoice_id)
         result.flags_raised += counts.raised
         result.flags_cleared += counts.cleared
-    unlisted = summary.without_rows(session, {p.invoice_id for p in fetched.payloads} & set(existing))
-    for payloads in fetched.payloads:  # unchanged snapshots the inbox has never listed (stored before it existed)
-        if payloads.invoice_id in unlisted:
-            summary.record_content(session, tid, existing[payloads.invoice_id], payloads, now)
-            rechecked.add(payloads.invoice_id)
     still_open = {p.invoice_id for p in fetched.payloads} | {f.invoice_id for f in failures}
     gone = (set(existing) if scope is None else set(existing) & scope) - still_open
+    # Snapshots the inbox has never listed (stored before it existed): one query, nearly always empty.
+    read_now = {p.invoice_id: p for p in fetched.payloads}
+    for iid in sorted(summary.without_rows(session, set(existing) - gone)):
+        snap = existing[iid]
+        summary.record_content(session, tid, snap, read_now.get(iid) or snapshots.payloads_of(services.keyring, snap),
+                               now)
+        rechecked.add(iid)
     result.snapshots_dropped = snapshots.drop(session, gone)
     result.flags_cleared += flag_store.clear_invoices(session, gone, now)
     summary.refresh_flags(session, rechecked)
