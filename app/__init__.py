@@ -171,6 +171,9 @@ def _register_blueprints(app: Flask, cfg: Config) -> None:
     from app.review.settings_views import bp as review_settings_bp
     from app.review.status_map_views import bp as review_status_map_bp
     from app.review.views import bp as review_bp
+    from app.sending.settings_views import bp as sending_settings_bp
+    from app.sending.views import bp as sending_bp
+    from app.sending.webhook_views import bp as sending_hooks_bp
     from app.support.views import bp as support_bp
     from app.users.views import bp as users_bp
     from app.views.health import bp as health_bp
@@ -186,6 +189,9 @@ def _register_blueprints(app: Flask, cfg: Config) -> None:
     app.register_blueprint(review_comments_bp)
     app.register_blueprint(review_guest_bp)
     app.register_blueprint(review_guests_bp)
+    app.register_blueprint(sending_bp)
+    app.register_blueprint(sending_settings_bp)
+    app.register_blueprint(sending_hooks_bp)
     if cfg.is_development:
         from app.auth.dev import bp as dev_bp
 

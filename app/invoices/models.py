@@ -10,17 +10,19 @@ from sqlalchemy import BigInteger, DateTime, ForeignKey, Integer, LargeBinary, N
 from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.db import Base, TenantScoped
+from app.db import Base, TenantScoped, encrypted
 
 
 class PublicLink(TenantScoped, Base):
-    """A revocable link to one invoice. The token itself is shown once and never stored."""
+    """A revocable link to one invoice: the hash is the lookup; the token is kept only encrypted, for copying again."""
 
     __tablename__ = "public_links"
 
     id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
     invoice_id: Mapped[int] = mapped_column(Integer)
     token_hash: Mapped[bytes] = mapped_column(LargeBinary, unique=True)
+    # The token itself, encrypted, so the invoice's one stable link can be copied again (migration 0017).
+    token_enc: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True, info=encrypted("token"))
     created_by: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True),
                                                          ForeignKey("users.id", ondelete="SET NULL"), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

@@ -32,6 +32,9 @@ class TenantSettings(TenantScoped, Base):
     review_storage_enabled: Mapped[bool] = mapped_column(Boolean, default=True, server_default="true")
     support_access_requires_approval: Mapped[bool] = mapped_column(Boolean, default=True, server_default="true")
     timezone: Mapped[str] = mapped_column(String(64), default="UTC", server_default="UTC")
+    locale: Mapped[str] = mapped_column(String(16), default="en-US", server_default="en-US")
+    # The role a member sync gives new ConnectWise members; None: they arrive as ``no_access``.
+    new_member_role: Mapped[str | None] = mapped_column(String(32), nullable=True)
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
     )
