@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from datetime import UTC, datetime
+from datetime import UTC
 from typing import Any
 
 from flask import Flask, g, request
@@ -143,11 +143,29 @@ def _init_request_context(app: Flask, cfg: Config) -> None:
         return {"request_id": g.get("request_id"), "app_env": cfg.APP_ENV, "can": current_user_can,
                 "current_tenant_name": current_tenant_name, "support_banner": banner_grant}
 
+    _init_time_filters(app)
+
+
+def _init_time_filters(app: Flask) -> None:
+    """Times on pages in the workspace's zone, with its abbreviation; ``iso`` for ``<time datetime>``."""
+    from app.tenants.workspace import as_datetime, format_local, format_local_date, workspace_zone
+
+    def _isotime(value: Any) -> str:
+        return format_local(value, workspace_zone())
+
+    def _localtime(value: Any, fmt: str = "%d %b %Y %H:%M") -> str:
+        return format_local(value, workspace_zone(), fmt)
+
+    def _localdate(value: Any, fmt: str = "%d %b %Y") -> str:
+        return format_local_date(value, workspace_zone(), fmt)
+
+    def _iso(value: Any) -> str:
+        return as_datetime(value).astimezone(UTC).isoformat(timespec="seconds") if value not in (None, "") else ""
+
     app.add_template_filter(_isotime, "isotime")
-
-
-def _isotime(timestamp: float) -> str:
-    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d %H:%M UTC")
+    app.add_template_filter(_localtime, "localtime")
+    app.add_template_filter(_localdate, "localdate")
+    app.add_template_filter(_iso, "iso")
 
 
 def _register_blueprints(app: Flask, cfg: Config) -> None:
@@ -175,6 +193,7 @@ def _register_blueprints(app: Flask, cfg: Config) -> None:
     from app.sending.views import bp as sending_bp
     from app.sending.webhook_views import bp as sending_hooks_bp
     from app.support.views import bp as support_bp
+    from app.tenants.views import bp as workspace_bp
     from app.users.views import bp as users_bp
     from app.views.health import bp as health_bp
     from app.views.main import bp as main_bp
@@ -192,6 +211,7 @@ def _register_blueprints(app: Flask, cfg: Config) -> None:
     app.register_blueprint(sending_bp)
     app.register_blueprint(sending_settings_bp)
     app.register_blueprint(sending_hooks_bp)
+    app.register_blueprint(workspace_bp)
     if cfg.is_development:
         from app.auth.dev import bp as dev_bp
 

@@ -14,6 +14,7 @@ from app.auth.directory import Membership, memberships
 from app.auth.oidc import enabled_providers
 from app.auth.signin import finish, pending_choice, safe_next, sign_in_as, sign_in_as_staff
 from app.auth.sso import link_confirmed
+from app.auth.user_agents import describe
 from app.security.limits import (
     CODE_CHECK_PER_ATTEMPT,
     CODE_CHECK_PER_IP,
@@ -183,7 +184,7 @@ def sign_out():
 @login_required
 def sessions():
     found = user_sessions(current_services().redis, current_user.get_id(), getattr(session, "sid", None))
-    return render_template("auth/sessions.html", sessions=found)
+    return render_template("auth/sessions.html", sessions=found, browser=describe)
 
 
 @bp.post("/account/sessions/end")
