@@ -131,6 +131,7 @@ class Config:
     MAILGUN_API_KEY: str = ""
     MAILGUN_DOMAIN: str = ""
     MAILGUN_API_URL: str = "https://api.mailgun.net"
+    MAILGUN_WEBHOOK_SIGNING_KEY: str = ""  # verifies Mailgun's delivery webhook (Mailgun: Sending > Webhooks)
     SUPPORT_STAFF_EMAILS: str = ""
     # Single sign-on: a provider is offered only when both its client id and secret are set.
     GOOGLE_CLIENT_ID: str = ""
@@ -149,7 +150,7 @@ class Config:
     # a wrong guess either trusts a forged X-Forwarded-For or records the proxy's address as everyone's.
     REQUIRED_IN_PRODUCTION = ("SECRET_KEY", "DATABASE_URL", "REDIS_URL", "ENCRYPTION_KEYS", "BASE_URL",
                               "CONNECTWISE_CLIENT_ID", "MAILGUN_API_KEY", "MAILGUN_DOMAIN", "TRUSTED_PROXY_COUNT",
-                              "AUDIT_CHAIN_KEYS")
+                              "AUDIT_CHAIN_KEYS", "MAILGUN_WEBHOOK_SIGNING_KEY")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Config:

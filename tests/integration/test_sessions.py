@@ -46,7 +46,8 @@ def test_production_cookies_are_secure_and_host_prefixed(config, make_tenant):
     from app import create_app
 
     prod = create_app(replace(config, APP_ENV="production", BASE_URL="https://bi.example",
-                              MAILGUN_API_KEY="k" * 20, MAILGUN_DOMAIN="mg.bi.example"))
+                              MAILGUN_API_KEY="k" * 20, MAILGUN_DOMAIN="mg.bi.example",
+                              MAILGUN_WEBHOOK_SIGNING_KEY="w" * 32))
     try:
         c = prod.test_client()
         response = c.post("/sign-in", base_url="https://bi.example",

@@ -23,6 +23,7 @@ GOOD = {
     "CONNECTWISE_CLIENT_ID": "6f1b5c9e-0000-4000-8000-000000000001",
     "MAILGUN_API_KEY": "key-" + "m" * 32,
     "MAILGUN_DOMAIN": "mg.betterinvoice.example",
+    "MAILGUN_WEBHOOK_SIGNING_KEY": "whk-" + "w" * 32,
     "TRUSTED_PROXY_COUNT": "1",
 }
 
