@@ -14,10 +14,11 @@ from rq.job import Job
 from rq.serializers import JSONSerializer
 
 # In the order a worker takes from them: a sign-in code never waits behind a burst of PDFs or ConnectWise pulls.
-# mail: sign-in codes and notices (small, a person is waiting); pdf: invoice PDFs; connectwise: pulls and syncs;
+# mail: sign-in codes and notices (small, a person is waiting); pdf: invoice PDFs; sending: invoices emailed to
+# clients, one message a job (a person waits for "Sent"; bulk sends queue many); connectwise: pulls and syncs;
 # maintenance: periodic and delayed housekeeping; default: bulk approve runs (each of its write-backs goes to
 # connectwise), and it drains jobs queued before the split.
-QUEUE_NAMES = ("mail", "pdf", "connectwise", "maintenance", "default")
+QUEUE_NAMES = ("mail", "pdf", "sending", "connectwise", "maintenance", "default")
 _ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 
 
