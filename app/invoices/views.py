@@ -22,6 +22,7 @@ from app.invoices.errors import InvoiceUnavailable
 from app.invoices.hints import ReferenceHints
 from app.invoices.html import render_document_html
 from app.invoices.listing import FILTER_TYPES, InvoiceQuery, billing_statuses, list_invoices
+from app.invoices.models import PublicLink
 from app.invoices.pdf_jobs import pdf_file, pdf_state, request_pdf
 from app.services import current_services
 from app.tenancy import db_session, required_tenant_id
@@ -147,20 +148,44 @@ def _links_context(invoice_id: int, new_url: str | None = None, error: str | Non
 @bp.post("/<int:invoice_id>/links")
 @permission_page(LINK_PERMISSION)
 def link_create(invoice_id: int):
-    """Make a link. From the list's "copy public link" (compact=1) or the preview's links panel."""
-    compact = request.form.get("compact") == "1"
+    """"Copy public link" (compact=1, from the list or the links card): the invoice's one stable link, made the
+    first time. Without compact, the links card's "another link" form: a new link, with an expiry if given."""
+    if request.form.get("compact") == "1":
+        return _copy_current(invoice_id)
     try:
         expires_at = public_links.expiry_from_days(request.form.get("expires_days", ""))
     except public_links.LinkError as exc:
-        if compact:
-            abort(400, description=str(exc))
         return render_template("invoices/_links.html", can_share=True, **_links_context(invoice_id, error=str(exc))), 422
     new = public_links.create_link(db_session(), required_tenant_id(), invoice_id, actor=current_actor(),
-                                   created_by=current_user_row_id(), expires_at=expires_at, origin=request_origin())
+                                   created_by=current_user_row_id(), expires_at=expires_at, origin=request_origin(),
+                                   keyring=current_services().keyring)
     url = base_url() + public_links.public_path(new.token)
-    if compact:
-        return render_template("invoices/_copy_link.html", url=url, invoice_id=invoice_id)
     return render_template("invoices/_links.html", can_share=True, **_links_context(invoice_id, new_url=url))
+
+
+def _copy_current(invoice_id: int):
+    try:
+        _, url = public_links.current_link(current_services(), db_session(), required_tenant_id(), invoice_id,
+                                           current_user_row_id(), actor=current_actor(), origin=request_origin())
+    except public_links.LinkError as exc:
+        abort(400, description=str(exc))
+    return render_template("invoices/_copy_link.html", url=url, invoice_id=invoice_id)
+
+
+@bp.post("/<int:invoice_id>/links/<link_id>/copy")
+@permission_page(LINK_PERMISSION)
+def link_copy(invoice_id: int, link_id: str):
+    """One listed link's URL again (links that kept their token and are still live)."""
+    try:
+        lid = uuid.UUID(link_id)
+    except ValueError:
+        abort(404)
+    link = db_session().get(PublicLink, lid)
+    token = public_links.link_token(current_services().keyring, link) if link is not None else None
+    if link is None or link.invoice_id != invoice_id or token is None or link.status(datetime.now(UTC)) != "active":
+        abort(404, description="That link cannot be copied: it was revoked, has expired, or was shown only once.")
+    return render_template("invoices/_copy_link.html", url=base_url() + public_links.public_path(token),
+                           invoice_id=invoice_id)
 
 
 @bp.post("/<int:invoice_id>/links/<link_id>/revoke")

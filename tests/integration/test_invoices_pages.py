@@ -6,11 +6,13 @@ import re
 
 import pytest
 from rq import SimpleWorker
-from sqlalchemy import select
+from sqlalchemy import select, text
 
-from app.invoices.models import LinkView
+from app.invoices.links import link_token
+from app.invoices.models import LinkView, PublicLink
 from app.invoices.pdf_jobs import pdf_filename
 from app.jobs.queue import get_queue
+from app.services import services_of
 from app.tenancy import tenant_session
 from tests.conftest import sign_in
 from tests.integration.conftest import SIM_INVOICES
@@ -212,3 +214,66 @@ def test_the_display_types_project_phase_sales_order_and_fixed_fee_can_be_filter
             assert (inv.get("project") or {}).get("id") in fixed_projects
         else:
             assert apply_to == kind
+
+
+# -- the invoice's one stable public link -------------------------------------------------------------------------
+
+LINK_IN_FIELD = re.compile(r'value="(http[^"]+/i/[A-Za-z0-9_-]+)"')
+
+
+def _copy(client, invoice_id: int) -> str:  # type: ignore[no-untyped-def]
+    response = client.post(f"/invoices/{invoice_id}/links", data={"compact": "1"}, headers=htmx(client))
+    assert response.status_code == 200, response.get_data(as_text=True)[:300]
+    html = response.get_data(as_text=True)
+    assert "data-focus-after-swap" in html  # focus lands on the new link field after the swap
+    return LINK_IN_FIELD.search(html).group(1)
+
+
+def test_copying_a_public_link_twice_gives_the_same_link(app, client, make_tenant, sim):
+    t = connected_tenant(client, make_tenant, sim)
+    first, second = _copy(client, 3), _copy(client, 3)
+    assert first == second
+    assert _copy(client, 4) != first  # one link per invoice, not one for all
+    with tenant_session(t.id, app.extensions["session_factory"]) as session:
+        links = session.execute(select(PublicLink).where(PublicLink.invoice_id == 3)).scalars().all()
+    assert len(links) == 1
+    assert app.test_client().get(first[first.index("/i/"):]).status_code == 200
+
+
+def test_after_revoking_the_next_copy_makes_a_fresh_link(app, client, make_tenant, sim):
+    t = connected_tenant(client, make_tenant, sim)
+    first = _copy(client, 3)
+    with tenant_session(t.id, app.extensions["session_factory"]) as session:
+        link_id = session.execute(select(PublicLink.id)).scalar_one()
+    assert client.post(f"/invoices/3/links/{link_id}/revoke", headers=htmx(client)).status_code == 200
+    fresh = _copy(client, 3)
+    assert fresh != first and _copy(client, 3) == fresh
+    visitor = app.test_client()
+    assert visitor.get(first[first.index("/i/"):]).status_code == 410
+    assert visitor.get(fresh[fresh.index("/i/"):]).status_code == 200
+
+
+def test_the_stored_link_token_is_encrypted_never_plain(app, client, make_tenant, sim, owner_engine):
+    t = connected_tenant(client, make_tenant, sim)
+    url = _copy(client, 3)
+    token = url.rsplit("/", 1)[1]
+    with tenant_session(t.id, app.extensions["session_factory"]) as session:
+        link = session.execute(select(PublicLink)).scalar_one()
+        assert link.token_enc is not None and token.encode() not in bytes(link.token_enc)
+        assert link_token(services_of(app).keyring, link) == token
+    with owner_engine.connect() as conn:
+        dump = "\n".join(conn.execute(text("select row_to_json(t)::text from public_links t")).scalars())
+    assert token not in dump
+
+
+def test_the_links_card_copies_the_same_stable_link_and_a_listed_link_again(app, client, make_tenant, sim):
+    t = connected_tenant(client, make_tenant, sim)
+    page = client.get("/invoices/3").get_data(as_text=True)
+    assert "Copy public link" in page and "/i/" not in page  # no token in the page until someone asks for it
+    url = _copy(client, 3)
+    with tenant_session(t.id, app.extensions["session_factory"]) as session:
+        link_id = session.execute(select(PublicLink.id)).scalar_one()
+    again = client.post(f"/invoices/3/links/{link_id}/copy", headers=htmx(client))
+    assert again.status_code == 200 and url in again.get_data(as_text=True)
+    assert client.post(f"/invoices/4/links/{link_id}/copy", headers=htmx(client)).status_code == 404
+    assert client.post("/invoices/3/links/not-a-uuid/copy", headers=htmx(client)).status_code == 404
