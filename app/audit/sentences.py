@@ -78,6 +78,16 @@ def _plural(n: Any, one: str, many: str | None = None) -> str:
     return f"{count} {one if count == 1 else (many or one + 's')}"
 
 
+def actor_name(actor_type: str, label: str) -> str:
+    """Support staff and system actors as people read them ("Member sync", "Better Invoice support (…)")."""
+    if actor_type == "support":
+        return f"Better Invoice support ({label})" if label else "Better Invoice support"
+    if actor_type == "user":
+        return label or "Someone"
+    label = label or "system"
+    return _SYSTEM_NAMES.get(label, label[:1].upper() + label[1:])
+
+
 class _Row:
     """One row with its context: the words a sentence needs."""
 
@@ -91,10 +101,7 @@ class _Row:
         r = self.row
         if r.actor_type == "user":
             return self.ctx.people.get(r.actor_id or "") or r.actor_label or "Someone"
-        if r.actor_type == "support":
-            return f"Better Invoice support ({r.actor_label})" if r.actor_label else "Better Invoice support"
-        label = r.actor_label or "system"
-        return _SYSTEM_NAMES.get(label, label[:1].upper() + label[1:])
+        return actor_name(r.actor_type, r.actor_label)
 
     def get(self, key: str, default: Any = "") -> Any:
         return self.after.get(key, self.before.get(key, default))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -178,3 +179,133 @@ def test_audit_verify_command_reports_ok_for_intact_chains(app, make_tenant):
     with tenant_session(t.id, app.extensions["session_factory"]) as session:
         assert verify_tenant(session, t.id) == (3, None)
     assert uuid.UUID(str(t.id))
+
+
+# The page: sentences, invoice numbers, filters, paging.
+
+def _page(client, **args):  # type: ignore[no-untyped-def]
+    return client.get("/settings/audit-log/", query_string=args)
+
+
+def _owner(t):  # type: ignore[no-untyped-def]
+    return Actor.user(t.owner_id, t.owner_email)
+
+
+def test_the_page_reads_as_sentences_naming_people_and_invoices_by_number(app, client, make_tenant):
+    from tests.conftest import sign_in
+
+    t = make_tenant()
+    with tenant_session(t.id, app.extensions["session_factory"]) as s:
+        record(s, t.id, _owner(t), "branding.saved", target_type="branding", target_id=t.id,
+               before={"brand_colour": "#1D4ED8"}, after={"brand_colour": "#0F766E"})
+        record(s, t.id, _owner(t), "review.approved", target_type="invoice", target_id=4242,
+               after={"invoice_number": "10234", "state": "approved"})
+        record(s, t.id, _owner(t), "invoices.public_link_created", target_type="public_link",
+               target_id=uuid.uuid4(), after={"invoice_id": 9876})
+        record(s, t.id, Actor.system("connectwise member sync"), "connectwise.members_synced",
+               target_type="users", after={"members": 5, "created": 3, "updated": 0, "deactivated": 0,
+                                           "proposed": 0})
+        record(s, t.id, _owner(t), "review.brand_new_thing", target_type="invoice", target_id=4242,
+               after={"invoice_number": "10234", "note": "<b>x</b>"})
+    sign_in(client, t)
+    html = _page(client).get_data(as_text=True)
+    assert "Olive Owner changed the brand colour from #1D4ED8 to #0F766E" in html
+    assert "Olive Owner approved invoice 10234" in html
+    assert "Olive Owner created a public link for invoice #9876" in html
+    assert "Member sync added 3 users" in html
+    assert "Olive Owner did review brand new thing on invoice 10234" in html
+    assert "<b>x</b>" not in html and "&lt;b&gt;x&lt;/b&gt;" in html
+    assert "<table" not in html.split("<main", 1)[1]
+
+
+def test_an_invoice_named_only_by_id_takes_its_number_from_our_own_tables(app, client, make_tenant):
+    from app.sending.models import InvoiceSend
+    from tests.conftest import sign_in
+
+    t = make_tenant()
+    with tenant_session(t.id, app.extensions["session_factory"]) as s:
+        s.add(InvoiceSend(tenant_id=t.id, invoice_id=555, invoice_number="INV-555", kind="invoice",
+                          status="sent", to_enc=b"x"))
+        s.flush()
+        record(s, t.id, _owner(t), "invoices.public_link_revoked", target_type="public_link", target_id="l1",
+               before={"status": "active"}, after={"status": "revoked", "invoice_id": 555})
+    sign_in(client, t)
+    assert "Olive Owner revoked a public link for invoice INV-555" in _page(client).get_data(as_text=True)
+
+
+def test_the_log_filters_by_person_action_and_date_range(app, client, make_tenant):
+    from app.users.models import User
+    from tests.conftest import sign_in
+
+    t = make_tenant()
+    bob = uuid.uuid4()
+    with tenant_session(t.id, app.extensions["session_factory"]) as s:
+        s.add(User(id=bob, tenant_id=t.id, email="bob@acme.example", name="Bob Biller", role="admin", active=True))
+        s.flush()
+        for day, actor, action in ((3, _owner(t), "review.approved"), (10, Actor.user(bob, "bob@acme.example"),
+                                   "review.rejected"), (20, Actor.user(bob, "bob@acme.example"), "review.approved")):
+            record(s, t.id, actor, action, target_type="invoice", target_id=day,
+                   after={"invoice_number": f"N-{day}"}, now=datetime(2098, 5, day, 12, tzinfo=UTC))
+    sign_in(client, t)
+    everything = _page(client).get_data(as_text=True)
+    assert all(f"N-{d}" in everything for d in (3, 10, 20))
+    assert '<option value="user:' + str(bob) + '"' in everything and ">Bob Biller</option>" in everything
+    by_bob = _page(client, person=f"user:{bob}").get_data(as_text=True)
+    assert "N-10" in by_bob and "N-20" in by_bob and "N-3<" not in by_bob and "invoice N-3" not in by_bob
+    approvals = _page(client, action="review.approved").get_data(as_text=True)
+    assert "invoice N-3" in approvals and "invoice N-20" in approvals and "invoice N-10" not in approvals
+    window = _page(client, **{"from": "2098-05-04", "to": "2098-05-10"}).get_data(as_text=True)
+    assert "invoice N-10" in window and "invoice N-3" not in window and "invoice N-20" not in window
+    both = _page(client, person=f"user:{bob}", action="review.approved").get_data(as_text=True)
+    assert "invoice N-20" in both and "invoice N-10" not in both
+    nothing = _page(client, action="review.closed")
+    assert nothing.status_code == 200 and "Nothing matches" in nothing.get_data(as_text=True)
+
+
+def test_a_date_filter_in_the_workspace_zone_counts_its_calendar_days(app, client, make_tenant):
+    from app.tenants.models import TenantSettings
+    from tests.conftest import sign_in
+
+    t = make_tenant()
+    with tenant_session(t.id, app.extensions["session_factory"]) as s:
+        s.get(TenantSettings, t.id).timezone = "Asia/Tokyo"
+        # 23:30 UTC on 1 June is 08:30 on 2 June in Tokyo.
+        record(s, t.id, _owner(t), "review.approved", target_type="invoice", target_id=1,
+               after={"invoice_number": "LATE-UTC"}, now=datetime(2098, 6, 1, 23, 30, tzinfo=UTC))
+    sign_in(client, t)
+    assert "LATE-UTC" in _page(client, **{"from": "2098-06-02", "to": "2098-06-02"}).get_data(as_text=True)
+    assert "LATE-UTC" not in _page(client, **{"from": "2098-06-01", "to": "2098-06-01"}).get_data(as_text=True)
+
+
+@pytest.mark.parametrize("args", [{"from": "yesterday"}, {"to": "2098-13-40"}, {"from": "2098-02-02", "to": "2098-02-01"}])
+def test_a_bad_date_filter_answers_422_with_a_message_not_a_500(app, client, make_tenant, args):
+    from tests.conftest import sign_in
+
+    t = make_tenant()
+    sign_in(client, t)
+    response = _page(client, **args)
+    assert response.status_code == 422
+    html = response.get_data(as_text=True)
+    assert 'class="form-alert" role="alert"' in html and ("is not a date" in html or "after the To date" in html)
+
+
+def test_the_log_pages_fifty_at_a_time_and_the_next_page_keeps_the_filters(app, client, make_tenant):
+    from tests.conftest import sign_in
+
+    t = make_tenant()
+    with tenant_session(t.id, app.extensions["session_factory"]) as s:
+        for i in range(120):
+            record(s, t.id, _owner(t), "review.approved" if i % 2 else "review.rejected", target_type="invoice",
+                   target_id=i, after={"invoice_number": f"P{i:03d}"})
+    sign_in(client, t)
+    first = _page(client).get_data(as_text=True)
+    assert first.count('class="audit-entry"') == 50 and "P119" in first and "P070" in first and "P069" not in first
+    filtered = _page(client, action="review.approved").get_data(as_text=True)
+    assert filtered.count('class="audit-entry"') == 50 and "P119" in filtered and "P021" in filtered
+    [link] = re.findall(r'hx-get="([^"]+)"', filtered.split('id="audit-more"', 1)[1])[:1]
+    assert "action=review.approved" in link and "before=" in link
+    more = client.get(link.replace("&amp;", "&"), headers={"HX-Request": "true"})
+    html = more.get_data(as_text=True)
+    assert more.status_code == 200 and "<html" not in html
+    assert html.count('class="audit-entry"') == 10 and "P019" in html and "P001" in html and "P018" not in html
+    assert "data-focus-after-swap" in html.split('class="audit-entry"', 2)[1] and 'id="audit-more"' not in html
