@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from ua_parser import parse
+from ua_parser import Result, parse
 
 UNKNOWN = "Unknown browser"
 # ua-parser's family names, shortened to the names people use.
@@ -30,7 +30,7 @@ def describe(user_agent: str | None) -> str:
     return browser or UNKNOWN
 
 
-def _system(result) -> str:  # type: ignore[no-untyped-def]
+def _system(result: Result) -> str:
     device = result.device.family if result.device else ""
     if device in _APPLE_DEVICES:
         return device
