@@ -4,8 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 OIDC_STAMP := devtools/oidc/node_modules/.installed
+AXE_STAMP := devtools/axe/node_modules/.installed
 
-.PHONY: dev test migrate lint typecheck lock install oidc browser bench-rls bench-cw bench-render bench-review bench-sweep bench-inbox bench-load bench-signin clean-dev
+.PHONY: dev test migrate lint typecheck lock install oidc axe browser bench-rls bench-cw bench-render bench-review bench-sweep bench-inbox bench-load bench-signin clean-dev
 
 # The whole installed set comes from the lock (every package pinned with its hashes); requirements*.txt are what
 # we ask for, and `make lock` turns them into the lock files.
@@ -23,6 +24,14 @@ $(OIDC_STAMP): devtools/oidc/package.json devtools/oidc/package-lock.json
 
 oidc: $(OIDC_STAMP)
 
+# axe-core for tests/browser/test_accessibility.py (Playwright injects it into the page under test; never served by
+# the app); same stamp as that test's own npm ci.
+$(AXE_STAMP): devtools/axe/package.json devtools/axe/package-lock.json
+	@cd devtools/axe && npm ci --no-audit --no-fund --loglevel=error
+	@touch $(AXE_STAMP)
+
+axe: $(AXE_STAMP)
+
 # Chromium for the browser tests comes from Debian; Playwright drives it and never downloads a browser of its own.
 browser:
 	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && \
@@ -32,7 +41,7 @@ browser:
 dev: install oidc
 	@$(BIN)/python -m devtools.dev
 
-test: install oidc browser
+test: install oidc axe browser
 	@$(BIN)/python -m devtools.audit_deps
 	$(BIN)/ruff check .
 	$(BIN)/mypy

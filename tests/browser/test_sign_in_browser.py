@@ -71,7 +71,7 @@ def test_sign_in_with_a_code_sign_out_and_sign_in_with_sso(served, browser_page,
     assert t.owner_email in page.content() or "Olive Owner" in page.content()
     page.screenshot(path=str(SHOTS / "signed-in-with-code.png"))
 
-    page.click("summary[aria-label='Account menu']")
+    page.click("details.usermenu > summary")
     page.click("text=Sign out")
     page.wait_for_url(f"{base}/sign-in")
     assert "You are signed out." in page.content()

@@ -1,11 +1,50 @@
-// Small behaviours htmx does not cover: dismissing toasts, closing the user menu on outside click.
+// Small behaviours htmx does not cover: dismissing toasts; the header's menus (<details data-menu>: the Settings menu,
+// the phone Menu, the account menu) closing on an outside click or Escape; focus after htmx swaps; the branding
+// form's sticky save bar never covering the field that has focus.
 (function () {
   "use strict";
+  function openMenus() { return document.querySelectorAll("details[data-menu][open]"); }
   document.addEventListener("click", function (event) {
     var close = event.target.closest("[data-dismiss='toast']");
     if (close) { close.closest(".toast").remove(); return; }
-    document.querySelectorAll("details.usermenu[open]").forEach(function (menu) {
+    openMenus().forEach(function (menu) {
       if (!menu.contains(event.target)) { menu.removeAttribute("open"); }
+    });
+  });
+  // Escape closes the menu the person is in (or any open one) and gives focus back to its button.
+  document.addEventListener("keydown", function (event) {
+    if (event.key !== "Escape") { return; }
+    var menus = openMenus();
+    if (!menus.length) { return; }
+    var inside = document.activeElement && document.activeElement.closest("details[data-menu][open]");
+    var menu = inside || menus[menus.length - 1];
+    menu.removeAttribute("open");
+    menu.querySelector("summary").focus();
+    event.preventDefault();
+  });
+  // After an htmx swap, the first element of the new content marked data-focus-after-swap gets focus (the new link
+  // field, the first new row after paging, the download button of a ready PDF). Swapped-in content only, so a page's
+  // first render never moves focus.
+  document.addEventListener("htmx:afterSettle", function (event) {
+    var root = event.detail.elt || event.target;
+    if (!root || !root.querySelector) { return; }
+    var target = root.matches("[data-focus-after-swap]") ? root : root.querySelector("[data-focus-after-swap]");
+    if (!target || !target.isConnected || target === document.activeElement) { return; }
+    if (!target.matches("a[href], button, input, select, textarea, summary, [tabindex]")) {
+      target.setAttribute("tabindex", "-1");  // a row or a heading: focusable by script, not a tab stop
+    }
+    target.focus();
+  });
+  // A field that gets focus under a sticky save bar (.form-actions) scrolls up to sit just above it.
+  document.addEventListener("focusin", function (event) {
+    var field = event.target;
+    var form = field.closest && field.closest("form");
+    var bar = form && form.querySelector(".form-actions");
+    if (!bar || bar.contains(field) || getComputedStyle(bar).position !== "sticky") { return; }
+    // After the browser's own scroll-into-view for the focus (html's scroll-padding-bottom does most of the work).
+    requestAnimationFrame(function () {
+      var covered = field.getBoundingClientRect().bottom - bar.getBoundingClientRect().top + 12;
+      if (covered > 0) { window.scrollBy(0, covered); }
     });
   });
   // Toasts that are not errors leave on their own after a while.
