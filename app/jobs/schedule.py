@@ -22,6 +22,7 @@ PERIODIC: dict[str, tuple[str, int | str]] = {
     "member_sync": ("app.connectwise.members.sync_all_tenants", 6 * 3600),
     "link_view_retention": ("app.invoices.retention.purge_expired_views", 24 * 3600),
     "review_sweep": ("app.review.jobs.sweep_all_tenants", "REVIEW_SWEEP_INTERVAL_MINUTES"),
+    "send_reminders": ("app.sending.reminders.remind_all_tenants", 6 * 3600),
 }
 _PENDING = (JobStatus.SCHEDULED, JobStatus.QUEUED, JobStatus.STARTED, JobStatus.DEFERRED)
 
