@@ -61,16 +61,22 @@ def _run(factory: Callable[[], Session], query: str, params: dict) -> list:
         return list(session.execute(text(query), params).all())
 
 
+# A listed user without sign-in access (e.g. a new ConnectWise member): to sign-in, no membership at all.
+NO_ACCESS = "no_access"
+
+
 def memberships(factory: Callable[[], Session], email: str) -> list[Membership]:
+    """The workspaces ``email`` may sign in to: active users whose role gives access."""
     rows = _run(factory, "select * from bi_user_memberships(:email)", {"email": normalise_email(email)})
-    return [Membership(r.tenant_id, r.tenant_name, r.user_id, r.role, bool(r.require_sso)) for r in rows]
+    return [Membership(r.tenant_id, r.tenant_name, r.user_id, r.role, bool(r.require_sso)) for r in rows
+            if r.role != NO_ACCESS]
 
 
 def identity_memberships(factory: Callable[[], Session], issuer: str, provider_tenant: str | None,
                          subject: str) -> list[Membership]:
     rows = _run(factory, "select * from bi_sso_identity_users(:iss, :tid, :sub)",
                 {"iss": issuer, "tid": provider_tenant or "", "sub": subject})
-    return [Membership(r.tenant_id, r.tenant_name, r.user_id, r.role) for r in rows]
+    return [Membership(r.tenant_id, r.tenant_name, r.user_id, r.role) for r in rows if r.role != NO_ACCESS]
 
 
 def tenant_directory(factory: Callable[[], Session]) -> list[tuple[uuid.UUID, str]]:

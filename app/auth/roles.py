@@ -1,4 +1,4 @@
-"""Roles and the permission matrix, in one place."""
+"""Roles, their names and the permission matrix, in one place (the users page explains roles from it)."""
 
 from __future__ import annotations
 
@@ -41,6 +41,55 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "view_audit_log": frozenset({"owner", "admin", "support"}),
     "view": frozenset({"owner", "admin", "billing_manager", "reviewer", "viewer", "support"}),
 }
+
+
+# Every role, most access first. ``no_access`` is in no permission's set: a listed person who cannot sign in (a
+# member sync's new members, unless the owner chose a default role for them). "support" is staff, never assigned.
+ROLE_LABELS: dict[str, str] = {
+    "owner": "Owner", "admin": "Admin", "billing_manager": "Billing manager", "reviewer": "Reviewer",
+    "viewer": "Viewer", "no_access": "No access",
+}
+
+# What each permission lets a person do, as the users page says it; a permission without a phrase fails a test.
+PERMISSION_PHRASES: dict[str, str] = {
+    "view": "see invoices, the review inbox and their public links",
+    "run_sweep": "ask for a fresh read of open invoices",
+    "review_decide": "approve or reject invoices in review",
+    "review_edit": "edit invoice lines (written back to ConnectWise)",
+    "review_comment": "comment on reviews",
+    "manage_reviewers": "assign reviewers",
+    "review_rules": "change review rules",
+    "send_emails": "send invoices to clients",
+    "branding": "change the branding",
+    "connect_connectwise": "manage the ConnectWise connection and member sync",
+    "connectwise_hosts": "allow an on-premises ConnectWise host",
+    "view_audit_log": "read the audit log",
+    "users_and_roles": "manage users and their roles",
+    "billing": "manage this account's billing",
+    "approve_support_access": "approve access for Better Invoice support",
+    "sign_in_policy": "set the sign-in policy",
+    "review_storage": "switch review storage on or off",
+}
+
+
+def permissions_of(role: str) -> list[str]:
+    """The permissions ``role`` has, in the order the users page lists them."""
+    return [name for name in PERMISSION_PHRASES if role in PERMISSIONS[name]]
+
+
+def role_sentence(role: str) -> str:
+    """One sentence on what ``role`` may do, generated from PERMISSIONS so it cannot drift from them."""
+    phrases = [PERMISSION_PHRASES[name] for name in permissions_of(role)]
+    if not phrases:
+        return "Listed here, but cannot sign in or see anything."
+    listed = phrases[0] if len(phrases) == 1 else f"{', '.join(phrases[:-1])} and {phrases[-1]}"
+    return f"May {listed}."
+
+
+def lost_permissions(old_role: str, new_role: str) -> list[str]:
+    """What someone moving from ``old_role`` to ``new_role`` would no longer be allowed, as phrases."""
+    kept = set(permissions_of(new_role))
+    return [PERMISSION_PHRASES[name] for name in permissions_of(old_role) if name not in kept]
 
 
 def can(role: str, permission: str) -> bool:

@@ -15,7 +15,7 @@ from werkzeug.wrappers import Response  # what flask.redirect returns
 
 from app.audit.log import Actor, record
 from app.audit.web import request_origin
-from app.auth.directory import Membership, memberships
+from app.auth.directory import NO_ACCESS, Membership, memberships
 from app.auth.policy import break_glass_used
 from app.services import Services, current_services
 from app.tenancy import db_session, set_tenant
@@ -90,7 +90,7 @@ def sign_in_as(membership: Membership, email: str, method: str, *, email_proven:
     session.rotate()  # type: ignore[attr-defined]
     set_tenant(membership.tenant_id)
     user = db_session().get(User, membership.user_id)
-    if user is None or not user.active:
+    if user is None or not user.active or user.role == NO_ACCESS:  # changed since the choice was offered
         flash("That account is not active.", "error")
         return redirect(url_for("auth.sign_in"))
     login_user(user)

@@ -6,10 +6,12 @@ Services create it with explicit arguments (credentials, client id, tenant id, R
 from __future__ import annotations
 
 import base64
+import errno
 import json
 import logging
 import random
 import re
+import socket
 import ssl
 import time
 from collections.abc import Callable, Sequence
@@ -25,7 +27,7 @@ from app.connectwise import deadline as call_deadline
 from app.connectwise import errors
 from app.connectwise.cache import ResponseCache, collection
 from app.connectwise.ratelimit import BudgetExhausted, RequestBudget
-from app.connectwise.sites import PinnedTransport, SitePolicy, is_cloud_host, parse_site
+from app.connectwise.sites import NameNotFound, PinnedTransport, SitePolicy, is_cloud_host, parse_site
 
 log = logging.getLogger(__name__)
 API_VERSION = "2025.1"
@@ -341,16 +343,24 @@ class Client:
             with call_deadline.until(deadline):
                 response = self._http.request(method, url, headers=headers, timeout=min(self.timeout, left),
                                               content=json.dumps(json_body) if json_body is not None else None)
+        except httpx.ConnectTimeout as exc:
+            raise _unsent(errors.Unreachable(_host(url), f"no answer within {min(self.timeout, left):g} s"),
+                          True) from exc
         except httpx.TimeoutException as exc:
             failure: errors.ConnectWiseError
             if time.monotonic() + 0.05 >= deadline:
                 failure = errors.TimedOut(f"ConnectWise did not finish answering within {self.deadline:g} s")
             else:
                 failure = errors.TimedOut(f"ConnectWise did not answer within {self.timeout:g} s")
-            raise _unsent(failure, isinstance(exc, (httpx.ConnectTimeout, httpx.PoolTimeout))) from exc
+            raise _unsent(failure, isinstance(exc, httpx.PoolTimeout)) from exc
+        except httpx.ConnectError as exc:
+            raise _unsent(errors.Unreachable(_host(url), _connect_reason(exc)), True) from exc
+        except NameNotFound as exc:
+            # Found at save time, gone from DNS since: the site is unreachable, not a setting we refuse.
+            raise _unsent(errors.Unreachable(_host(url), "its name is not in DNS (check the spelling)"), True) from exc
         except httpx.HTTPError as exc:
             failure = errors.Unavailable(f"Could not reach ConnectWise at {self.site} ({type(exc).__name__})")
-            raise _unsent(failure, isinstance(exc, httpx.ConnectError)) from exc
+            raise _unsent(failure, False) from exc
         span.set_attribute("http.response.status_code", response.status_code)
         if response_headers is not None:
             response_headers.update({k.lower(): v for k, v in response.headers.items()})
@@ -368,6 +378,32 @@ def _unsent(exc: errors.ConnectWiseError, unsent: bool) -> errors.ConnectWiseErr
     """Mark a failure whose request never reached ConnectWise (so even a write is safe to send again)."""
     exc.unsent = unsent  # type: ignore[attr-defined]
     return exc
+
+
+def _host(url: str) -> str:
+    """The host (and port) a request went to, as a person typed the site."""
+    return urlsplit(url).netloc or url
+
+
+def _connect_reason(exc: BaseException) -> str:
+    """Why no connection was made, in words: refused, no route, DNS, a refused certificate."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in str(seen):
+            return "its HTTPS certificate was not accepted"
+        if isinstance(seen, ConnectionRefusedError) or getattr(seen, "errno", None) == errno.ECONNREFUSED:
+            return "the connection was refused (nothing answers on that port)"
+        if isinstance(seen, socket.gaierror):
+            return "its name is not in DNS (check the spelling)"
+        if getattr(seen, "errno", None) in (errno.ENETUNREACH, errno.EHOSTUNREACH):
+            return "there is no network route to it"
+        seen = seen.__cause__ or seen.__context__
+    text = str(exc).lower()
+    if "refused" in text:
+        return "the connection was refused (nothing answers on that port)"
+    if "name or service not known" in text or "nodename nor servname" in text or "name resolution" in text:
+        return "its name is not in DNS (check the spelling)"
+    return "the connection failed"
 
 
 def _endpoint(url: str) -> str:

@@ -47,9 +47,21 @@ class FormError(ValueError):
 
 @dataclass
 class CheckResult:
+    """One line of "Test connection"; ``status`` is ok, missing (keys or a permission), unreachable or failed."""
+
     label: str
     ok: bool
     detail: str
+    status: str = ""
+
+
+def failed_check(exc: errors.ConnectWiseError) -> CheckResult:
+    """The one line a test gets when ConnectWise could not be asked at all, named for what went wrong."""
+    if isinstance(exc, errors.AuthRefused):
+        return CheckResult("API keys", False, str(exc), "missing")
+    if isinstance(exc, errors.Unreachable | errors.TimedOut | errors.Unavailable):
+        return CheckResult("Connection", False, str(exc), "unreachable")
+    return CheckResult("Connection", False, str(exc), "failed")
 
 
 def _ref(conn: Connection, field: str) -> FieldRef:
@@ -69,7 +81,8 @@ def save_connection(session: Session, keyring: Keyring, tenant_id: uuid.UUID | s
                     public_key: str, private_key: str | None, allow_loopback_http: bool, actor: Actor,
                     origin: Origin | None = None, resolver: Resolver | None = None) -> Connection:
     """Create or update the connection. An empty ``private_key`` keeps the stored one (it is never shown), unless
-    the site or company changes: the stored key is only ever sent where it was entered for."""
+    the site or company changes: the stored key is only ever sent where it was entered for. A change of site,
+    company or either key drops the last test's report."""
     try:
         site = normalise_site(site, allow_loopback_http)
         site_policy(session, allow_loopback=allow_loopback_http, resolver=resolver).check(site)
@@ -100,10 +113,15 @@ def save_connection(session: Session, keyring: Keyring, tenant_id: uuid.UUID | s
     old_public = keyring.decrypt(conn.public_key_enc, _ref(conn, "public_key")) if conn.public_key_enc else None
     conn.site, conn.company_id = site, company_id
     conn.public_key_enc = keyring.encrypt(public_key, _ref(conn, "public_key"))
+    changed_private = private_key is not None and (
+        conn.private_key_enc is None
+        or keyring.decrypt(conn.private_key_enc, _ref(conn, "private_key")) != private_key)
     if private_key is not None:
         conn.private_key_enc = keyring.encrypt(private_key, _ref(conn, "private_key"))
         conn.private_key_saved_at = datetime.now(UTC)
-    conn.codebase, conn.last_test_ok, conn.last_test_at, conn.last_test_report = None, None, None, None
+    if moved or old_public != public_key or changed_private:
+        # The last test spoke of other settings: it must not stand for these (page, dashboard, anywhere).
+        conn.codebase, conn.last_test_ok, conn.last_test_at, conn.last_test_report = None, None, None, None
     session.flush()
     after = _public_view(conn)
     # Which keys changed, never their values.
@@ -158,18 +176,18 @@ def run_checks(client: Client) -> list[CheckResult]:
     try:
         info = client.get("system/info", cache=False)
         version = info.get("version", "") if isinstance(info, dict) else ""
-        results = [CheckResult("API keys", True, f"Accepted{f' (ConnectWise {version})' if version else ''}")]
+        results = [CheckResult("API keys", True, f"Accepted{f' (ConnectWise {version})' if version else ''}", "ok")]
     except errors.ConnectWiseError as exc:
-        return [CheckResult("API keys", False, str(exc))]
+        return [failed_check(exc)]
 
     def check(label: str, path: str) -> CheckResult:
         try:
             n = client.count(path)
-            return CheckResult(label, True, f"Readable ({n:,} records)")
+            return CheckResult(label, True, f"Readable ({n:,} records)", "ok")
         except errors.PermissionMissing as exc:
-            return CheckResult(label, False, str(exc))
+            return CheckResult(label, False, str(exc), "missing")
         except errors.ConnectWiseError as exc:
-            return CheckResult(label, False, str(exc))
+            return CheckResult(label, False, str(exc), failed_check(exc).status)
 
     results += client.parallel([partial(check, label, path) for label, path in CHECKS])
     return results

@@ -51,6 +51,15 @@ class TimedOut(ConnectWiseError):
     retryable = True
 
 
+class Unreachable(Unavailable):
+    """No connection to the site at all (its name is not in DNS, the connection was refused or never answered, its
+    certificate was refused): says so with the host and the reason, never as a problem with the keys."""
+
+    def __init__(self, host: str, reason: str):
+        super().__init__(f"Could not reach {host}: {reason}")
+        self.host, self.reason = host, reason
+
+
 class MalformedResponse(ConnectWiseError):
     retryable = True
 

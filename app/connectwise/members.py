@@ -4,7 +4,8 @@ All of ConnectWise is read first (the client retries within bounds); then the ch
 transaction, so a failed sync leaves the previous state untouched. Whoever controls the ConnectWise data must not
 be able to take an account through it: a sync never changes an existing user's email (it proposes the change, see
 ``app.users.email_changes``), never touches an owner's or admin's row, and never undoes a deactivation made in the
-app. Each user it creates, changes or proposes a change for gets its own audit row.
+app. New members arrive listed without sign-in access (``no_access``) unless the owner chose a default role for them
+(never a privileged one). Each user it creates, changes or proposes a change for gets its own audit row.
 """
 
 from __future__ import annotations
@@ -14,10 +15,10 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import column, func, select, table, update
 from sqlalchemy.orm import Session
 
-from app.audit.log import Actor, changes, record
+from app.audit.log import Actor, Origin, changes, record
 from app.connectwise.connection import get_connection
 from app.connectwise.errors import ConnectWiseError
 from app.connectwise.models import MemberSync
@@ -35,6 +36,41 @@ from app.users.models import PRIVILEGED_ROLES, User
 log = logging.getLogger(__name__)
 ACTOR = Actor.system("connectwise member sync")
 STALE_AFTER = timedelta(minutes=15)  # a sync "running" longer than this died with its worker
+NO_ACCESS = "no_access"
+# The roles an owner may pick for new members: never a privileged one (ConnectWise data must not hand out the
+# account's keys), so never owner or admin even though the column's CHECK would take admin.
+DEFAULT_ROLES = ("billing_manager", "reviewer", "viewer")
+# tenant_settings as a bare table: its model lives in ``tenants``, above this package; RLS keeps it to the tenant.
+_SETTINGS = table("tenant_settings", column("tenant_id"), column("new_member_role"))
+
+
+class DefaultRoleError(ValueError):
+    """A default role for new members that may not be chosen; the message says why."""
+
+
+def new_member_role(session: Session) -> str:
+    """The role a sync gives a new member: the owner's choice if it is still allowed, else ``no_access``."""
+    chosen = session.execute(select(_SETTINGS.c.new_member_role)).scalar()
+    return chosen if chosen in DEFAULT_ROLES else NO_ACCESS
+
+
+def set_new_member_role(session: Session, tenant_id: uuid.UUID | str, role: str | None, *, actor: Actor,
+                        origin: Origin | None = None) -> bool:
+    """Choose the role new members get (None or "no_access": none); audited with before and after. Whether it
+    changed."""
+    role = None if role in (None, "", NO_ACCESS) else role
+    if role is not None and role not in DEFAULT_ROLES:
+        raise DefaultRoleError("New members can start as billing manager, reviewer, viewer or with no access; "
+                               "owner and admin are given by hand only.")
+    before = new_member_role(session)
+    after = role or NO_ACCESS
+    if before == after:
+        return False
+    tid = uuid.UUID(str(tenant_id))
+    session.execute(update(_SETTINGS).where(_SETTINGS.c.tenant_id == tid).values(new_member_role=role))
+    record(session, tid, actor, "users.new_member_role_changed", target_type="tenant_settings", target_id=tid,
+           before={"new_member_role": before}, after={"new_member_role": after}, origin=origin)
+    return True
 
 
 @dataclass
@@ -64,6 +100,7 @@ def apply_members(session: Session, tenant_id: uuid.UUID | str, members: list[Me
     proposals = proposals_by_user(session)
     by_member = {u.cw_member_id: u for u in users if u.cw_member_id is not None}
     by_email = {u.email.lower(): u for u in users}
+    role = new_member_role(session)
     seen: set[int] = set()
     for m in members:
         seen.add(m.id)
@@ -71,7 +108,7 @@ def apply_members(session: Session, tenant_id: uuid.UUID | str, members: list[Me
         if user is None:
             if not m.email or not m.active or m.email in by_email:
                 continue  # no way to sign in, gone already, or the address is someone else's: nothing to create
-            user = User(id=uuid.uuid4(), tenant_id=tid, email=m.email, name=m.name, role="viewer", active=True,
+            user = User(id=uuid.uuid4(), tenant_id=tid, email=m.email, name=m.name, role=role, active=True,
                         cw_member_id=m.id, cw_identifier=m.identifier or None)
             session.add(user)
             session.flush()

@@ -46,6 +46,10 @@ class SiteRefused(errors.InvalidSite):
     """A well-formed site whose host or address we will not connect to."""
 
 
+class NameNotFound(SiteRefused):
+    """The host is not in DNS: at save time a bad site; when connecting, an unreachable one."""
+
+
 @dataclass(frozen=True)
 class Site:
     scheme: str
@@ -181,7 +185,7 @@ def resolve(host: str, port: int) -> list[str]:
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as exc:
-        raise SiteRefused(f"Could not find {host} in DNS; check the spelling") from exc
+        raise NameNotFound(f"Could not find {host} in DNS; check the spelling") from exc
     return list(dict.fromkeys(str(info[4][0]) for info in infos))
 
 
@@ -228,7 +232,7 @@ class SitePolicy:
             return ["127.0.0.1"] if host == "localhost" else [host]
         answers = [host] if site.ip is not None else self.resolver(host, port)
         if not answers:
-            raise SiteRefused(f"Could not find {host} in DNS; check the spelling")
+            raise NameNotFound(f"Could not find {host} in DNS; check the spelling")
         vetted = []
         for answer in answers:
             try:

@@ -1,5 +1,5 @@
-"""ConnectWise settings page: the connection (admins only), on-premises hosts (owners only), test connection,
-member sync with progress."""
+"""ConnectWise settings page: the connection (admins only; a save says so and drops a test report it outdated),
+on-premises hosts (owners only), test connection, member sync with progress."""
 
 from __future__ import annotations
 
@@ -12,15 +12,15 @@ from app.audit.web import current_actor, request_origin
 from app.auth.roles import can, permission_page
 from app.connectwise import errors
 from app.connectwise.connection import (
-    CheckResult,
     FormError,
     credentials,
+    failed_check,
     get_connection,
     run_checks,
     save_connection,
     store_test_result,
 )
-from app.connectwise.members import request_sync, sync_state
+from app.connectwise.members import new_member_role, request_sync, sync_state
 from app.connectwise.onprem import add_host, list_hosts, remove_host
 from app.connectwise.tenant_client import tenant_client
 from app.review.callback_jobs import request_sync_if_needed
@@ -47,6 +47,8 @@ def _form_context(form: dict | None = None, field_errors: dict | None = None, ho
     return {"conn": conn, "form": form or {}, "errors": field_errors or {}, "private_saved_at": private_saved_at,
             "hosts": list_hosts(db_session()), "host_form": host_form or {}, "host_errors": host_errors or {},
             "can_manage_hosts": can(current_user.role, "connectwise_hosts"),
+            "can_manage_users": can(current_user.role, "users_and_roles"),
+            "new_member_role": new_member_role(db_session()),
             "sync": sync_state(db_session(), required_tenant_id()) if conn else None}
 
 
@@ -60,8 +62,9 @@ def settings():
 @permission_page("connect_connectwise")
 def save():
     form = {k: request.form.get(k, "") for k in ("site", "company_id", "public_key", "private_key")}
+    first = get_connection(db_session()) is None
     try:
-        save_connection(db_session(), current_services().keyring, required_tenant_id(), site=form["site"],
+        conn = save_connection(db_session(), current_services().keyring, required_tenant_id(), site=form["site"],
                         company_id=form["company_id"], public_key=form["public_key"],
                         private_key=form["private_key"],
                         allow_loopback_http=not current_services().config.is_production,
@@ -74,7 +77,16 @@ def save():
     # Review's callbacks follow the connection (registered, or moved off the old site with the old keys): a job
     # queued once this request has committed.
     request_sync_if_needed(current_services(), db_session(), required_tenant_id())
-    flash("ConnectWise connection saved. Test it to check each permission.", "success")
+    message = "ConnectWise connection saved. Test it to check each permission."
+    if wants_partial() and not first:
+        # The form, a toast, and the test report as it now stands (gone when this save outdated it).
+        html = render_template("connectwise/_form.html", **_form_context())
+        html += render_template("connectwise/_test_slot.html", conn=conn, oob=True)
+        html += render_template("connectwise/_toast_oob.html", category="success", message=message)
+        return html
+    flash(message, "success")
+    if wants_partial():  # the first save: the whole page, now with its test and sync sections
+        return "", 200, {"HX-Redirect": url_for("connectwise.settings")}
     return redirect(url_for("connectwise.settings"))
 
 
@@ -90,7 +102,7 @@ def test():
                            current_services().redis, max_retries=1, timeout=8, resolver=_resolver()) as client:
             results = run_checks(client)
     except errors.ConnectWiseError as exc:
-        results = [CheckResult("Connection", False, str(exc))]
+        results = [failed_check(exc)]
     store_test_result(conn, results)
     return render_template("connectwise/_test_report.html", results=results, conn=conn, message=None)
 

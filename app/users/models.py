@@ -11,7 +11,8 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base, TenantScoped
 
-ROLES = ("owner", "admin", "billing_manager", "reviewer", "viewer")
+# Most access first; ``no_access``: listed, cannot sign in (app/auth/roles.py gives it no permission).
+ROLES = ("owner", "admin", "billing_manager", "reviewer", "viewer", "no_access")
 # Owners and admins manage the account; member sync never touches their rows (a ConnectWise change to them could
 # hand the account to whoever controls the ConnectWise data).
 PRIVILEGED_ROLES = frozenset({"owner", "admin"})

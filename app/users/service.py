@@ -29,20 +29,29 @@ def _audit(s: Session, actor: Actor, user: User, action: str, before: dict, afte
                origin=origin)
 
 
-def change_role(s: Session, actor: Actor, actor_role: str, user_id: uuid.UUID, role: str, origin: Origin) -> User:
+def check_role_change(s: Session, actor_role: str, user: User, role: str) -> None:
+    """Raise UserChangeError when ``actor_role`` may not give ``user`` the role ``role`` (asked before confirming)."""
     if role not in ROLES:
         raise UserChangeError("Choose one of the listed roles.")
-    user = s.get(User, user_id, with_for_update=True)
-    if user is None:
-        raise UserChangeError("That user no longer exists.")
     if "owner" in (role, user.role) and actor_role != "owner" and role != user.role:
         raise UserChangeError("Only an owner can make someone an owner or change an owner's role.")
     if user.role == "owner" and role != "owner" and user.active and _active_owners(s) <= 1:
         raise UserChangeError("This is the last owner. Make someone else an owner first.")
+
+
+def change_role(s: Session, actor: Actor, actor_role: str, user_id: uuid.UUID, role: str, origin: Origin,
+                redis: Redis | None = None) -> User:
+    """Set ``user_id``'s role; moved to ``no_access``, their sessions end (when ``redis`` is given) as if deactivated."""
+    user = s.get(User, user_id, with_for_update=True)
+    if user is None:
+        raise UserChangeError("That user no longer exists.")
+    check_role_change(s, actor_role, user, role)
     before = {"role": user.role}
     user.role = role
     s.flush()
     _audit(s, actor, user, "user.role_changed", before, {"role": role}, origin)
+    if role == "no_access" and redis is not None:
+        end_user_sessions(redis, user.get_id())
     return user
 
 

@@ -98,6 +98,9 @@ def test_test_connection_with_revoked_keys_says_so(app, client, make_tenant, fre
 
 def test_member_sync_creates_viewers_and_inactive_members_cannot_sign_in(app, client, make_tenant, fresh_sim):
     t = _connected(app, client, make_tenant, fresh_sim)
+    # New members get no access by default (test_member_sync_safety); here the owner chose viewer for them.
+    assert client.post("/settings/users/new-members", data={"new_member_role": "viewer",
+                                                            "csrf_token": csrf_of(client)}).status_code == 302
     with app.app_context():
         outcome = run_sync(str(t.id))
     assert outcome.created > 5
@@ -179,3 +182,133 @@ def test_connect_cli_stores_and_tests(app, make_tenant, fresh_sim):
     assert "ok   API keys" in result.output
     result = app.test_cli_runner().invoke(args=["connectwise", "sync-members", str(t.id)])
     assert result.exit_code == 0 and "members synced" in result.output
+
+
+HX = {"HX-Request": "true"}
+
+
+def _hx_save(client, sim, **overrides):  # type: ignore[no-untyped-def]
+    data = {"site": sim.url, "company_id": sim.company_id, "public_key": sim.public_key,
+            "private_key": "", **overrides}
+    return client.post("/settings/connectwise/", data=data, headers={**HX, "X-CSRF-Token": csrf_of(client)})
+
+
+def _hx_test(client) -> str:  # type: ignore[no-untyped-def]
+    response = client.post("/settings/connectwise/test", headers={**HX, "X-CSRF-Token": csrf_of(client)})
+    assert response.status_code == 200
+    return response.get_data(as_text=True)
+
+
+def _stored_report(app, t):  # type: ignore[no-untyped-def]
+    with tenant_session(t.id, app.extensions["session_factory"]) as session:
+        conn = session.execute(select(Connection)).scalar_one()
+        return conn.last_test_ok, conn.last_test_at, conn.last_test_report
+
+
+def _test_slot(html: str) -> str:
+    """The out-of-band test report a save answered with."""
+    assert 'id="test-report" hx-swap-oob="true"' in html
+    return html.split('id="test-report" hx-swap-oob="true"', 1)[1].split("</div>", 1)[0]
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]  # closed again when the block ends: nothing listens there
+
+
+def test_a_save_says_so_in_a_toast_and_keeps_a_report_it_did_not_outdate(app, client, make_tenant, fresh_sim):
+    t = _connected(app, client, make_tenant, fresh_sim)
+    assert "Readable" in _hx_test(client)
+    response = _hx_save(client, fresh_sim)
+    html = response.get_data(as_text=True)
+    assert response.status_code == 200 and 'id="cw-form"' in html
+    assert 'id="toasts" hx-swap-oob="beforeend"' in html and "ConnectWise connection saved" in html
+    assert "Readable" in _test_slot(html)  # nothing changed: the report still speaks for these settings
+    assert _stored_report(app, t)[2] is not None
+    assert fresh_sim.private_key not in html
+
+
+def test_a_save_that_changes_the_keys_drops_the_old_test_report_everywhere(app, client, make_tenant, fresh_sim):
+    t = _connected(app, client, make_tenant, fresh_sim)
+    _hx_test(client)
+    assert _stored_report(app, t)[0] is True
+    html = _hx_save(client, fresh_sim, public_key="another-public-key").get_data(as_text=True)
+    assert "ConnectWise connection saved" in html
+    assert "Readable" not in _test_slot(html) and "checks" not in _test_slot(html)
+    assert _stored_report(app, t) == (None, None, None)
+    assert "Readable" not in client.get("/settings/connectwise/").get_data(as_text=True)
+    # A new private key, even for the same site, outdates it too.
+    _hx_save(client, fresh_sim)
+    _hx_test(client)
+    assert _stored_report(app, t)[2] is not None
+    _hx_save(client, fresh_sim, private_key="a-new-private-key")
+    assert _stored_report(app, t) == (None, None, None)
+
+
+def test_the_first_save_by_htmx_reloads_the_page_with_a_toast(app, client, make_tenant, fresh_sim):
+    sign_in(client, make_tenant())
+    response = _hx_save(client, fresh_sim, private_key=fresh_sim.private_key)
+    assert response.status_code == 200 and response.headers["HX-Redirect"] == "/settings/connectwise/"
+    page = client.get("/settings/connectwise/").get_data(as_text=True)
+    assert "ConnectWise connection saved" in page.split('id="toasts"', 1)[1] and "Test connection" in page
+
+
+def test_a_refused_port_is_reported_as_unreachable_not_as_missing_api_keys(app, client, make_tenant, fresh_sim):
+    _connected(app, client, make_tenant, fresh_sim)
+    port = _closed_port()
+    saved = _hx_save(client, fresh_sim, site=f"http://127.0.0.1:{port}", private_key=fresh_sim.private_key)
+    assert saved.status_code == 200
+    html = _hx_test(client)
+    assert f"Could not reach 127.0.0.1:{port}: the connection was refused" in html
+    assert "Unreachable" in html and "Missing" not in html and "API keys" not in html
+
+
+def test_a_stopped_connectwise_is_reported_as_unreachable(app, client, make_tenant):
+    """The API base is known already (cached), so the keys check itself meets the dead host."""
+    import cwsim
+
+    sim = cwsim.serve_in_thread(port=0, invoices=5)
+    try:
+        t = make_tenant()
+        sign_in(client, t)
+        _hx_save(client, sim, private_key=sim.private_key)
+        assert "Readable" in _hx_test(client)
+        host = sim.url.split("://", 1)[1]
+    finally:
+        sim.stop()
+    html = _hx_test(client)
+    assert f"Could not reach {host}: the connection was refused" in html
+    assert "Unreachable" in html and "Missing" not in html and "API keys" not in html
+    assert _stored_report(app, t)[0] is False
+
+
+def test_a_name_gone_from_dns_is_reported_as_unreachable(app, client, make_tenant, fresh_sim, monkeypatch):
+    import dataclasses
+
+    from app.connectwise.sites import NameNotFound
+    from app.services import EXTENSION, services_of
+
+    def no_such_name(host: str, port: int) -> list[str]:
+        raise NameNotFound(f"Could not find {host} in DNS; check the spelling")
+
+    monkeypatch.setitem(app.extensions, EXTENSION,
+                        dataclasses.replace(services_of(app), connectwise_resolver=no_such_name))
+    sign_in(client, make_tenant())
+    # A cloud site is saved by its name alone; only connecting looks it up.
+    assert _save(client, fresh_sim, site="gone.myconnectwise.net").status_code == 302
+    html = _hx_test(client)
+    assert "Could not reach gone.myconnectwise.net: its name is not in DNS" in html
+    assert "Unreachable" in html and "Missing" not in html
+
+
+def test_a_key_without_a_permission_is_missing_that_permission_only(app, client, make_tenant, fresh_sim):
+    _connected(app, client, make_tenant, fresh_sim)
+    fresh_sim.configure(forbidden="time/entries")
+    html = _hx_test(client)
+    lines = html.split("<li>")[1:]
+    missing = [line for line in lines if "Missing" in line]
+    assert len(missing) == 1 and "Time entries" in missing[0] and "Time &amp; Expense › Time Entry" in missing[0]
+    assert "Unreachable" not in html and "Accepted" in html

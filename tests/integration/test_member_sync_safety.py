@@ -107,11 +107,17 @@ def _open_proposals(app, tenant) -> list:  # type: ignore[no-untyped-def]
 
 @pytest.fixture()
 def synced(app, client, tenants, fresh_sim):  # type: ignore[no-untyped-def]
-    """A tenant connected to the simulator whose members were synced once; the owner is signed in on ``client``."""
+    """A tenant connected to the simulator whose members were synced once as viewers (the owner's default role for
+    new members); the owner is signed in on ``client``."""
     t = tenants()
     _connect(client, fresh_sim, t)
+    _default_role(client, "viewer")
     _sync(app, t)
     return t
+
+
+def _default_role(client, role: str):  # type: ignore[no-untyped-def]
+    return client.post("/settings/users/new-members", data={"new_member_role": role, "csrf_token": csrf_of(client)})
 
 
 def test_a_changed_email_for_a_viewer_becomes_a_proposal_and_the_user_keeps_their_email(app, synced, fresh_sim):

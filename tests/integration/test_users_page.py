@@ -60,9 +60,12 @@ def test_the_last_owner_cannot_be_demoted_or_deactivated(app, client, make_tenan
     assert "last owner" in off.get_data(as_text=True)
     owner = _get(app, t, t.owner_id)
     assert owner.role == "owner" and owner.active
-    # With a second owner, the first may step down.
+    # With a second owner, the first may step down (once they confirm they lose an owner's rights).
     second = _add(app, t, "owner")
     client.post(f"/settings/users/{t.owner_id}/role", data={"role": "admin"}, headers={**HX, "X-CSRF-Token": token})
+    assert _get(app, t, t.owner_id).role == "owner"
+    client.post(f"/settings/users/{t.owner_id}/role", data={"role": "admin", "confirm": "yes"},
+                headers={**HX, "X-CSRF-Token": token})
     assert _get(app, t, t.owner_id).role == "admin" and _get(app, t, second.id).role == "owner"
 
 
