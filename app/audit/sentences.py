@@ -250,6 +250,7 @@ SENTENCES: dict[str, Sentence] = {
     "user.email_change_accepted": _s("{who} accepted ConnectWise's new email for {user}"),
     "user.email_change_rejected": _s("{who} kept {user}'s email instead of ConnectWise's"),
     "users.new_member_role_changed": lambda r: r.changed("the role for new members"),
+    "tenant.new_member_role_changed": lambda r: r.changed("the role for new members"),
     # ConnectWise
     "connectwise.connected": _s("{who} connected ConnectWise"),
     "connectwise.connection_saved": lambda r: r.changed("the ConnectWise connection"),
