@@ -8,6 +8,10 @@ Rows are read by the records layer's tolerant mode: a row whose total, balance, 
 still listed, marked (``InvoiceRow.degraded``), with "—" where an amount could not be read, never a silent zero.
 The type shown is ``display_types.display_type``, the same one the invoice's own page shows; for that the page's
 projects and tickets are asked how they bill, in one parallel round after the rows.
+
+Each row also says what it means for money (``InvoiceRow.state``: open, overdue, paid, void, credit), the page
+sums its totals and balances per currency, and the list sorts server-side by a whitelisted column (``SORTS``).
+``receivables`` reads every invoice with a balance for the dashboard's open and overdue figures.
 """
 
 from __future__ import annotations
@@ -15,12 +19,13 @@ from __future__ import annotations
 import datetime as dt  # the `date` fields below would shadow the bare type
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 from app.connectwise import errors as cw_errors
 from app.connectwise.client import Client
-from app.connectwise.records import USD, BillingStatusRecord, InvalidRecord, InvoiceHeader, billing_method
+from app.connectwise.records import USD, BillingStatusRecord, Currency, InvalidRecord, InvoiceHeader, billing_method
 from app.invoices.display_types import deciding_project, deciding_ticket, display_type
 from app.invoices.document import format_money
 
@@ -43,6 +48,12 @@ UNREADABLE = "\u2014"  # shown instead of an amount ConnectWise sent in a form w
 # brackets, wildcards and backslashes never reach a ConnectWise condition.
 _UNSAFE = re.compile(r"[^\w \-.&,/#@+()']", re.UNICODE)
 _MAX_SEARCH = 60
+# The columns a person may sort by and the ConnectWise field each one orders; anything else falls back to the default.
+SORTS = {"number": "invoiceNumber", "company": "company/name", "date": "date", "due": "dueDate", "total": "total",
+         "balance": "balance"}
+DEFAULT_SORT, DEFAULT_DIR = "date", "desc"
+# What a row means for money, as the badge says it: (label, the badge's class).
+STATES = {"open": "Open", "overdue": "Overdue", "paid": "Paid", "void": "Void", "credit": "Credit"}
 
 
 @dataclass(frozen=True)
@@ -51,6 +62,8 @@ class InvoiceQuery:
     search: str = ""
     type: str = ""
     status_id: int | None = None
+    sort: str = DEFAULT_SORT
+    dir: str = DEFAULT_DIR
 
     @classmethod
     def from_args(cls, args: Mapping[str, str]) -> InvoiceQuery:
@@ -61,8 +74,29 @@ class InvoiceQuery:
             page = 1
         kind = args.get("type", "")
         status = args.get("status", "")
+        sort = args.get("sort", "")
+        direction = args.get("dir", "")
+        if sort not in SORTS:
+            sort, direction = DEFAULT_SORT, DEFAULT_DIR
+        elif direction not in ("asc", "desc"):
+            direction = "asc" if sort in ("number", "company") else "desc"
         return cls(page=page, search=clean_search(args.get("q", "")), type=kind if kind in FILTER_TYPES else "",
-                   status_id=int(status) if status.isdigit() and len(status) < 10 else None)
+                   status_id=int(status) if status.isdigit() and len(status) < 10 else None, sort=sort, dir=direction)
+
+    def order_by(self) -> str:
+        """ConnectWise's orderBy: the whitelisted field, then id the same way so paging is stable."""
+        return f"{SORTS[self.sort]} {self.dir},id {self.dir}"
+
+    def sorted_by(self, column: str) -> dict[str, Any]:
+        """The query string for the column's header link: sort by it, or flip its direction; back to page 1."""
+        if self.sort == column:
+            direction = "asc" if self.dir == "desc" else "desc"
+        else:
+            direction = "asc" if column in ("number", "company") else "desc"
+        return self.args(sort=column, dir=direction, page=1)
+
+    def aria_sort(self, column: str) -> str:
+        return ("ascending" if self.dir == "asc" else "descending") if self.sort == column else "none"
 
     def conditions(self, fixed_fee_projects: Sequence[int] = ()) -> str | None:
         """The ConnectWise condition; every value is from a fixed list, an integer, or cleaned search text."""
@@ -86,9 +120,12 @@ class InvoiceQuery:
 
     def args(self, **changes: Any) -> dict[str, Any]:
         """The query string for a link to this list with ``changes`` (e.g. another page)."""
-        values = {"q": self.search, "type": self.type, "status": self.status_id or "", "page": self.page}
+        values = {"q": self.search, "type": self.type, "status": self.status_id or "", "sort": self.sort,
+                  "dir": self.dir, "page": self.page}
         values.update(changes)
-        return {k: v for k, v in values.items() if v not in ("", None) and not (k == "page" and v == 1)}
+        default_order = values["sort"] == DEFAULT_SORT and values["dir"] == DEFAULT_DIR
+        return {k: v for k, v in values.items() if v not in ("", None) and not (k == "page" and v == 1)
+                and not (default_order and k in ("sort", "dir"))}
 
 
 def clean_search(raw: str) -> str:
@@ -109,6 +146,21 @@ class InvoiceRow:
     balance: str
     open: bool
     degraded: tuple[str, ...] = ()  # fields of this row ConnectWise sent in a form we could not read
+    state: str = "open"  # a key of STATES
+    currency: Currency = USD
+    total_amount: Decimal | None = None  # None when unreadable
+    balance_amount: Decimal | None = None
+
+    @property
+    def state_label(self) -> str:
+        return STATES[self.state]
+
+
+@dataclass(frozen=True)
+class PageTotal:
+    currency: str
+    total: str
+    balance: str
 
 
 @dataclass(frozen=True)
@@ -117,6 +169,7 @@ class InvoicePage:
     total: int
     page: int
     pages: int
+    sums: list[PageTotal] = field(default_factory=list)  # this page's total and balance, one line per currency
 
 
 def list_invoices(client: Client, query: InvoiceQuery, page_size: int = PAGE_SIZE) -> InvoicePage:
@@ -127,7 +180,7 @@ def list_invoices(client: Client, query: InvoiceQuery, page_size: int = PAGE_SIZ
         raw = client.get_all("project/projects", conditions='billingMethod = "FixedFee"', fields=["id"])
         projects = [r["id"] for r in raw if isinstance(r, dict) and isinstance(r.get("id"), int)]
     conditions = query.conditions(projects)
-    params: dict[str, Any] = {"orderBy": "date desc,id desc", "page": query.page, "pageSize": page_size,
+    params: dict[str, Any] = {"orderBy": query.order_by(), "page": query.page, "pageSize": page_size,
                               "fields": ",".join(LIST_FIELDS)}
     if conditions:
         params["conditions"] = conditions
@@ -135,23 +188,77 @@ def list_invoices(client: Client, query: InvoiceQuery, page_size: int = PAGE_SIZ
                                    lambda: client.count("finance/invoices", conditions)])
     headers = [h for h in (_header(r) for r in (body if isinstance(body, list) else [])) if h is not None]
     project_billing, ticket_billing = _billing_methods(client, headers)
-    rows = [_row(h, project_billing, ticket_billing) for h in headers]
+    today = dt.date.today()
+    rows = [_row(h, project_billing, ticket_billing, today) for h in headers]
     pages = max(1, -(-count // page_size))
-    return InvoicePage(rows=rows, total=count, page=query.page, pages=min(pages, MAX_PAGE))
+    return InvoicePage(rows=rows, total=count, page=query.page, pages=min(pages, MAX_PAGE), sums=page_sums(rows))
+
+
+def page_sums(rows: Iterable[InvoiceRow]) -> list[PageTotal]:
+    """The rows' totals and balances added up per currency (rows with an unreadable amount leave it out)."""
+    sums: dict[str, tuple[Currency, Decimal, Decimal]] = {}
+    for row in rows:
+        currency, total, balance = sums.get(row.currency.code, (row.currency, Decimal(0), Decimal(0)))
+        sums[row.currency.code] = (currency, total + (row.total_amount or 0), balance + (row.balance_amount or 0))
+    return [PageTotal(code, format_money(total, currency), format_money(balance, currency))
+            for code, (currency, total, balance) in sums.items()]
 
 
 def billing_statuses(client: Client) -> list[tuple[int, str]]:
-    """(id, name) of every active billing status, for the filter (cached by the client like any read)."""
-    raw = client.get("finance/billingStatuses", {"fields": "id,name,inactiveFlag", "pageSize": 1000})
-    out = []
-    for r in raw if isinstance(raw, list) else []:
+    """(id, name) of every billing status ConnectWise has, inactive ones too (invoices keep them; "Void" is one),
+    for the filter; read whole, not only the statuses on this page (cached by the client like any read)."""
+    raw = client.get_all("finance/billingStatuses", fields=["id", "name", "inactiveFlag", "sortOrder"],
+                         order_by="sortOrder asc,id asc")
+    active, inactive = [], []
+    for r in raw:
         try:
             status = BillingStatusRecord.parse(r, tolerant=True)
         except InvalidRecord:
             continue
-        if status.name and not status.inactive and "name" not in status.degraded:
-            out.append((status.id, status.name[:60]))
-    return out
+        if status.name and "name" not in status.degraded:
+            (inactive if status.inactive else active).append((status.id, status.name[:60]))
+    return active + [(sid, f"{name} (inactive)") for sid, name in inactive]
+
+
+@dataclass(frozen=True)
+class Receivables:
+    """Invoices with money owed, and of those the ones past due: counts and totals per currency."""
+
+    open_count: int
+    open_totals: list[str]
+    overdue_count: int
+    overdue_totals: list[str]
+
+
+RECEIVABLE_FIELDS = ("id", "type", "status/name", "dueDate", "balance", "currency")
+
+
+def receivables(client: Client, today: dt.date) -> Receivables:
+    """Every invoice with a balance owed (not credit memos, not void), read 1,000 a page through the client's short
+    cache: how many and how much, and how many of them are past their due date."""
+    raw = client.get_all("finance/invoices", conditions="balance > 0", fields=list(RECEIVABLE_FIELDS))
+    open_sum: dict[str, tuple[Currency, Decimal]] = {}
+    overdue_sum: dict[str, tuple[Currency, Decimal]] = {}
+    open_count = overdue_count = 0
+    for r in raw:
+        h = _header(r)
+        if h is None or "balance" in h.degraded or h.balance <= 0 or _state(h, today) in ("credit", "void"):
+            continue
+        open_count += 1
+        _add(open_sum, h.currency, h.balance)
+        if h.due_date is not None and h.due_date < today:
+            overdue_count += 1
+            _add(overdue_sum, h.currency, h.balance)
+    return Receivables(open_count, _money(open_sum), overdue_count, _money(overdue_sum))
+
+
+def _add(sums: dict[str, tuple[Currency, Decimal]], currency: Currency, amount: Decimal) -> None:
+    _, total = sums.get(currency.code, (currency, Decimal(0)))
+    sums[currency.code] = (currency, total + amount)
+
+
+def _money(sums: dict[str, tuple[Currency, Decimal]]) -> list[str]:
+    return [format_money(total, currency) for currency, total in sums.values()]
 
 
 def recent_invoices(client: Client, n: int = 50) -> list[InvoiceRow]:
@@ -193,7 +300,22 @@ def _lookup(client: Client, path: str, ids: list[int]) -> Callable[[], dict[int,
     return run
 
 
-def _row(h: InvoiceHeader, project_billing: dict[int, str], ticket_billing: dict[int, str]) -> InvoiceRow:
+def _state(h: InvoiceHeader, today: dt.date) -> str:
+    """What the invoice means for money (the badge): the same reading as the document's own state."""
+    if h.type == "CreditMemo":
+        return "credit"
+    # ConnectWise has no void flag; a void invoice carries a billing status named so (as the document reads it).
+    if "void" in h.status.casefold():
+        return "void"
+    if "balance" not in h.degraded and h.balance <= 0:
+        return "paid"
+    if h.due_date is not None and h.due_date < today:
+        return "overdue"
+    return "open"
+
+
+def _row(h: InvoiceHeader, project_billing: dict[int, str], ticket_billing: dict[int, str],
+         today: dt.date | None = None) -> InvoiceRow:
     project, ticket = deciding_project(h), deciding_ticket(h)
     label = display_type(h, project_billing.get(project, "") if project is not None else "",
                          ticket_billing.get(ticket, "") if ticket is not None else "")
@@ -204,6 +326,9 @@ def _row(h: InvoiceHeader, project_billing: dict[int, str], ticket_billing: dict
         balance=UNREADABLE if "balance" in h.degraded else format_money(h.balance, h.currency),
         # An unreadable balance counts as open: better a second look than a missed unpaid invoice.
         open=h.balance != 0 or "balance" in h.degraded, degraded=h.degraded,
+        state=_state(h, today or dt.date.today()), currency=h.currency,
+        total_amount=None if "total" in h.degraded else h.total,
+        balance_amount=None if "balance" in h.degraded else h.balance,
     )
 
 

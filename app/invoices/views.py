@@ -60,7 +60,9 @@ def base_url() -> str:
 def index():
     query = InvoiceQuery.from_args(request.args)
     context: dict[str, Any] = {"query": query, "types": FILTER_TYPES, "statuses": [], "result": None, "error": None,
-                               "connected": True, "can_share": _can_share()}
+                               "connected": True, "can_share": _can_share(),
+                               # After paging (not while typing a search) focus moves to the first new row.
+                               "focus_first_row": request.headers.get("HX-Trigger") in ("page-newer", "page-older")}
     try:
         with _client() as client:
             # Both reads go through the client's short per-tenant cache; the list itself pages in ConnectWise.
@@ -169,7 +171,9 @@ def _copy_current(invoice_id: int):
                                            current_user_row_id(), actor=current_actor(), origin=request_origin())
     except public_links.LinkError as exc:
         abort(400, description=str(exc))
-    return render_template("invoices/_copy_link.html", url=url, invoice_id=invoice_id)
+    # The list names the row's invoice beside the link (its number came with the click: shown escaped, cut short).
+    number = request.form.get("number", "")[:64]
+    return render_template("invoices/_copy_link.html", url=url, invoice_id=invoice_id, number=number)
 
 
 @bp.post("/<int:invoice_id>/links/<link_id>/copy")

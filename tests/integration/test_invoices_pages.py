@@ -20,6 +20,7 @@ from tests.integration.invoice_helpers import (  # noqa: F401 (fixtures)
     add_user,
     connected_tenant,
     htmx,
+    rebuild_afterwards,
     sim_knobs_at_defaults,
 )
 
@@ -277,3 +278,141 @@ def test_the_links_card_copies_the_same_stable_link_and_a_listed_link_again(app,
     assert again.status_code == 200 and url in again.get_data(as_text=True)
     assert client.post(f"/invoices/4/links/{link_id}/copy", headers=htmx(client)).status_code == 404
     assert client.post("/invoices/3/links/not-a-uuid/copy", headers=htmx(client)).status_code == 404
+
+
+# -- badges, statuses, sorting, page total --------------------------------------------------------------------------
+
+BADGE = re.compile(r'<a href="/invoices/(\d+)">[^<]+</a>.*?<span class="badge inv-state inv-(\w+)">(\w+)</span>', re.S)
+
+
+def _expected_state(inv: dict, today) -> str:  # type: ignore[no-untyped-def]
+    if inv["type"] == "CreditMemo":
+        return "credit"
+    if "void" in inv["status"]["name"].lower():
+        return "void"
+    if inv["balance"] <= 0:
+        return "paid"
+    return "overdue" if inv.get("dueDate") and inv["dueDate"][:10] < today.isoformat() else "open"
+
+
+def test_status_badges_say_what_each_invoice_means_for_money(app, client, make_tenant, fresh_sim, request):
+    import datetime as dt
+
+    sim = fresh_sim
+    rebuild_afterwards(request, sim)
+    connected_tenant(client, make_tenant, sim)
+    invoices, today = sim.state.data["invoices"], dt.date.today()
+    # The simulator's invoices are all from before its fixed "today": give one owed invoice a due date ahead.
+    owed = next(i for i in invoices.ids() if invoices.get(i)["balance"] > 0 and invoices.get(i)["type"] == "Standard"
+                and "void" not in invoices.get(i)["status"]["name"].lower())
+    invoices.set_fields(owed, {"dueDate": f"{today + dt.timedelta(days=10)}T00:00:00Z"})
+    seen: dict[str, int] = {}
+    for url in ("/invoices/", "/invoices/?type=CreditMemo", "/invoices/?status=8", "/invoices/?status=6",
+                "/invoices/?sort=due&dir=desc"):
+        for invoice_id, state, label in BADGE.findall(client.get(url).get_data(as_text=True)):
+            inv = invoices.get(int(invoice_id))
+            assert state == _expected_state(inv, today), (invoice_id, inv["status"], inv["balance"])
+            assert label == {"open": "Open", "overdue": "Overdue", "paid": "Paid", "void": "Void",
+                             "credit": "Credit"}[state]
+            seen[state] = seen.get(state, 0) + 1
+    assert set(seen) == {"open", "overdue", "paid", "void", "credit"}, seen
+    css = client.get("/static/css/lists.css").get_data(as_text=True)
+    assert all(f".badge.inv-{state}" in css for state in seen)  # each meaning has its own colour
+
+
+def test_the_status_filter_offers_every_connectwise_status_even_inactive_ones(app, client, make_tenant, sim):
+    connected_tenant(client, make_tenant, sim)
+    html = client.get("/invoices/?q=INV-10012").get_data(as_text=True)  # one row: its status alone would not do
+    offered = re.findall(r'<option value="(\d+)"[^>]*>([^<]+)</option>', html)
+    statuses = sim.state.data["billingStatuses"].records.values()
+    assert {int(i) for i, _ in offered} == {s["id"] for s in statuses}
+    assert ("8", "Void (inactive)") in offered
+    void = _rows(client.get("/invoices/?status=8").get_data(as_text=True))
+    assert void and all(sim.state.data["invoices"].get(i)["status"]["id"] == 8 for i, _ in void)
+
+
+@pytest.mark.parametrize("column,field,direction", [
+    ("number", "invoiceNumber", "asc"), ("company", "company/name", "desc"), ("date", "date", "asc"),
+    ("due", "dueDate", "asc"), ("total", "total", "desc"), ("balance", "balance", "asc"),
+])
+def test_columns_sort_in_connectwise(app, client, make_tenant, sim, column, field, direction):
+    connected_tenant(client, make_tenant, sim)
+    before = len(sim.requests)
+    html = client.get(f"/invoices/?sort={column}&dir={direction}").get_data(as_text=True)
+    rows = _rows(html)
+    assert len(rows) == 25
+    calls = [r for r in sim.requests[before:] if r.path.endswith("/finance/invoices")]
+    assert any(f"orderBy={field.replace('/', '%2F')}+{direction}" in r.query for r in calls)
+    invoices = sim.state.data["invoices"]
+
+    def key(invoice_id: int):  # type: ignore[no-untyped-def]
+        inv = invoices.get(invoice_id)
+        return inv["company"]["name"] if field == "company/name" else inv[field]
+
+    values = [key(i) for i, _ in rows]
+    assert values == sorted(values, reverse=direction == "desc")
+    assert f'aria-sort="{"ascending" if direction == "asc" else "descending"}"' in html
+    # The header offers the other direction next; the pager keeps the order.
+    flipped = "desc" if direction == "asc" else "asc"
+    header = re.search(r'<th scope="col" aria-sort="(?:ascending|descending)"[^>]*><a[^>]*href="([^"]*)"', html).group(1)
+    assert header == ("/invoices/" if (column, flipped) == ("date", "desc") else
+                      f"/invoices/?sort={column}&amp;dir={flipped}")
+    assert re.search(rf'id="page-older"[^>]*href="/invoices/\?sort={column}&amp;dir={direction}&amp;page=2"', html)
+
+
+@pytest.mark.parametrize("args", ["sort=id;drop", "sort=_info/lastUpdated", "sort=total&dir=sideways",
+                                  "sort=" + "x" * 500, "dir=asc"])
+def test_a_bad_sort_falls_back_and_never_fails(app, client, make_tenant, sim, args):
+    connected_tenant(client, make_tenant, sim)
+    before = len(sim.requests)
+    response = client.get(f"/invoices/?{args}")
+    assert response.status_code == 200
+    html = response.get_data(as_text=True)
+    assert len(_rows(html)) == 25 and "could not be read" not in html
+    calls = [r for r in sim.requests[before:] if r.path.endswith("/finance/invoices")]
+    order = [r.query for r in calls if "orderBy=" in r.query]
+    assert order and all("orderBy=date+desc" in q or "orderBy=total+desc" in q for q in order)
+
+
+def test_the_page_total_adds_up_the_rows_on_the_page_per_currency(app, client, make_tenant, sim):
+    from decimal import Decimal
+
+    connected_tenant(client, make_tenant, sim)
+    html = client.get("/invoices/").get_data(as_text=True)
+    invoices = sim.state.data["invoices"]
+    rows = [invoices.get(i) for i, _ in _rows(html)]
+    foot = html[html.index("<tfoot>"):html.index("</tfoot>")]
+    assert "Page total" in foot
+    cells = re.findall(r'data-label="(Total|Balance)">([^<]+)<', foot)
+    currencies = list(dict.fromkeys(r["currency"]["currencyCode"] for r in rows))
+    assert len(cells) == 2 * len(currencies)  # one line per currency, in the order they appear
+    usd = [r for r in rows if r["currency"]["currencyCode"] == "USD"]
+    line = dict(cells[2 * currencies.index("USD"):2 * currencies.index("USD") + 2])
+
+    def dollars(text: str) -> Decimal:
+        negative = text.startswith(("-", "("))
+        value = Decimal(text.strip("-()").replace("$", "").replace(",", ""))
+        return -value if negative else value
+
+    assert dollars(line["Total"]) == sum(Decimal(str(r["total"])) for r in usd).quantize(Decimal("0.01"))
+    assert dollars(line["Balance"]) == sum(Decimal(str(r["balance"])) for r in usd).quantize(Decimal("0.01"))
+
+
+def test_paging_puts_focus_on_the_first_new_row_but_a_search_does_not(app, client, make_tenant, sim):
+    connected_tenant(client, make_tenant, sim)
+    paged = client.get("/invoices/?page=2", headers={"HX-Request": "true", "HX-Trigger": "page-older"})
+    first_row = re.search(r"<tbody>\s*<tr([^>]*)>", paged.get_data(as_text=True)).group(1)
+    assert "data-focus-after-swap" in first_row and 'tabindex="-1"' in first_row
+    typed = client.get("/invoices/?q=INV", headers={"HX-Request": "true"}).get_data(as_text=True)
+    assert "data-focus-after-swap" not in typed  # focus stays in the search box while typing
+
+
+def test_pdf_progress_has_one_slot_that_a_second_click_replaces(app, client, make_tenant, sim):
+    connected_tenant(client, make_tenant, sim)
+    page = client.get("/invoices/").get_data(as_text=True)
+    assert page.count('id="pdf-jobs"') == 1
+    pdf_buttons = re.findall(r'<button[^>]*hx-post="/invoices/\d+/pdf"[^>]*>', page)
+    assert pdf_buttons and all('hx-target="#pdf-jobs"' in b and 'hx-swap="innerHTML"' in b for b in pdf_buttons)
+    preview = client.get("/invoices/3").get_data(as_text=True)
+    form = re.search(r'<form[^>]*hx-post="/invoices/3/pdf"[^>]*>', preview).group(0)
+    assert preview.count('id="pdf-jobs"') == 1 and 'hx-swap="innerHTML"' in form
