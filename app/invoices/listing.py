@@ -209,7 +209,8 @@ def billing_statuses(client: Client) -> list[tuple[int, str]]:
     for the filter; read whole, not only the statuses on this page (cached by the client like any read)."""
     raw = client.get_all("finance/billingStatuses", fields=["id", "name", "inactiveFlag", "sortOrder"],
                          order_by="sortOrder asc,id asc")
-    active, inactive = [], []
+    active: list[tuple[int, str]] = []
+    inactive: list[tuple[int, str]] = []
     for r in raw:
         try:
             status = BillingStatusRecord.parse(r, tolerant=True)
