@@ -132,3 +132,124 @@ def test_every_page_has_no_wcag_21_aa_violation(app, served, browser, client, ma
 
     report = "\n".join(f"{path}: {line}" for path, lines in found.items() for line in lines)
     assert len(found) == 18 and not report, "axe-core found:\n" + report
+
+
+# The colour behind an element: its own background or the first ancestor's that is not transparent.
+BACKGROUND_JS = """el => { for (let e = el; e; e = e.parentElement) {
+    const c = getComputedStyle(e).backgroundColor;
+    if (c && c !== 'transparent' && !/rgba\\(.*, 0\\)$/.test(c)) return c; }
+  return 'rgb(255, 255, 255)'; }"""
+
+
+def _rgb(css: str) -> tuple[float, float, float]:
+    r, g, b = (float(part) for part in re.findall(r"[\d.]+", css)[:3])
+    return r, g, b
+
+
+def contrast(one: str, two: str) -> float:
+    """WCAG 2.1 contrast ratio of two computed CSS colours (rgb()/rgba() strings)."""
+    def luminance(rgb: tuple[float, float, float]) -> float:
+        lin = [c / 255 / 12.92 if c / 255 <= 0.03928 else ((c / 255 + 0.055) / 1.055) ** 2.4 for c in rgb]
+        return 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2]
+    high, low = sorted((luminance(_rgb(one)), luminance(_rgb(two))), reverse=True)
+    return (high + 0.05) / (low + 0.05)
+
+
+def _signed_in(app, browser, served, client, make_tenant, sim, name: str, viewport=DESKTOP):  # type: ignore[no-untyped-def]  # noqa: F811
+    with app.app_context():
+        reset_limits()
+    sim.reset()
+    tenant = connected_tenant(client, make_tenant, sim, name)
+    page = _context(browser, served, client, viewport)
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=served)
+    return tenant, page
+
+
+def _focused(page) -> dict:  # type: ignore[no-untyped-def]
+    return page.evaluate("""() => { const e = document.activeElement;
+        return {tag: e.tagName, cls: e.className, id: e.id, text: (e.innerText || e.value || '').slice(0, 80),
+                menu: !!e.closest('details[data-menu]'), open: !!e.closest('details[open]')}; }""")
+
+
+def test_escape_closes_the_account_and_settings_menus_and_gives_focus_back_to_their_button(
+        app, served, browser, client, make_tenant, sim):  # noqa: F811
+    _tenant, page = _signed_in(app, browser, served, client, make_tenant, sim, "Escape Keys IT")
+    page.goto(served + "/invoices/")
+    for menu in ("details.usermenu", "details.navmenu"):
+        page.focus(f"{menu} > summary")
+        page.keyboard.press("Enter")
+        assert page.locator(f"{menu}[open]").count() == 1, menu
+        page.keyboard.press("Tab")  # into the menu's first link
+        assert _focused(page)["tag"] == "A" and _focused(page)["open"], menu
+        page.keyboard.press("Escape")
+        assert page.locator(f"{menu}[open]").count() == 0, menu
+        assert page.evaluate(f"() => document.activeElement === document.querySelector('{menu} > summary')"), menu
+    # The account menu's accessible name holds the person's visible name (WCAG 2.5.3).
+    summary = page.locator("details.usermenu > summary")
+    assert summary.get_attribute("aria-label") is None
+    assert summary.locator(".who").inner_text() in summary.inner_text()
+
+
+def test_the_focus_ring_is_at_least_3_to_1_against_what_is_behind_it(app, served, browser, client, make_tenant, sim):  # noqa: F811
+    _tenant, page = _signed_in(app, browser, served, client, make_tenant, sim, "Focus Ring IT")
+    page.goto(served + "/invoices/")
+    measured = []
+    for _ in range(14):  # the skip link, the header, the filters, the first rows' controls
+        page.keyboard.press("Tab")
+        ring = page.evaluate("""() => { const e = document.activeElement, s = getComputedStyle(e);
+            return {what: e.tagName + ' ' + (e.innerText || e.name || '').slice(0, 30), style: s.outlineStyle,
+                    width: parseFloat(s.outlineWidth), colour: s.outlineColor}; }""")
+        behind = page.evaluate(f"({BACKGROUND_JS})(document.activeElement.parentElement)")
+        measured.append((ring["what"], ring["style"], ring["width"], round(contrast(ring["colour"], behind), 2)))
+    assert all(style != "none" and width >= 2 for _what, style, width, _ratio in measured), measured
+    assert min(ratio for *_rest, ratio in measured) >= 3.0, measured
+
+
+def test_focus_lands_on_the_new_link_the_first_new_row_and_the_ready_pdf_after_each_swap(
+        app, served, browser, client, make_tenant, sim):  # noqa: F811
+    from tests.browser.test_invoices_browser import _run_jobs
+
+    _tenant, page = _signed_in(app, browser, served, client, make_tenant, sim, "Focus Swaps IT")
+    page.goto(served + "/invoices/")
+    first_row = page.locator("table.invoices-table tbody tr").first
+    # Copy public link: the link's field (so the keyboard user can read or copy it again).
+    first_row.get_by_role("button", name="Copy public link").click()
+    page.wait_for_selector("#copied-link input.link-field")
+    assert page.evaluate("() => document.activeElement.matches('#copied-link input.link-field')"), _focused(page)
+    # Paging: the first row of the new page (not the top of the document, not the pager left behind).
+    page.click("#page-older")
+    page.locator(".pager", has_text="Page 2 of").wait_for()
+    page.wait_for_timeout(200)  # settle (htmx's settle delay)
+    focused = page.evaluate("() => document.activeElement === document.querySelector('table.invoices-table tbody tr')")
+    assert focused, _focused(page)
+    # PDF: the download button once the job is done.
+    page.locator("table.invoices-table tbody tr").first.get_by_role("button", name="PDF").click()
+    page.wait_for_selector("#pdf-jobs .pdf-job")
+    _run_jobs(app)
+    page.wait_for_selector("#pdf-jobs a[download]", timeout=30_000)
+    page.wait_for_timeout(300)  # settle
+    assert page.evaluate("() => document.activeElement.matches('#pdf-jobs a[download]')"), _focused(page)
+
+
+def test_the_branding_save_bar_never_covers_the_field_with_focus(app, served, browser, client, make_tenant, sim):  # noqa: F811
+    _tenant, page = _signed_in(app, browser, served, client, make_tenant, sim, "Save Bar IT",
+                               viewport={"width": 1366, "height": 700})
+    page.goto(served + "/settings/branding/")
+    page.wait_for_selector("#preview .bi-invoice")
+    covered = []
+    page.focus("#branding-form select[name=preview_invoice]")
+    for _ in range(40):  # every control of the form, from the keyboard
+        page.keyboard.press("Tab")
+        state = page.evaluate("""() => { const e = document.activeElement, bar = document.querySelector('.form-actions');
+            if (!e.closest('#branding-form') || bar.contains(e)) return null;
+            return {name: e.name || e.tagName, bottom: e.getBoundingClientRect().bottom,
+                    bar: bar.getBoundingClientRect().top, height: innerHeight}; }""")
+        if state is None:
+            break
+        page.wait_for_timeout(50)  # the rAF nudge
+        state = page.evaluate("""() => { const e = document.activeElement, bar = document.querySelector('.form-actions');
+            return {name: e.name || e.tagName, bottom: e.getBoundingClientRect().bottom,
+                    bar: bar.getBoundingClientRect().top}; }""")
+        if state["bottom"] > state["bar"]:
+            covered.append(state)
+    assert covered == [], covered
