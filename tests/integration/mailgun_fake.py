@@ -2,8 +2,9 @@
 the official SDK POSTs (form fields, repeated fields, attachments with their bytes) and answers as Mailgun does.
 
 Use the fixtures: ``mailgun_fake`` (the server; ``.received``, ``.statuses``) and ``mailgun_app`` (the app with
-``MAIL_BACKEND=mailgun`` pointed at it). Import both into a test module:
-``from tests.integration.mailgun_fake import mailgun_app, mailgun_fake  # noqa: F401``.
+``MAIL_BACKEND=mailgun`` pointed at it). Bring both into a test module by assignment (so fixture parameters do
+not read as redefined imports): ``mailgun_fake, mailgun_app = mailgun_fixtures.mailgun_fake,
+mailgun_fixtures.mailgun_app`` after ``from tests.integration import mailgun_fake as mailgun_fixtures``.
 """
 
 from __future__ import annotations

@@ -20,15 +20,16 @@ from app.sending.settings import DEFAULT_BODY, DEFAULT_REMINDER_BODY, DEFAULT_RE
 from app.sending.templating import render_message
 from app.tenancy import tenant_session
 from tests.conftest import sign_in
+from tests.integration import mailgun_fake as mailgun_fixtures
 from tests.integration.invoice_helpers import add_user, connected_tenant, htmx, rebuild_afterwards
-from tests.integration.mailgun_fake import mailgun_app, mailgun_fake  # noqa: F401
 from tests.integration.signin_helpers import run_delayed_jobs, run_jobs
 
+mailgun_fake, mailgun_app = mailgun_fixtures.mailgun_fake, mailgun_fixtures.mailgun_app  # the fixtures
 SENT_STATUS = 5  # the simulator's "Sent" billing status (its Sent flag set)
 
 
 @pytest.fixture()
-def sent_tenant(request, mailgun_app, make_tenant, sim):  # type: ignore[no-untyped-def]  # noqa: F811
+def sent_tenant(request, mailgun_app, make_tenant, sim):  # type: ignore[no-untyped-def]
     """A tenant connected to the simulator, signed in on a client of the Mailgun-sending app; the simulator's data
     rebuilt afterwards (sends write statuses there)."""
     rebuild_afterwards(request, sim)
@@ -131,7 +132,7 @@ def test_the_panel_shows_the_bill_to_contact_and_the_cover_message_filled_in(sen
 
 
 def test_a_send_goes_out_through_mailgun_with_the_pdf_and_the_sent_status_is_written_back(
-        sent_tenant, sim, mailgun_app, mailgun_fake):  # noqa: F811
+        sent_tenant, sim, mailgun_app, mailgun_fake):
     tenant, client = sent_tenant
     set_send_settings(mailgun_app, tenant, sent_status_id=SENT_STATUS, sent_status_name="Sent")
     [invoice] = open_invoices(sim)
@@ -175,7 +176,7 @@ def test_a_send_goes_out_through_mailgun_with_the_pdf_and_the_sent_status_is_wri
 
 
 def test_without_a_sent_status_chosen_nothing_is_written_and_no_pdf_when_turned_off(
-        sent_tenant, sim, mailgun_app, mailgun_fake):  # noqa: F811
+        sent_tenant, sim, mailgun_app, mailgun_fake):
     tenant, client = sent_tenant
     set_send_settings(mailgun_app, tenant, attach_pdf=False)
     [invoice] = open_invoices(sim)
@@ -202,7 +203,7 @@ def test_bad_addresses_are_refused_beside_the_field_and_nothing_is_queued(sent_t
     assert sends(mailgun_app, tenant) == []
 
 
-def test_a_mailgun_5xx_is_retried_then_failed_with_its_reason(sent_tenant, sim, mailgun_app, mailgun_fake):  # noqa: F811
+def test_a_mailgun_5xx_is_retried_then_failed_with_its_reason(sent_tenant, sim, mailgun_app, mailgun_fake):
     tenant, client = sent_tenant
     set_send_settings(mailgun_app, tenant, sent_status_id=SENT_STATUS, sent_status_name="Sent")
     mailgun_fake.statuses = [503]
@@ -227,7 +228,7 @@ def test_a_mailgun_5xx_is_retried_then_failed_with_its_reason(sent_tenant, sim, 
 
 
 def test_a_refused_write_back_is_recorded_and_the_panel_says_the_email_went(sent_tenant, sim, mailgun_app,
-                                                                          mailgun_fake):  # noqa: F811
+                                                                          mailgun_fake):
     tenant, client = sent_tenant
     set_send_settings(mailgun_app, tenant, sent_status_id=SENT_STATUS, sent_status_name="Sent")
     sim.configure(forbidden_writes="finance/invoices")
@@ -245,7 +246,7 @@ def test_a_refused_write_back_is_recorded_and_the_panel_says_the_email_went(sent
 
 
 def test_a_bulk_send_skips_an_invoice_without_a_contact_and_ends_with_a_summary(sent_tenant, sim, mailgun_app,
-                                                                               mailgun_fake):  # noqa: F811
+                                                                               mailgun_fake):
     tenant, client = sent_tenant
     set_send_settings(mailgun_app, tenant, sent_status_id=SENT_STATUS, sent_status_name="Sent")
     invoices = open_invoices(sim, 3)
@@ -280,7 +281,7 @@ def test_a_bulk_send_is_capped_and_needs_a_tick(sent_tenant, mailgun_app):
 
 
 def test_send_all_approved_sends_the_review_inboxs_approved_invoices(sent_tenant, sim, mailgun_app,
-                                                                     mailgun_fake):  # noqa: F811
+                                                                     mailgun_fake):
     from app.review.models import ReviewInvoice
 
     tenant, client = sent_tenant
@@ -315,7 +316,7 @@ def _review_row_defaults(invoice: dict) -> dict:
     return values
 
 
-def test_a_viewer_may_not_send(mailgun_app, make_tenant, sim):  # noqa: F811
+def test_a_viewer_may_not_send(mailgun_app, make_tenant, sim):
     client = mailgun_app.test_client()
     tenant = connected_tenant(client, make_tenant, sim, name="Viewer Co")
     viewer = add_user(mailgun_app, tenant, "viewer")
