@@ -12,6 +12,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
+from urllib.parse import quote, urlsplit
 
 # Time-detail settings exist for these four invoice types (reference product §2.3); other display types borrow
 # one of them (app.invoices.document.TIME_DETAIL_TYPE).
@@ -20,6 +21,10 @@ TIME_DETAIL_LABELS = {"standard": "Standard", "fixed_fee": "Fixed Fee", "project
 LOGO_POSITIONS = ("left", "right", "center")
 FOOTER_MAX = 1000
 PAYMENT_MAX = 2000
+PAY_URL_MAX = 500
+# The tokens a Pay link template may hold; each value is URL-encoded into it.
+PAY_URL_TOKENS = ("number", "balance", "currency", "company")
+_TOKEN = re.compile(r"\{([^{}]*)\}")
 _COLOUR = re.compile(r"^#[0-9a-f]{6}$")
 
 
@@ -110,6 +115,11 @@ class Branding:
     footer_text: str = ""
     payment_instructions: str = ""
     time_detail: dict[str, TimeDetail] = field(default_factory=_default_time_details)
+    # The Pay button's link on the public page, e.g. https://pay.example/?invoice={number}&amount={balance}.
+    pay_url: str = ""
+    # The workspace's locale (tenant_settings.locale, set on the workspace settings page): not stored with the
+    # branding, filled in by ``app.branding.store.load`` so every medium dates the document alike.
+    locale: str = "en-US"
 
     def time_detail_for(self, kind: str) -> TimeDetail:
         """Settings for a Branding.time_detail key (unknown keys read as standard)."""
@@ -136,6 +146,39 @@ def check_colour(name: str, value: Any) -> str:
     return text
 
 
+def check_pay_url(value: Any) -> str:
+    """A Pay link template: empty (no button) or an https URL whose only tokens are ``PAY_URL_TOKENS``."""
+    text = str(value or "").strip()
+    if not text:
+        return ""
+    if len(text) > PAY_URL_MAX:
+        raise BrandingError("pay_url", f"Keep the Pay link under {PAY_URL_MAX} characters")
+    if any(ord(c) <= 32 or ord(c) == 127 for c in text):
+        raise BrandingError("pay_url", "Remove the spaces and control characters from the Pay link")
+    unknown = [t for t in _TOKEN.findall(text) if t not in PAY_URL_TOKENS]
+    if unknown:
+        raise BrandingError("pay_url", f"{{{unknown[0]}}} is not a token here: use {{number}}, {{balance}}, "
+                                       "{currency} or {company}")
+    parts = urlsplit(_TOKEN.sub("x", text))
+    if parts.scheme.lower() != "https" or not parts.hostname or "{" in text.split("//", 1)[-1].split("/", 1)[0]:
+        raise BrandingError("pay_url", "Enter an https:// link with a fixed host, "
+                                       "for example https://pay.example/?invoice={number}&amount={balance}")
+    if parts.username or parts.password:
+        raise BrandingError("pay_url", "Leave user names and passwords out of the Pay link")
+    return text
+
+
+def pay_url(template: str, **values: str) -> str:
+    """The Pay link of ``template`` with each token's value URL-encoded; "" when there is no valid template."""
+    try:
+        checked = check_pay_url(template)
+    except BrandingError:
+        return ""
+    if not checked:
+        return ""
+    return _TOKEN.sub(lambda m: quote(str(values.get(m.group(1), "")), safe=""), checked)
+
+
 def _text(form: Mapping[str, Any], name: str, limit: int) -> str:
     value = str(form.get(name) or "").replace("\r\n", "\n").strip()
     if len(value) > limit:
@@ -155,7 +198,7 @@ def branding_from_form(form: Mapping[str, Any]) -> Branding:
     """The editor's form (a werkzeug MultiDict or a plain dict) → Branding; BrandingError on the first bad field.
 
     Field names: brand_colour, accent_colour, font, logo_position, show_remit_to, show_tax_ids, show_po,
-    footer_text, payment_instructions, and td_<type>_<toggle> checkboxes (e.g. td_fixed_fee_hours).
+    footer_text, payment_instructions, pay_url, and td_<type>_<toggle> checkboxes (e.g. td_fixed_fee_hours).
     """
     font = str(form.get("font") or "").strip()
     if font not in FONTS:
@@ -171,6 +214,7 @@ def branding_from_form(form: Mapping[str, Any]) -> Branding:
         show_po=_flag(form, "show_po"),
         footer_text=_text(form, "footer_text", FOOTER_MAX),
         payment_instructions=_text(form, "payment_instructions", PAYMENT_MAX),
+        pay_url=check_pay_url(form.get("pay_url")),
         time_detail={kind: TimeDetail(**{f: _flag(form, f"td_{kind}_{f}") for f in TIME_DETAIL_FIELDS})
                      for kind in TIME_DETAIL_TYPES},
     )
@@ -181,7 +225,7 @@ def branding_to_form(branding: Branding) -> dict[str, Any]:
     out: dict[str, Any] = {
         "brand_colour": branding.brand_colour, "accent_colour": branding.accent_colour, "font": branding.font,
         "logo_position": branding.logo_position, "footer_text": branding.footer_text,
-        "payment_instructions": branding.payment_instructions,
+        "payment_instructions": branding.payment_instructions, "pay_url": branding.pay_url,
     }
     for name in ("show_remit_to", "show_tax_ids", "show_po"):
         if getattr(branding, name):
@@ -195,8 +239,9 @@ def branding_to_form(branding: Branding) -> dict[str, Any]:
 
 
 def branding_to_dict(branding: Branding) -> dict[str, Any]:
-    """JSON-safe dict (strings, bools, nested dicts)."""
+    """JSON-safe dict (strings, bools, nested dicts); the locale is the workspace's, not stored here."""
     data = asdict(branding)
+    data.pop("locale", None)
     data["time_detail"] = {k: asdict(v) for k, v in branding.time_detail.items()}
     return data
 
@@ -222,6 +267,11 @@ def branding_from_dict(data: Mapping[str, Any] | None) -> Branding:
     for name, limit in (("footer_text", FOOTER_MAX), ("payment_instructions", PAYMENT_MAX)):
         if isinstance(data.get(name), str):
             values[name] = data[name][:limit]
+    if isinstance(data.get("pay_url"), str):
+        try:
+            values["pay_url"] = check_pay_url(data["pay_url"])
+        except BrandingError:
+            pass
     stored = data.get("time_detail")
     details = dict(base.time_detail)
     if isinstance(stored, Mapping):

@@ -7,15 +7,17 @@ of the look (``Branding``). The logo is stored already re-encoded (``app.brandin
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.audit.log import Actor, Origin, changes, record
 from app.branding.logo import Logo
 from app.branding.model import Branding, branding_from_dict, branding_to_dict, default_branding
 from app.branding.models import BrandingSettings
+from app.tenants.models import TenantSettings
 
 PAGE_SIZES = ("A4", "Letter")
 DEFAULT_PAGE_SIZE = "A4"
@@ -35,15 +37,22 @@ class StoredBranding:
         return self.logo is not None
 
 
+def workspace_locale(session: Session, tenant_id: uuid.UUID | str) -> str:
+    """The workspace's locale (tenant_settings.locale), en-US when unset."""
+    found = session.scalar(select(TenantSettings.locale).where(TenantSettings.tenant_id == uuid.UUID(str(tenant_id))))
+    return found or "en-US"
+
+
 def load(session: Session, tenant_id: uuid.UUID | str) -> StoredBranding:
     row = session.get(BrandingSettings, uuid.UUID(str(tenant_id)))
+    locale = workspace_locale(session, tenant_id)
     if row is None:
-        return StoredBranding(default_branding(), DEFAULT_PAGE_SIZE, 0, None, None, None)
+        return StoredBranding(replace(default_branding(), locale=locale), DEFAULT_PAGE_SIZE, 0, None, None, None)
     settings = row.settings if isinstance(row.settings, dict) else {}
     stored_size = settings.get("page_size")
     page_size = stored_size if isinstance(stored_size, str) and stored_size in PAGE_SIZES else DEFAULT_PAGE_SIZE
-    return StoredBranding(branding_from_dict(settings), page_size, row.version, row.logo, row.logo_mime,
-                          row.logo_sha256)
+    return StoredBranding(replace(branding_from_dict(settings), locale=locale), page_size, row.version, row.logo,
+                          row.logo_mime, row.logo_sha256)
 
 
 def check_page_size(value: Any) -> str:

@@ -47,6 +47,7 @@ class Party:
     phone: str = ""
     tax_id: str = ""
     account_number: str = ""
+    country: str = ""  # ISO 3166 alpha-2 when ConnectWise's country name is one we know ("DE"), else ""
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,7 @@ from app.invoices.html import branding_css, render_document_html
 from app.invoices.links import ResolvedLink, record_view, resolve
 from app.invoices.pdf import render_pdf
 from app.invoices.pdf_jobs import pdf_filename
+from app.invoices.view_model import summary
 from app.security.limits import PUBLIC_LINK_PER_IP, PUBLIC_LINK_PER_TOKEN, client_ip, limiter, view_arg_key
 from app.services import current_services
 from app.tenancy import db_session, set_tenant
@@ -131,10 +132,13 @@ def page(token: str) -> Response:
     doc = _document(link)
     stored = _branding(link)
     logo_url = url_for(".logo", token=token, v=stored.version) if stored.has_logo else None
-    html = render_document_html(doc, stored.branding, logo_url=logo_url, pdf_url=url_for(".pdf", token=token))
+    # The PDF button lives in the summary above the document, with the amount due and the Pay button.
+    html = render_document_html(doc, stored.branding, logo_url=logo_url, pdf_url=None)
     record_view(db_session(), link.tenant_id, link.invoice_id, doc.totals.total, kind="page", viewer=viewer,
                 link_id=link.link_id)
-    return _page("invoices/public.html", 200, document=html, title=f"{doc.title} {doc.number}",
+    head = summary(doc, stored.branding)
+    return _page("invoices/public.html", 200, document=html, summary=head,
+                 title=f"{head['title']} {doc.number}",
                  brand_css_url=url_for(".brand_css", token=token, v=stored.version),
                  pdf_url=url_for(".pdf", token=token))
 

@@ -21,6 +21,7 @@ from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal
 from typing import Any
 
 from app.connectwise import records as rec
+from app.invoices.addresses import address_lines, country_code
 from app.invoices.display_types import deciding_project, deciding_ticket, display_type
 from app.invoices.document import (
     Currency,
@@ -105,16 +106,18 @@ def _build(h: rec.InvoiceHeader, fetched: dict[str, Any], tenant: str | None) ->
                     balance=h.balance, reconciled=not mismatches, mismatches=tuple(mismatches))
 
     bill_name = h.bill_to_name or h.company_name
-    bill_to = Party(name=bill_name, address=h.billing_address, attention=h.attention,
+    bill_to = Party(name=bill_name, address=address_lines(h.billing_postal), attention=h.attention,
+                    country=country_code(h.billing_postal.country),
                     tax_id=company.tax_id if company else "",
                     account_number=h.account_number or (company.account_number if company else ""))
     ship_to = None
     if h.shipping_address or h.ship_to_name:
-        ship_to = Party(name=h.ship_to_name or bill_name, address=h.shipping_address,
-                        attention=h.ship_to_attention)
+        ship_to = Party(name=h.ship_to_name or bill_name, address=address_lines(h.shipping_postal),
+                        attention=h.ship_to_attention, country=country_code(h.shipping_postal.country))
     remit_to = None
     if setup and (setup.remit_name or setup.address):
-        remit_to = Party(name=setup.remit_name or setup.payable_name, address=setup.address, phone=setup.phone)
+        remit_to = Party(name=setup.remit_name or setup.payable_name, address=address_lines(setup.postal),
+                         phone=setup.phone, country=country_code(setup.postal.country))
 
     return InvoiceDocument(
         id=h.id, number=h.number, cw_type=h.type, display_type=_display_type(h, fetched), date=h.date,

@@ -1,13 +1,23 @@
 """The view model of an invoice: everything the document templates print, as strings, from a document and a
-branding. The one source of both the web page and the PDF, so the two always show the same content."""
+branding. The one source of both the web page and the PDF, so the two always show the same content.
+
+It also owns what the document says about itself (``document_state``): a credit memo reads as a credit, a void
+invoice carries VOID and no payment block, a paid one PAID and its payment date, a partly paid one what was paid
+so far; only a balance the client still owes gets "How to pay" and the Pay button. Dates are in the workspace's
+locale (``Branding.locale``, Babel's medium format).
+"""
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from app.branding.model import Branding, TimeDetail
+from babel import Locale, UnknownLocaleError
+from babel.dates import format_date
+
+from app.branding.model import Branding, TimeDetail, pay_url
 from app.invoices.document import (
     SECTION_ORDER,
     InvoiceDocument,
@@ -15,6 +25,7 @@ from app.invoices.document import (
     format_hours,
     format_money,
     format_number,
+    quantize,
 )
 
 COLUMN_LABELS = {"description": "Description", "detail": "", "date": "Date", "quantity": "Qty", "rate": "Rate",
@@ -31,6 +42,68 @@ SECTION_COLUMN_LABELS = {
     "credits": {"description": "Credit", "detail": "Credit memo"},
 }
 NUMERIC = {"quantity", "rate", "amount"}
+# Display types that say nothing to a client: ConnectWise's internal default, or what the title already says.
+SILENT_TYPES = ("Standard", "Credit Memo")
+
+
+@dataclass(frozen=True)
+class DocumentState:
+    """What the document is, for the client: ``kind`` is credit | void | paid | nothing_due | partly_paid |
+    overdue | open; ``payable`` when a balance is still owed (payment block, Pay button)."""
+
+    kind: str
+    label: str
+    stamp: str = ""  # "PAID" | "VOID": the mark on the document
+    paid_on: dt.date | None = None
+    days_overdue: int = 0
+    payable: bool = False
+
+
+def _paid_on(doc: InvoiceDocument) -> dt.date | None:
+    dates = [line.date for s in doc.sections if s.key in ("payments", "credits") for line in s.lines if line.date]
+    return max(dates) if dates else None
+
+
+def document_state(doc: InvoiceDocument, today: dt.date | None = None) -> DocumentState:
+    """What the document tells the client it is (credit memo, void, paid, partly paid, overdue, open)."""
+    if doc.cw_type == "CreditMemo" or doc.display_type == "Credit Memo":
+        return DocumentState("credit", "Credit memo")
+    # ConnectWise has no void flag: a void invoice is one whose billing status is named so (cwsim and the
+    # shipped status list call it "Void").
+    if "void" in doc.status.casefold():
+        return DocumentState("void", "Void", stamp="VOID")
+    t = doc.totals
+    settled = t.payments + t.credits
+    if t.balance <= 0:
+        if settled > 0:
+            return DocumentState("paid", "Paid", stamp="PAID", paid_on=_paid_on(doc))
+        return DocumentState("nothing_due", "Nothing due")
+    today = today or dt.date.today()
+    late = (today - doc.due_date).days if doc.due_date and doc.due_date < today else 0
+    if settled > 0:
+        return DocumentState("partly_paid", "Partly paid", paid_on=_paid_on(doc), days_overdue=late, payable=True)
+    if late:
+        return DocumentState("overdue", "Overdue", days_overdue=late, payable=True)
+    return DocumentState("open", "Open", payable=True)
+
+
+def babel_locale(tag: str) -> Locale:
+    """The Babel locale of a tag such as "en-US" or "de_DE"; en-US when it is not one."""
+    try:
+        return Locale.parse((tag or "en-US").replace("-", "_"))
+    except (ValueError, UnknownLocaleError):
+        return Locale.parse("en_US")
+
+
+def format_day(value: dt.date | None, locale: Locale) -> str:
+    """A date in the locale's medium form: "Mar 5, 2026" (en-US), "05.03.2026" (de-DE), "5 Mar 2026" (en-GB)."""
+    return format_date(value, "medium", locale=locale) if value is not None else ""
+
+
+def _days(n: int) -> str:
+    return f"{n} day{'s' if n != 1 else ''}"
+
+
 @dataclass(frozen=True)
 class Cell:
     text: str
@@ -64,7 +137,7 @@ class DetailColumn:
     css: str
 
 
-def _cell_text(doc: InvoiceDocument, section: Section, line: Any, key: str) -> str:
+def _cell_text(doc: InvoiceDocument, section: Section, line: Any, key: str, locale: Locale) -> str:
     cur = doc.currency
     value = getattr(line, key)
     if key == "quantity":
@@ -82,7 +155,7 @@ def _cell_text(doc: InvoiceDocument, section: Section, line: Any, key: str) -> s
             return line.note or ""
         return format_money(value, cur)
     if key == "date":
-        return _date(value)
+        return format_day(value, locale)
     return "" if value is None else str(value)
 
 
@@ -93,18 +166,14 @@ def _qty(value: Decimal, cur: Any) -> str:
     return format_number(value, cur, min(places, 4))
 
 
-def _date(value: Any) -> str:
-    return value.strftime("%d %b %Y") if value is not None else ""
-
-
-def _section_view(doc: InvoiceDocument, section: Section) -> SectionView:
+def _section_view(doc: InvoiceDocument, section: Section, locale: Locale) -> SectionView:
     labels = {**COLUMN_LABELS, **SECTION_COLUMN_LABELS.get(section.key, {})}
     # A detail column nobody filled in is dropped so the description gets the room; a note shows in the
     # amount cell where there is one ("No charge"), in its own column where there is not.
     keys = [k for k in section.columns if k != "detail" or any(line.detail for line in section.lines)]
     keys = [k for k in keys if k != "note" or ("amount" not in keys and any(line.note for line in section.lines))]
     columns = tuple(Column(k, labels.get(k, ""), k in NUMERIC, _col_css(k)) for k in keys)
-    rows = tuple(tuple(Cell(_cell_text(doc, section, line, c.key), c.numeric, c.css) for c in columns)
+    rows = tuple(tuple(Cell(_cell_text(doc, section, line, c.key, locale), c.numeric, c.css) for c in columns)
                  for line in section.lines)
     subtotal = format_money(section.subtotal, doc.currency) if section.subtotal is not None else None
     return SectionView(section.key, section.title, columns, rows, subtotal, section.counts_in_subtotal)
@@ -144,10 +213,10 @@ def detail_columns(settings: TimeDetail) -> tuple[DetailColumn, ...]:
 BILLABLE_LABELS = {"Billable": "Billable", "NoCharge": "No charge", "DoNotBill": "Not billed", "NoDefault": ""}
 
 
-def _detail_cell(doc: InvoiceDocument, entry: Any, key: str) -> str:
+def _detail_cell(doc: InvoiceDocument, entry: Any, key: str, locale: Locale) -> str:
     cur = doc.currency
     if key == "date":
-        return _date(entry.date)
+        return format_day(entry.date, locale)
     if key == "hours":
         if entry.covered_hours:
             return f"{format_hours(entry.covered_hours, cur)} / {format_hours(entry.hours - entry.covered_hours, cur)}"
@@ -163,9 +232,11 @@ def _detail_cell(doc: InvoiceDocument, entry: Any, key: str) -> str:
     return str(getattr(entry, key) or "")
 
 
-def view(doc: InvoiceDocument, branding: Branding) -> dict[str, Any]:
+def view(doc: InvoiceDocument, branding: Branding, *, today: dt.date | None = None) -> dict[str, Any]:
     """Everything the templates print, as strings: the one source of both the page and the PDF."""
     cur = doc.currency
+    locale = babel_locale(branding.locale)
+    state = document_state(doc, today)
     charges = [s for s in doc.sections if s.key in SECTION_ORDER]
     charges.sort(key=lambda s: SECTION_ORDER.index(s.key))
     settlements = [s for s in doc.sections if s.key not in SECTION_ORDER]
@@ -177,7 +248,7 @@ def view(doc: InvoiceDocument, branding: Branding) -> dict[str, Any]:
             heading = " ".join(p for p in (group.ticket_number if settings.ticket_number else "",
                                            group.summary if settings.ticket_summary or not group.ticket_id
                                            else "") if p)
-            rows = tuple(tuple(Cell(_detail_cell(doc, e, c.key), c.numeric, c.css) for c in columns)
+            rows = tuple(tuple(Cell(_detail_cell(doc, e, c.key, locale), c.numeric, c.css) for c in columns)
                          for e in group.entries)
             sub = []
             for c in columns:
@@ -192,31 +263,37 @@ def view(doc: InvoiceDocument, branding: Branding) -> dict[str, Any]:
             groups.append({"heading": heading or "Time", "rows": rows, "subtotal": tuple(sub)})
     ship_to = doc.ship_to if doc.ship_to and (doc.ship_to.name, doc.ship_to.address) != (
         doc.bill_to.name, doc.bill_to.address) else None
-    totals = [("Subtotal", format_money(doc.totals.subtotal, cur), "subtotal")]
-    for tax in doc.tax_lines:
-        label = tax.caption + (f" ({format_number(tax.rate, cur, _rate_places(tax.rate))}%)" if tax.rate else "")
-        totals.append((label, format_money(tax.amount, cur), "tax"))
-    totals.append(("Total", format_money(doc.totals.total, cur), "total"))
-    if doc.totals.payments:
-        totals.append(("Payments", format_money(-doc.totals.payments, cur), "paid"))
-    if doc.totals.credits:
-        totals.append(("Credits", format_money(-doc.totals.credits, cur), "paid"))
-    totals.append(("Balance due", format_money(doc.totals.balance, cur), "balance"))
-    meta = [("Invoice number", doc.number), ("Date", _date(doc.date)), ("Due date", _date(doc.due_date))]
-    if doc.terms:
-        meta.append(("Terms", doc.terms))
+    totals = _totals(doc, state)
+    credit = state.kind == "credit"
+    meta = [("Credit memo number" if credit else "Invoice number", doc.number),
+            ("Date", format_day(doc.date, locale))]
+    if not credit:
+        meta.append(("Due date", format_day(doc.due_date, locale)))
+        if doc.terms:
+            meta.append(("Terms", doc.terms))
+    if state.paid_on:
+        meta.append(("Paid on" if state.kind == "paid" else "Last payment", format_day(state.paid_on, locale)))
     if branding.show_po and doc.po_number:
         meta.append(("PO number", doc.po_number))
     if doc.reference:
         meta.append(("Reference", doc.reference))
     if doc.bill_to.account_number:
-        meta.append(("Account", doc.bill_to.account_number))
+        meta.append(("Customer no.", doc.bill_to.account_number))
     if doc.applies_to:
         meta.append(("For", doc.applies_to))
+    stamp_note = ""
+    if state.stamp == "PAID" and state.paid_on:
+        stamp_note = f"Paid on {format_day(state.paid_on, locale)}"
+    elif state.stamp == "VOID":
+        stamp_note = "This invoice was cancelled. Nothing is due."
     return {
         "doc": doc, "branding": branding, "currency": cur, "meta": meta,
-        "sections": [_section_view(doc, s) for s in charges],
-        "settlements": [_section_view(doc, s) for s in settlements],
+        "title": "Credit memo" if credit else doc.title,
+        "type_label": "" if doc.display_type in SILENT_TYPES else doc.display_type,
+        "state": state, "stamp_note": stamp_note,
+        "show_payment": bool(branding.payment_instructions) and state.payable,
+        "sections": [_section_view(doc, s, locale) for s in charges],
+        "settlements": [_section_view(doc, s, locale) for s in settlements],
         "totals": totals, "ship_to": ship_to,
         "detail_columns": columns, "detail_groups": groups,
         # A subtotal row with no figure to show (hours and amounts hidden) is only an empty label.
@@ -224,6 +301,61 @@ def view(doc: InvoiceDocument, branding: Branding) -> dict[str, Any]:
         "balance": format_money(doc.totals.balance, cur),
         "font": branding.font_info,
     }
+
+
+def _totals(doc: InvoiceDocument, state: DocumentState) -> list[tuple[str, str, str]]:
+    """The totals block's rows (label, amount, kind) as this document should state them."""
+    cur, t = doc.currency, doc.totals
+    credit = state.kind == "credit"
+    # A credit memo's figures are printed as what the client is credited (positive), never as a negative due.
+    sign = Decimal(-1) if credit else Decimal(1)
+    rows = [("Subtotal", format_money(sign * t.subtotal, cur), "subtotal")]
+    for tax in doc.tax_lines:
+        if not tax.amount:
+            continue  # a zero tax line (an exempt level, a 0 % code) tells the client nothing
+        label = tax.caption + (f" ({format_number(tax.rate, cur, _rate_places(tax.rate))}%)" if tax.rate else "")
+        rows.append((label, format_money(sign * tax.amount, cur), "tax"))
+    if credit:
+        rows.append(("Credit", format_money(-t.total, cur), "balance"))
+        return rows
+    rows.append(("Total", format_money(t.total, cur), "total"))
+    if t.payments:
+        label = "Paid so far" if state.kind == "partly_paid" else "Paid"
+        rows.append((label, format_money(-t.payments, cur), "paid"))
+    if t.credits:
+        rows.append(("Credits", format_money(-t.credits, cur), "paid"))
+    if state.kind == "void":
+        rows.append(("Amount due", format_money(Decimal(0), cur), "balance"))
+    else:
+        rows.append(("Balance due", format_money(t.balance, cur), "balance"))
+    return rows
+
+
+def summary(doc: InvoiceDocument, branding: Branding, *, company: str = "",
+            today: dt.date | None = None) -> dict[str, Any]:
+    """The public page's summary above the document: amount due, due date, status, and the Pay link if any."""
+    state = document_state(doc, today)
+    locale = babel_locale(branding.locale)
+    cur = doc.currency
+    if state.kind == "credit":
+        amount_label, amount = "Credit", format_money(-doc.totals.total, cur)
+    elif state.kind == "void":
+        amount_label, amount = "Amount due", format_money(Decimal(0), cur)
+    else:
+        amount_label, amount = "Amount due", format_money(max(doc.totals.balance, Decimal(0)), cur)
+    status = state.label
+    if state.days_overdue:
+        late = f"{_days(state.days_overdue)} overdue"
+        status = f"{state.label}, {late}" if state.kind == "partly_paid" else late.capitalize()
+    elif state.kind == "paid" and state.paid_on:
+        status = f"Paid on {format_day(state.paid_on, locale)}"
+    # The balance goes as a plain number ("838.70"), whatever the currency prints: it is read by a machine.
+    link = pay_url(branding.pay_url, number=doc.number, balance=str(quantize(doc.totals.balance, cur.decimals)),
+                   currency=cur.code, company=company or doc.bill_to.name) if state.payable else ""
+    return {"title": "Credit memo" if state.kind == "credit" else doc.title, "number": doc.number,
+            "amount_label": amount_label, "amount": amount, "state": state, "status": status,
+            "due_date": format_day(doc.due_date, locale) if state.payable else "",
+            "pay_url": link}
 
 
 def _rate_places(rate: Decimal) -> int:

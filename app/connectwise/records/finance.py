@@ -9,6 +9,7 @@ from decimal import Decimal
 from typing import Any, ClassVar
 
 from app.connectwise.records.currency import USD, Currency, parse_currency
+from app.connectwise.records.postal import PostalAddress
 from app.connectwise.records.reader import Reader, Record
 
 ADDITION_FIELDS = ("id", "product/identifier", "quantity", "lessIncluded", "unitPrice", "billCustomer",
@@ -116,15 +117,17 @@ class BillingSetupRecord(Record):
     exclude_do_not_bill_time: bool
     exclude_do_not_bill_expense: bool
     exclude_do_not_bill_product: bool
+    postal: PostalAddress = PostalAddress()
 
     @classmethod
     def parse(cls, data: Any, *, tolerant: bool = False) -> BillingSetupRecord:
         r = Reader(data, "billing setup", tolerant=tolerant)
-        city, state, zip_ = r.str_("city"), r.str_("state/identifier") or r.str_("state/name"), r.str_("zip")
-        town = " ".join(p for p in (", ".join(p for p in (city, state) if p), zip_) if p)
-        address = tuple(p for p in (r.str_("addressOne"), r.str_("addressTwo"), town, r.str_("country/name")) if p)
+        postal = PostalAddress(r.str_("addressOne"), r.str_("addressTwo"), r.str_("city"),
+                               r.str_("state/identifier") or r.str_("state/name"), r.str_("zip"),
+                               r.str_("country/name"))
         currency = parse_currency(r.data["currency"], USD) if r.data.get("currency") is not None else None
-        return cls(remit_name=r.str_("remitName"), payable_name=r.str_("payableName"), address=address,
+        return cls(remit_name=r.str_("remitName"), payable_name=r.str_("payableName"),
+                   address=postal.us_lines(), postal=postal,
                    phone=r.str_("phone"), title=r.str_("invoiceTitle"), footer=r.str_("invoiceFooter"),
                    business_number=r.str_("businessNumber"), currency=currency,
                    exclude_do_not_bill_time=r.bool_("excludeDoNotBillTimeFlag"),

@@ -8,6 +8,7 @@ from decimal import Decimal
 from typing import Any, ClassVar
 
 from app.connectwise.records.currency import Currency, parse_currency
+from app.connectwise.records.postal import PostalAddress
 from app.connectwise.records.reader import InvalidRecord, Reader, Record
 
 INVOICE_FIELDS = None  # the header is read whole: it is one record and most fields matter
@@ -67,6 +68,8 @@ class InvoiceHeader(Record):
     sales_order_identifier: str
     agreement_id: int | None
     agreement_name: str
+    billing_postal: PostalAddress = PostalAddress()
+    shipping_postal: PostalAddress = PostalAddress()
 
     @classmethod
     def parse(cls, data: Any, default_currency: Currency, *, tolerant: bool = False) -> InvoiceHeader:
@@ -82,6 +85,7 @@ class InvoiceHeader(Record):
         company_id = r.int_("company/id", required=not tolerant)
         if company_id is None and "company/id" not in r.degraded:
             r.mark("company/id")
+        billing, shipping = _postal(r, "billingSite"), _postal(r, "shippingSite")
         return cls(
             number=r.str_("invoiceNumber"), type=r.str_("type") or "Standard",
             status=r.str_("status/name"), status_id=r.int_("status/id"), company_id=company_id or 0,
@@ -90,7 +94,8 @@ class InvoiceHeader(Record):
             account_number=r.str_("accountNumber"), apply_to_type=r.str_("applyToType") or "All",
             apply_to_id=r.int_("applyToId"), attention=r.str_("attention"),
             ship_to_attention=r.str_("shipToAttention"),
-            billing_address=_address(r, "billingSite"), shipping_address=_address(r, "shippingSite"),
+            billing_address=billing.us_lines(), shipping_address=shipping.us_lines(),
+            billing_postal=billing, shipping_postal=shipping,
             terms=r.str_("billingTerms/name"), reference=r.str_("reference"), customer_po=r.str_("customerPO"),
             date=r.date_("date"), due_date=r.date_("dueDate"), top_comment=r.str_("topComment"),
             bottom_comment=r.str_("bottomComment"), tax_code_id=r.int_("taxCode/id"),
@@ -110,10 +115,7 @@ class InvoiceHeader(Record):
         )
 
 
-def _address(r: Reader, prefix: str) -> tuple[str, ...]:
-    """Printable address lines from the flattened ``billingSite*`` / ``shippingSite*`` fields."""
-    line1, line2 = r.str_(f"{prefix}AddressLine1"), r.str_(f"{prefix}AddressLine2")
-    city, state, zip_ = r.str_(f"{prefix}City"), r.str_(f"{prefix}State"), r.str_(f"{prefix}Zip")
-    country = r.str_(f"{prefix}Country")
-    town = " ".join(p for p in (", ".join(p for p in (city, state) if p), zip_) if p)
-    return tuple(p for p in (line1, line2, town, country) if p)
+def _postal(r: Reader, prefix: str) -> PostalAddress:
+    """The parts of the flattened ``billingSite*`` / ``shippingSite*`` fields."""
+    return PostalAddress(r.str_(f"{prefix}AddressLine1"), r.str_(f"{prefix}AddressLine2"), r.str_(f"{prefix}City"),
+                         r.str_(f"{prefix}State"), r.str_(f"{prefix}Zip"), r.str_(f"{prefix}Country"))
