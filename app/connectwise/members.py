@@ -68,7 +68,7 @@ def set_new_member_role(session: Session, tenant_id: uuid.UUID | str, role: str 
         return False
     tid = uuid.UUID(str(tenant_id))
     session.execute(update(_SETTINGS).where(_SETTINGS.c.tenant_id == tid).values(new_member_role=role))
-    record(session, tid, actor, "users.new_member_role_changed", target_type="tenant_settings", target_id=tid,
+    record(session, tid, actor, "tenant.new_member_role_changed", target_type="tenant_settings", target_id=tid,
            before={"new_member_role": before}, after={"new_member_role": after}, origin=origin)
     return True
 

@@ -352,3 +352,108 @@ def test_a_script_in_a_connectwise_email_comes_back_inert_on_the_users_page(app,
     _sync(app, synced)
     page = client.get("/settings/users/").get_data(as_text=True)
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page and "<script>alert(1)" not in page
+
+
+def _unique_members(sim) -> None:  # type: ignore[no-untyped-def]
+    """Give the simulator's members addresses no other test's tenant holds (sign-in looks across tenants)."""
+    for m in _members(sim).iter():
+        local = (m.get("officeEmail") or m.get("primaryEmail") or "").split(AT)[0]
+        if local:
+            _new_email(sim, m["id"], f"{local}-{uuid.uuid4().hex[:6]}{AT}bettersim-it.example")
+
+
+def test_new_members_arrive_listed_with_no_access_by_default(app, client, tenants, fresh_sim):
+    t = tenants()
+    _connect(client, fresh_sim, t)
+    assert _sync(app, t).created > 5
+    synced = _synced(app, t)
+    assert synced and {u.role for u in synced} == {"no_access"}
+    page = client.get("/settings/users/").get_data(as_text=True)
+    row = page.split(f'id="user-{synced[0].id}"', 1)[1].split("</tr>", 1)[0]
+    assert synced[0].email in row and "No access" in row
+    [created] = [r for r in audit_rows(app, t.id, "connectwise.member_created") if r.target_id == str(synced[0].id)]
+    assert created.after["role"] == "no_access"
+
+
+def test_with_a_default_role_new_members_get_it_and_existing_users_keep_theirs(app, client, tenants, fresh_sim):
+    t = tenants()
+    _connect(client, fresh_sim, t)
+    first = next(m for m in _members(fresh_sim).iter() if m.get("officeEmail") and not m.get("inactiveFlag"))
+    # Someone the owner added by hand before the first sync, with the member's address: linked, role kept.
+    client.post("/settings/users/", data={"email": first["officeEmail"], "name": "Kept", "role": "billing_manager",
+                                          "csrf_token": csrf_of(client)})
+    assert _default_role(client, "reviewer").status_code == 302
+    _sync(app, t)
+    synced = _synced(app, t)
+    kept = next(u for u in synced if u.cw_member_id == first["id"])
+    assert kept.role == "billing_manager"
+    assert {u.role for u in synced if u.id != kept.id} == {"reviewer"}
+    [entry] = audit_rows(app, t.id, "tenant.new_member_role_changed")
+    assert entry.before == {"new_member_role": "no_access"} and entry.after == {"new_member_role": "reviewer"}
+    assert entry.actor_id == str(t.owner_id)
+
+
+@pytest.mark.parametrize("role", ["owner", "admin", "superuser"])
+def test_a_privileged_or_unknown_role_is_never_a_default(app, client, tenants, fresh_sim, role):
+    t = tenants()
+    _connect(client, fresh_sim, t)
+    response = _default_role(client, role)
+    assert response.status_code == 422 and "given by hand only" in response.get_data(as_text=True)
+    assert audit_rows(app, t.id, "tenant.new_member_role_changed") == []
+    _sync(app, t)
+    assert {u.role for u in _synced(app, t)} == {"no_access"}
+
+
+def test_a_privileged_default_written_behind_the_pages_back_is_still_not_handed_out(app, client, tenants, fresh_sim):
+    from app.tenants.models import TenantSettings
+
+    t = tenants()
+    _connect(client, fresh_sim, t)
+    with tenant_session(t.id, app.extensions["session_factory"]) as s:
+        s.execute(update(TenantSettings).values(new_member_role="admin"))  # the column's CHECK takes admin
+    _sync(app, t)
+    assert {u.role for u in _synced(app, t)} == {"no_access"}
+
+
+def test_only_an_owner_sets_the_default_role(app, client, tenants, fresh_sim):
+    t = tenants()
+    _connect(client, fresh_sim, t)
+    admin = app.test_client()
+    with tenant_session(t.id, app.extensions["session_factory"]) as s:
+        user = User(id=uuid.uuid4(), tenant_id=t.id, email=_addr("admin"), role="admin", active=True)
+        s.add(user)
+    sign_in(admin, t, user.id)
+    page = admin.get("/settings/users/").get_data(as_text=True)
+    assert "Only an owner can change this" in page and 'name="new_member_role"' not in page
+    refused = admin.post("/settings/users/new-members", data={"new_member_role": "viewer",
+                                                              "csrf_token": csrf_of(admin)})
+    assert refused.status_code == 403
+    assert audit_rows(app, t.id, "tenant.new_member_role_changed") == []
+
+
+def _stable(html: str) -> str:
+    """A page without what differs on every request anyway (its CSRF token, its request id)."""
+    import re
+
+    return re.sub(r"[0-9a-f]{32}", "ID", re.sub(r'(name="csrf_token" value=")[^"]*', r"\1", html))
+
+
+def test_a_member_without_access_cannot_sign_in_and_gets_the_same_answer_as_an_unknown_email(
+        app, client, tenants, fresh_sim):
+    t = tenants()
+    _connect(client, fresh_sim, t)
+    _unique_members(fresh_sim)
+    _sync(app, t)
+    member = _synced(app, t)[0]
+    assert member.role == "no_access" and member.active
+    unknown = f"nobody-{uuid.uuid4().hex[:6]}{AT}bettersim-it.example"
+    answers = []
+    for email in (member.email, unknown):
+        app.extensions["redis"].delete("bi:dev-outbox")
+        browser = app.test_client()
+        asked = ask_for_code(app, browser, email)
+        code_page = browser.get(asked.headers["Location"]).get_data(as_text=True)
+        answers.append((asked.status_code, asked.headers["Location"], _stable(code_page.replace(email, "EMAIL"))))
+        assert outbox(app) == []  # no code, and no other mail that would tell the two apart
+    assert answers[0] == answers[1]
+    assert answers[0][0] == 302

@@ -115,3 +115,99 @@ def test_an_unknown_role_is_refused(app, client, make_tenant):
                            headers={**HX, "X-CSRF-Token": csrf_of(client)})
     assert "Choose one of the listed roles" in response.get_data(as_text=True)
     assert _get(app, t, viewer.id).role == "viewer"
+
+
+def test_a_role_change_says_saved_in_a_toast(app, client, make_tenant):
+    t = make_tenant()
+    viewer = _add(app, t, "viewer")
+    sign_in(client, t)
+    html = client.post(f"/settings/users/{viewer.id}/role", data={"role": "billing_manager"},
+                       headers={**HX, "X-CSRF-Token": csrf_of(client)}).get_data(as_text=True)
+    toast = html.split('id="toasts" hx-swap-oob="beforeend"', 1)[1]
+    assert f"Saved: {viewer.email} is now Billing manager." in toast
+    # Changing someone else's role, even down, is not asked about: it is not your own access.
+    html = client.post(f"/settings/users/{viewer.id}/role", data={"role": "no_access"},
+                       headers={**HX, "X-CSRF-Token": csrf_of(client)}).get_data(as_text=True)
+    assert "Continue?" not in html and _get(app, t, viewer.id).role == "no_access"
+
+
+def test_reducing_your_own_role_asks_first_and_only_the_confirmation_applies_it(app, client, make_tenant):
+    t = make_tenant()
+    _add(app, t, "owner")  # so the first owner may step down
+    sign_in(client, t)
+    token = csrf_of(client)
+    asked = client.post(f"/settings/users/{t.owner_id}/role", data={"role": "reviewer"},
+                        headers={**HX, "X-CSRF-Token": token})
+    html = asked.get_data(as_text=True)
+    assert asked.status_code == 200 and "You will lose:" in html and "Continue?" in html
+    assert "manage users and their roles" in html and "change the branding" in html
+    assert 'name="confirm" value="yes"' in html and "confirm(" not in html  # a server step, no script dialog
+    assert _get(app, t, t.owner_id).role == "owner" and audit_rows(app, t.id, "user.role_changed") == []
+    cancel = client.get(f"/settings/users/{t.owner_id}/row", headers=HX).get_data(as_text=True)
+    assert "Continue?" not in cancel and 'name="role"' in cancel
+    done = client.post(f"/settings/users/{t.owner_id}/role", data={"role": "reviewer", "confirm": "yes"},
+                       headers={**HX, "X-CSRF-Token": token})
+    assert _get(app, t, t.owner_id).role == "reviewer"
+    # No longer allowed on this page: sent where they still may be, and told it was saved.
+    assert done.headers["HX-Redirect"] == "/"
+    assert "Saved: you are now Reviewer." in client.get("/").get_data(as_text=True)
+    [entry] = audit_rows(app, t.id, "user.role_changed")
+    assert entry.before == {"role": "owner"} and entry.after == {"role": "reviewer"}
+
+
+def test_without_javascript_the_confirmation_is_a_page_of_its_own(app, client, make_tenant):
+    t = make_tenant()
+    admin = _add(app, t, "admin")
+    sign_in(client, t, admin.id)
+    html = client.post(f"/settings/users/{admin.id}/role",
+                       data={"role": "viewer", "csrf_token": csrf_of(client)}).get_data(as_text=True)
+    assert "You will lose:" in html and "<h1>Users</h1>" in html
+    assert _get(app, t, admin.id).role == "admin"
+
+
+def test_raising_or_keeping_your_own_role_is_not_asked_about(app, client, make_tenant):
+    t = make_tenant()
+    sign_in(client, t)
+    html = client.post(f"/settings/users/{t.owner_id}/role", data={"role": "owner"},
+                       headers={**HX, "X-CSRF-Token": csrf_of(client)}).get_data(as_text=True)
+    assert "Continue?" not in html
+
+
+def test_the_page_says_in_a_sentence_what_each_role_may_do(app, client, make_tenant):
+    from markupsafe import escape
+
+    from app.auth.roles import PERMISSION_PHRASES, PERMISSIONS, ROLE_LABELS, role_sentence
+    from app.users.models import ROLES
+
+    assert set(PERMISSION_PHRASES) == set(PERMISSIONS)  # a new permission needs its phrase
+    assert set(ROLE_LABELS) == set(ROLES)
+    t = make_tenant()
+    sign_in(client, t)
+    page = client.get("/settings/users/").get_data(as_text=True)
+    roles = page.split('id="roles"', 1)[1].split("</section>", 1)[0]
+    for role in ROLES:
+        sentence = role_sentence(role)
+        assert sentence and f"<strong>{ROLE_LABELS[role]}</strong>" in roles and str(escape(sentence)) in roles
+        for permission, allowed in PERMISSIONS.items():
+            assert (PERMISSION_PHRASES[permission] in sentence) == (role in allowed), (role, permission)
+    assert "cannot sign in" in role_sentence("no_access")
+
+
+def test_moving_someone_to_no_access_ends_their_sessions_and_stops_their_sign_in(app, client, make_tenant):
+    from tests.integration.signin_helpers import ask_for_code, outbox
+
+    t = make_tenant()
+    viewer = _add(app, t, "viewer")
+    theirs = app.test_client()
+    assert sign_in_with_code(app, theirs, viewer.email).status_code == 302
+    assert theirs.get("/").status_code == 200
+    sign_in(client, t)
+    client.post(f"/settings/users/{viewer.id}/role", data={"role": "no_access"},
+                headers={**HX, "X-CSRF-Token": csrf_of(client)})
+    assert app.extensions["redis"].scard(f"bi:user-sess:{t.id}:{viewer.id}") == 0
+    assert theirs.get("/").status_code == 302
+    app.extensions["redis"].delete("bi:dev-outbox")
+    ask_for_code(app, app.test_client(), viewer.email)
+    assert outbox(app) == []
+    page = client.get("/settings/users/").get_data(as_text=True)
+    assert viewer.email in page and "No access" in page.split(f'id="user-{viewer.id}"', 1)[1].split("</tr>", 1)[0]
