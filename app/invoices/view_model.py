@@ -281,11 +281,8 @@ def view(doc: InvoiceDocument, branding: Branding, *, today: dt.date | None = No
         meta.append(("Customer no.", doc.bill_to.account_number))
     if doc.applies_to:
         meta.append(("For", doc.applies_to))
-    stamp_note = ""
-    if state.stamp == "PAID" and state.paid_on:
-        stamp_note = f"Paid on {format_day(state.paid_on, locale)}"
-    elif state.stamp == "VOID":
-        stamp_note = "This invoice was cancelled. Nothing is due."
+    # PAID's date is the "Paid on" row of the meta above; VOID says in words what the mark means.
+    stamp_note = "This invoice was cancelled. Nothing is due." if state.stamp == "VOID" else ""
     return {
         "doc": doc, "branding": branding, "currency": cur, "meta": meta,
         "title": "Credit memo" if credit else doc.title,

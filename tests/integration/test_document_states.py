@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import subprocess
 from dataclasses import replace
 
 import pytest
@@ -15,6 +16,7 @@ from sqlalchemy import update
 from app.branding.model import BrandingError, branding_from_form, branding_to_form, default_branding
 from app.invoices.html import render_document_html
 from app.invoices.pdf import render_pdf
+from app.invoices.samples import sample_document
 from app.invoices.service import reconstruct
 from app.invoices.view_model import document_state, summary
 from app.security.limits import reset_limits
@@ -83,6 +85,7 @@ def test_a_paid_invoice_carries_paid_and_its_payment_date(docs):
     paid_on = f"{state.paid_on:%b} {state.paid_on.day}, {state.paid_on.year}"  # en-US medium: "Jun 5, 2025"
     for text in both(doc):
         assert "PAID" in text and f"Paid on {paid_on}" in text and "Balance due $0.00" in text
+        assert text.count("Paid on") == 1
         assert "How to pay" not in text
     head = summary(doc, replace(default_branding(), pay_url=PAY), today=TODAY)
     assert head["status"] == f"Paid on {paid_on}" and head["pay_url"] == "" and head["due_date"] == ""
@@ -115,6 +118,21 @@ def test_an_overdue_invoice_says_how_many_days_late_and_an_open_one_does_not(doc
     # go stale in an inbox.
     _page, pdf = both(doc)
     assert "overdue" not in pdf.lower() and f"Balance due ${doc.totals.balance:,.2f}" in pdf
+
+
+def test_time_detail_of_a_short_invoice_stays_on_its_one_page(tmp_path):
+    doc = sample_document(1, "USD", time_entries=3)
+    doc = replace(doc, sections=tuple(s for s in doc.sections if s.key == "services"))
+    pdf = tmp_path / "short.pdf"
+    pdf.write_bytes(render_pdf(doc, default_branding(), logo=None, page_size="A4"))
+    subprocess.run(["pdftoppm", "-r", "20", "-png", str(pdf), str(tmp_path / "page")], check=True)
+    assert len(list(tmp_path.glob("page*.png"))) == 1
+    text = pdf_pages(pdf.read_bytes())[0]
+    assert "Time detail" in text and "Balance due" in text
+    # A long one still flows over as many pages as it needs, the time detail after the totals.
+    long_pages = pdf_pages(render_pdf(sample_document(30, "USD", time_entries=40), default_branding(), logo=None,
+                                      page_size="A4"))
+    assert len(long_pages) > 2 and "Time detail" not in long_pages[0]
 
 
 def test_the_client_document_has_no_connectwise_jargon(docs):
