@@ -77,13 +77,33 @@ def permissions_of(role: str) -> list[str]:
     return [name for name in PERMISSION_PHRASES if role in PERMISSIONS[name]]
 
 
+def builds_on(role: str) -> str | None:
+    """The next role down whose every permission ``role`` has too (its sentence then names only what it adds)."""
+    order = list(ROLE_LABELS)
+    below = order[order.index(role) + 1:] if role in order else []
+    mine = set(permissions_of(role))
+    for lower in below:
+        theirs = set(permissions_of(lower))
+        if theirs and theirs < mine:
+            return lower
+    return None
+
+
+def _listed(phrases: list[str]) -> str:
+    return phrases[0] if len(phrases) == 1 else f"{', '.join(phrases[:-1])} and {phrases[-1]}"
+
+
 def role_sentence(role: str) -> str:
     """One sentence on what ``role`` may do, generated from PERMISSIONS so it cannot drift from them."""
+    base = builds_on(role)
+    if base is not None:
+        added = [PERMISSION_PHRASES[name] for name in permissions_of(role) if name not in permissions_of(base)]
+        article = "an" if ROLE_LABELS[base][0] in "AEIOU" else "a"
+        return f"Everything {article} {ROLE_LABELS[base].lower()} may, and also {_listed(added)}."
     phrases = [PERMISSION_PHRASES[name] for name in permissions_of(role)]
     if not phrases:
         return "Listed here, but cannot sign in or see anything."
-    listed = phrases[0] if len(phrases) == 1 else f"{', '.join(phrases[:-1])} and {phrases[-1]}"
-    return f"May {listed}."
+    return f"May {_listed(phrases)}."
 
 
 def lost_permissions(old_role: str, new_role: str) -> list[str]:

@@ -176,7 +176,7 @@ def test_raising_or_keeping_your_own_role_is_not_asked_about(app, client, make_t
 def test_the_page_says_in_a_sentence_what_each_role_may_do(app, client, make_tenant):
     from markupsafe import escape
 
-    from app.auth.roles import PERMISSION_PHRASES, PERMISSIONS, ROLE_LABELS, role_sentence
+    from app.auth.roles import PERMISSION_PHRASES, PERMISSIONS, ROLE_LABELS, builds_on, role_sentence
     from app.users.models import ROLES
 
     assert set(PERMISSION_PHRASES) == set(PERMISSIONS)  # a new permission needs its phrase
@@ -185,11 +185,21 @@ def test_the_page_says_in_a_sentence_what_each_role_may_do(app, client, make_ten
     sign_in(client, t)
     page = client.get("/settings/users/").get_data(as_text=True)
     roles = page.split('id="roles"', 1)[1].split("</section>", 1)[0]
+    def described(role: str) -> set[str]:
+        """The permissions a role's sentence speaks of, following "Everything a <role> may" down."""
+        sentence = role_sentence(role)
+        said = {p for p, phrase in PERMISSION_PHRASES.items() if phrase in sentence}
+        base = builds_on(role)
+        if base is not None:
+            assert f"Everything a{'n' if ROLE_LABELS[base][0] in 'AEIOU' else ''} {ROLE_LABELS[base].lower()} may" \
+                in sentence
+            said |= described(base)
+        return said
+
     for role in ROLES:
         sentence = role_sentence(role)
-        assert sentence and f"<strong>{ROLE_LABELS[role]}</strong>" in roles and str(escape(sentence)) in roles
-        for permission, allowed in PERMISSIONS.items():
-            assert (PERMISSION_PHRASES[permission] in sentence) == (role in allowed), (role, permission)
+        assert sentence and f"<strong>{ROLE_LABELS[role]}</strong>: {escape(sentence)}" in roles
+        assert described(role) == {p for p, allowed in PERMISSIONS.items() if role in allowed}, role
     assert "cannot sign in" in role_sentence("no_access")
 
 
