@@ -1,7 +1,9 @@
 """Storing a tenant's branding: load (defaults when never saved), save (audited, logo as a hash), the logo.
 
 The settings column holds ``branding_to_dict`` plus the PDF paper size, which is a tenant choice that is not part
-of the look (``Branding``). The logo is stored already re-encoded (``app.branding.logo``).
+of the look (``Branding``): "A4", "Letter", or "auto" (by the remit-to country: Letter in the US and Canada, A4
+elsewhere; ``app.invoices.templating.page_size_for`` decides with the document in hand). A workspace that never
+saved its branding has "auto". The logo is stored already re-encoded (``app.branding.logo``).
 """
 
 from __future__ import annotations
@@ -21,6 +23,10 @@ from app.tenants.models import TenantSettings
 
 PAGE_SIZES = ("A4", "Letter")
 DEFAULT_PAGE_SIZE = "A4"
+AUTO_PAGE_SIZE = "auto"
+PAGE_SIZE_CHOICES = (AUTO_PAGE_SIZE, *PAGE_SIZES)
+PAGE_SIZE_LABELS = {AUTO_PAGE_SIZE: "By the remit-to country (Letter in the US and Canada, A4 elsewhere)",
+                    "A4": "A4", "Letter": "Letter"}
 
 
 @dataclass(frozen=True)
@@ -31,6 +37,9 @@ class StoredBranding:
     logo: bytes | None
     logo_mime: str | None
     logo_sha256: str | None
+    # What the tenant chose ("auto", "A4", "Letter"); ``page_size`` is that, or A4 for "auto" where no document
+    # is at hand to decide by.
+    page_size_choice: str = AUTO_PAGE_SIZE
 
     @property
     def has_logo(self) -> bool:
@@ -50,18 +59,21 @@ def load(session: Session, tenant_id: uuid.UUID | str) -> StoredBranding:
         return StoredBranding(replace(default_branding(), locale=locale), DEFAULT_PAGE_SIZE, 0, None, None, None)
     settings = row.settings if isinstance(row.settings, dict) else {}
     stored_size = settings.get("page_size")
-    page_size = stored_size if isinstance(stored_size, str) and stored_size in PAGE_SIZES else DEFAULT_PAGE_SIZE
+    choice = stored_size if isinstance(stored_size, str) and stored_size in PAGE_SIZE_CHOICES else AUTO_PAGE_SIZE
+    page_size = choice if choice in PAGE_SIZES else DEFAULT_PAGE_SIZE
     return StoredBranding(replace(branding_from_dict(settings), locale=locale), page_size, row.version, row.logo,
-                          row.logo_mime, row.logo_sha256)
+                          row.logo_mime, row.logo_sha256, choice)
 
 
 def check_page_size(value: Any) -> str:
     value = str(value or "").strip()
+    if value.lower() == AUTO_PAGE_SIZE:
+        return AUTO_PAGE_SIZE
     if value.lower() == "letter":
         return "Letter"
     if value.upper() == "A4":
         return "A4"
-    raise ValueError("Choose A4 or Letter")
+    raise ValueError("Choose A4, Letter or by the remit-to country")
 
 
 def _audit_view(branding: Branding, page_size: str, logo_sha256: str | None) -> dict[str, Any]:

@@ -69,7 +69,8 @@ def _editor_context(stored: store.StoredBranding, form: dict[str, Any], errors: 
         invoice_id = invoices[0].id
     return {"stored": stored, "form": form, "errors": errors or {}, "fonts": FONTS, "positions": LOGO_POSITIONS,
             "td_types": TIME_DETAIL_TYPES, "td_type_labels": TIME_DETAIL_LABELS, "td_fields": TIME_DETAIL_FIELDS,
-            "td_field_labels": TIME_DETAIL_FIELD_LABELS, "page_sizes": store.PAGE_SIZES, "invoices": invoices,
+            "td_field_labels": TIME_DETAIL_FIELD_LABELS, "page_sizes": store.PAGE_SIZE_CHOICES,
+            "page_size_labels": store.PAGE_SIZE_LABELS, "invoices": invoices,
             "invoice_id": invoice_id, "picker_error": picker_error, "connected": connected,
             "logo_url": url_for(".logo", tenant_id=required_tenant_id(), version=stored.version)
             if stored.has_logo else None, "max_logo_kb": MAX_UPLOAD_BYTES // 1024}
@@ -89,7 +90,7 @@ def _invoice_arg(value: Any) -> int | None:
 def editor():
     stored = store.load(db_session(), required_tenant_id())
     branding = default_branding() if request.args.get("defaults") == "1" else stored.branding
-    form = _form_of(branding, stored.page_size)
+    form = _form_of(branding, stored.page_size_choice)
     return render_template("branding/page.html",
                            **_editor_context(stored, form, invoice_id=_invoice_arg(request.args.get("invoice"))))
 

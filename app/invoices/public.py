@@ -33,6 +33,7 @@ from app.invoices.html import branding_css, render_document_html
 from app.invoices.links import ResolvedLink, record_view, resolve
 from app.invoices.pdf import render_pdf
 from app.invoices.pdf_jobs import pdf_filename
+from app.invoices.templating import page_size_for
 from app.invoices.view_model import summary
 from app.security.limits import PUBLIC_LINK_PER_IP, PUBLIC_LINK_PER_TOKEN, client_ip, limiter, view_arg_key
 from app.services import current_services
@@ -152,7 +153,7 @@ def pdf(token: str) -> Response:
     made = _recent_pdf(link, stored)
     if made is None:
         doc = _document(link)
-        data = render_pdf(doc, stored.branding, logo=stored.logo, page_size=stored.page_size)
+        data = render_pdf(doc, stored.branding, logo=stored.logo, page_size=page_size_for(doc, stored.page_size_choice))
         made = (data, doc.totals.total, pdf_filename(doc.number, link.invoice_id))
         _keep_pdf(link, stored, made)
     data, total, filename = made
@@ -170,7 +171,7 @@ def pdf(token: str) -> Response:
 
 
 def _pdf_key(link: ResolvedLink, stored: StoredBranding) -> str:
-    return f"bi:pubpdf:{link.tenant_id}:{link.link_id}:{stored.version}:{stored.page_size}"
+    return f"bi:pubpdf:{link.tenant_id}:{link.link_id}:{stored.version}:{stored.page_size_choice}"
 
 
 def _recent_pdf(link: ResolvedLink, stored: StoredBranding) -> tuple[bytes, Decimal, str] | None:

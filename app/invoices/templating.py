@@ -14,6 +14,8 @@ from typing import Any, Literal
 import markupsafe
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, pass_context, select_autoescape
 
+from app.invoices.document import InvoiceDocument
+
 APP_DIR = Path(__file__).resolve().parent.parent
 TEMPLATES = APP_DIR / "templates"
 BODY_TEMPLATE = "invoices/document/_body.html"
@@ -22,6 +24,17 @@ FONT_DIR = APP_DIR / "static" / "fonts"
 CSS_FILE = APP_DIR / "static" / "css" / "invoice.css"
 PageSize = Literal["A4", "Letter"]
 PAGE_SIZES = {"A4": "a4", "Letter": "letter"}
+LETTER_COUNTRIES = ("US", "CA")  # where Letter is the paper in the drawer; A4 everywhere else
+
+def page_size_for(doc: InvoiceDocument, choice: str) -> PageSize:
+    """The paper of this document: the branding's A4 or Letter, or for "auto" the remit-to country's."""
+    if choice == "Letter":
+        return "Letter"
+    if choice == "A4":
+        return "A4"
+    country = doc.remit_to.country if doc.remit_to else ""
+    return "Letter" if country in LETTER_COUNTRIES else "A4"
+
 
 _env_lock = threading.Lock()
 _env: Environment | None = None

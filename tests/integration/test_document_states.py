@@ -6,11 +6,13 @@ balance is owed. No ConnectWise jargon, addresses in the country's order, dates 
 from __future__ import annotations
 
 import datetime as dt
+import io
 import re
 import subprocess
 from dataclasses import replace
 
 import pytest
+from pypdf import PdfReader
 from sqlalchemy import update
 
 from app.branding.model import BrandingError, branding_from_form, branding_to_form, default_branding
@@ -18,6 +20,7 @@ from app.invoices.html import render_document_html
 from app.invoices.pdf import render_pdf
 from app.invoices.samples import sample_document
 from app.invoices.service import reconstruct
+from app.invoices.templating import page_size_for
 from app.invoices.view_model import document_state, summary
 from app.security.limits import reset_limits
 from app.tenancy import tenant_session
@@ -215,3 +218,33 @@ def test_the_public_page_opens_with_a_summary_and_pay_button_saved_in_branding( 
     for invoice_id in (PAID, CREDIT_MEMO, void_invoice(sim)):
         text = client.get(f"/i/{make_link(client, invoice_id)}").get_data(as_text=True)
         assert "pay.example" not in text and "Download PDF" in text, invoice_id
+
+
+def test_paper_size_follows_the_remit_to_country_unless_the_branding_chose(docs):
+    us = docs[OPEN_US]
+    assert us.remit_to is not None and us.remit_to.country == "US"
+    german_seller = replace(us, remit_to=replace(us.remit_to, country="DE"))
+    canadian_seller = replace(us, remit_to=replace(us.remit_to, country="CA"))
+    assert [page_size_for(d, "auto") for d in (us, canadian_seller, german_seller)] == ["Letter", "Letter", "A4"]
+    assert page_size_for(us, "A4") == "A4" and page_size_for(german_seller, "Letter") == "Letter"
+
+
+def test_the_public_pdf_is_letter_for_a_us_seller_until_the_branding_says_a4(  # type: ignore[no-untyped-def]
+        app, client, make_tenant, sim, _fresh_limits):
+    connected_tenant(client, make_tenant, sim)
+    token = make_link(client, OPEN_US)
+
+    def paper() -> tuple[int, int]:
+        response = client.get(f"/i/{token}/pdf")
+        assert response.status_code == 200
+        box = PdfReader(io.BytesIO(response.data)).pages[0].mediabox.upper_right
+        return round(float(box[0])), round(float(box[1]))
+
+    assert paper() == (612, 792)  # never saved: by the simulator's US remit-to address
+    page = client.get("/settings/branding/").get_data(as_text=True)
+    assert '<option value="auto" selected>By the remit-to country' in page
+    form = {**branding_to_form(default_branding()), "page_size": "A4", "csrf_token": csrf_of(client)}
+    assert client.post("/settings/branding/", data=form).status_code == 302
+    assert paper() == (595, 842)
+    assert client.post("/settings/branding/", data={**form, "page_size": "auto"}).status_code == 302
+    assert paper() == (612, 792)
