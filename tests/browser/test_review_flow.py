@@ -137,7 +137,9 @@ def test_sign_in_find_an_invoice_mark_a_flag_ok_and_approve_it_into_connectwise(
     page.wait_for_url(f"{served}/")
 
     # The inbox: switch to Flagged, search for the invoice, open it.
-    page.click(".mainnav a:has-text('Review')")
+    if page.locator("details.phonenav > summary").is_visible():  # a phone: the navigation is behind Menu
+        page.click("details.phonenav > summary")
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Review", exact=True).click()
     page.wait_for_url(f"{served}/review/")
     page.wait_for_selector("#inbox .inbox-row")
     page.screenshot(path=str(SHOTS / f"{screen}-flow-inbox.png"), full_page=False)
