@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import secrets
 import uuid
+from dataclasses import replace
 from typing import Any
 
 from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
@@ -173,6 +174,8 @@ def preview():
         return render_template("branding/_preview.html", **context)
     nonce = secrets.token_urlsafe(12)
     _redis().set(_preview_css_key(nonce), branding_css(branding), ex=PREVIEW_CSS_TTL)
+    # The form carries the look; the dates follow the workspace's locale as on the saved documents.
+    branding = replace(branding, locale=stored.branding.locale)
     context.update(document=render_document_html(doc, branding, logo_url=logo_url, pdf_url=None),
                    css_url=url_for(".preview_css", nonce=nonce), invoice_number=doc.number)
     return render_template("branding/_preview.html", **context)

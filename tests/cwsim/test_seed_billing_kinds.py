@@ -75,3 +75,21 @@ def test_some_invoices_have_a_credit_memo_applied_as_a_credit(data):
         assert applied[0]["amount"] == invoice["credits"]
         assert invoice["balance"] == pytest.approx(invoice["total"] - invoice["payments"] - invoice["credits"],
                                                    abs=0.005)
+
+
+def test_some_invoices_are_void_with_the_figures_connectwise_keeps(data):
+    void = [i for i in rows(data, "invoices") if i["status"]["name"] == "Void"]
+    assert void
+    for invoice in void:
+        assert invoice["type"] != "CreditMemo" and not invoice["payments"]
+        assert invoice["balance"] == pytest.approx(invoice["total"], abs=0.005)
+
+
+def test_some_invoices_are_partly_paid_with_their_payment(data):
+    partly = [i for i in rows(data, "invoices") if 0 < i["payments"] < i["total"]]
+    assert partly and any(i["id"] == 16 for i in partly)  # the head's partially_paid case
+    payments = rows(data, "payments")
+    for invoice in partly:
+        paid = [p for p in payments if p["invoice"]["id"] == invoice["id"] and "credit" not in p]
+        assert sum(p["amount"] for p in paid) == pytest.approx(invoice["payments"], abs=0.005)
+        assert all(p["paymentDate"] for p in paid)
