@@ -68,6 +68,7 @@ def axe_violations(page, axe_source: str) -> list[str]:  # type: ignore[no-untyp
     page.add_script_tag(content=axe_source)
     result = page.evaluate("tags => axe.run(document, {runOnly: {type: 'tag', values: tags}, resultTypes: ['violations']})",
                            WCAG)
+    assert result["testEngine"]["version"] == "4.14.1" and result["toolOptions"]["runOnly"]["values"] == WCAG
     found = []
     for violation in result["violations"]:
         for node in violation["nodes"]:
@@ -253,3 +254,23 @@ def test_the_branding_save_bar_never_covers_the_field_with_focus(app, served, br
         if state["bottom"] > state["bar"]:
             covered.append(state)
     assert covered == [], covered
+
+
+def test_the_open_menus_and_the_phone_layout_have_no_wcag_violation(app, served, browser, client, make_tenant, sim,  # noqa: F811
+                                                                    axe_source):
+    _tenant, page = _signed_in(app, browser, served, client, make_tenant, sim, "Open Menus IT")
+    found: dict[str, list[str]] = {}
+    page.goto(served + "/invoices/")
+    page.click("details.navmenu > summary")
+    found["desktop, Settings open"] = axe_violations(page, axe_source)
+    page.click("details.usermenu > summary")
+    found["desktop, account menu open"] = axe_violations(page, axe_source)
+    phone = _context(browser, served, client, {"width": 390, "height": 844})
+    for path in ("/", "/invoices/", "/settings/branding/"):
+        phone.goto(served + path)
+        phone.wait_for_load_state("networkidle")
+        found[f"phone {path}"] = axe_violations(phone, axe_source)
+    phone.click("details.phonenav > summary")
+    found["phone, Menu open"] = axe_violations(phone, axe_source)
+    report = "\n".join(f"{where}: {line}" for where, lines in found.items() for line in lines)
+    assert not report, "axe-core found:\n" + report
