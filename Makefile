@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 OIDC_STAMP := devtools/oidc/node_modules/.installed
 AXE_STAMP := devtools/axe/node_modules/.installed
 
-.PHONY: dev test migrate lint typecheck lock install oidc axe browser bench-rls bench-cw bench-render bench-review bench-sweep bench-inbox bench-load bench-signin clean-dev
+.PHONY: dev test migrate lint typecheck lock install oidc axe browser bench-rls bench-cw bench-render bench-review bench-sweep bench-inbox bench-load bench-signin clean-dev screenshots
 
 # The whole installed set comes from the lock (every package pinned with its hashes); requirements*.txt are what
 # we ask for, and `make lock` turns them into the lock files.
@@ -46,6 +46,9 @@ test: install oidc axe browser
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+screenshots: install browser
+	$(BIN)/python -m devtools.screenshots
 
 migrate: install
 	$(BIN)/flask --app wsgi db upgrade
