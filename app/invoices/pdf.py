@@ -2,7 +2,10 @@
 
 What xhtml2pdf does not do for us, done here: column widths sized to the content (measured with the font's
 metrics, the description takes what is left), a fallback font for characters the chosen family lacks (CJK),
-and the logo as a data URI (only PNG or JPEG bytes are accepted).
+the logo as a data URI (only PNG or JPEG bytes are accepted), and the "Page X of Y" footer: xhtml2pdf can only
+print a page count by laying the whole document out twice (``<pdf:pagecount />`` forces a second pass, about
+half the render), so the body is laid out once and each page's footer is drawn afterwards with ReportLab,
+where the count is known, and merged onto its page.
 
 Every layout runs under one resource policy: ``data:`` URIs and the files of the shipped fonts folder, nothing
 else, so markup that slipped past escaping can never make a render fetch a URL or read a file.
@@ -23,9 +26,13 @@ from urllib.parse import unquote, urlsplit
 
 import markupsafe
 from PIL import Image
+from pypdf import PageObject, PdfReader, PdfWriter
+from pypdf.generic import ArrayObject, DecodedStreamObject, DictionaryObject, FloatObject, NameObject
+from reportlab.lib.colors import HexColor
 from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.pdfmetrics import stringWidth
 from reportlab.pdfbase.ttfonts import TTFont
+from reportlab.pdfgen.canvas import Canvas
 from xhtml2pdf import pisa
 from xhtml2pdf.config.resources import ResourceAccessPolicy
 
@@ -200,14 +207,22 @@ def _subtotal_row(section: Any) -> tuple[Any, ...]:
     return tuple(cells)
 
 
-def html_for(doc: InvoiceDocument, branding: Branding, *, logo: bytes | None, page_size: str = "A4") -> str:
-    """The HTML xhtml2pdf lays out: the PDF template around the same document body as the page."""
+@dataclass(frozen=True)
+class _Footer:
+    """What each page's footer says before "· Page X of Y", and the fonts it is drawn in."""
+    label: str
+    font: _Metrics
+    fallback: _Metrics
+
+
+def _prepare(doc: InvoiceDocument, branding: Branding, *, logo: bytes | None,
+             page_size: str) -> tuple[str, _Footer]:
     if page_size not in PAGE_SIZES:
         raise ValueError(f"page_size must be one of {', '.join(PAGE_SIZES)}")
     context = view(doc, branding)
     font: Font = context["font"]
     metrics = _metrics(font)
-    return environment().get_template(PDF_TEMPLATE).render(
+    html = environment().get_template(PDF_TEMPLATE).render(
         **context, medium="pdf", pdf_url=None, logo_src=_logo_data_uri(logo), logo_size=_logo_size(logo),
         page_size=PAGE_SIZES[page_size],
         widths=column_widths(context, metrics, CONTENT_WIDTH[page_size]),
@@ -218,16 +233,25 @@ def html_for(doc: InvoiceDocument, branding: Branding, *, logo: bytes | None, pa
         accent=check_colour("accent_colour", branding.accent_colour),
         t_glyphs=metrics.glyphs,
     )
+    label = f"{context.get('title') or doc.title} {doc.number}"
+    return html, _Footer(label, metrics, _metrics(FALLBACK_FONT))
+
+
+def html_for(doc: InvoiceDocument, branding: Branding, *, logo: bytes | None, page_size: str = "A4") -> str:
+    """The HTML xhtml2pdf lays out: the PDF template around the same document body as the page (no footer:
+    that is drawn onto the laid-out pages, see ``stamp_footers``)."""
+    return _prepare(doc, branding, logo=logo, page_size=page_size)[0]
 
 
 def render_pdf(doc: InvoiceDocument, branding: Branding, *, logo: bytes | None,
                page_size: PageSize | str = "A4") -> bytes:
     """The invoice as a PDF (xhtml2pdf), A4 or Letter, fonts embedded, "Page X of Y" on every page."""
-    html = html_for(doc, branding, logo=logo, page_size=page_size)
+    html, footer = _prepare(doc, branding, logo=logo, page_size=page_size)
     try:
-        return html_to_pdf(html)
+        body = html_to_pdf(html)
     except PdfError as exc:
         raise PdfError(f"xhtml2pdf failed to lay out invoice {doc.id} ({exc})") from exc
+    return stamp_footers(body, footer)
 
 
 def html_to_pdf(html: str) -> bytes:
@@ -240,6 +264,79 @@ def html_to_pdf(html: str) -> bytes:
     return out.getvalue()
 
 
+# Where pdf.html's footer frame used to put its line: right-aligned on the 1.5 cm side margin, 7.5 pt grey.
+FOOTER_SIZE = 7.5
+FOOTER_BASELINE = 36.3  # pt above the page's bottom edge
+FOOTER_RIGHT = 15 * POINTS_PER_MM
+FOOTER_COLOUR = HexColor("#666666")
+FOOTER_XOBJECT = "/BiPageFooter"
+
+
+def _runs(text: str, footer: _Footer) -> list[tuple[str, str]]:
+    """``text`` cut into (reportlab font name, text) runs: characters the family lacks go to the fallback."""
+    runs: list[tuple[str, str]] = []
+    for ch in text:
+        name = (footer.font.regular if ord(ch) in footer.font.glyphs or ch.isspace()
+                else footer.fallback.regular)
+        if runs and runs[-1][0] == name:
+            runs[-1] = (name, runs[-1][1] + ch)
+        else:
+            runs.append((name, ch))
+    return runs
+
+
+def stamp_footers(body: bytes, footer: _Footer) -> bytes:
+    """Draw "<label> · Page X of Y" on every page of ``body`` (one ReportLab page per page, merged on top)."""
+    reader = PdfReader(io.BytesIO(body))
+    count = len(reader.pages)
+    stamps = io.BytesIO()
+    canvas = Canvas(stamps, pageCompression=1)
+    for number, page in enumerate(reader.pages, start=1):
+        width, height = float(page.mediabox.width), float(page.mediabox.height)
+        canvas.setPageSize((width, height))
+        runs = _runs(f"{footer.label} · Page {number} of {count}", footer)
+        x = width - FOOTER_RIGHT - sum(stringWidth(text, name, FOOTER_SIZE) for name, text in runs)
+        canvas.setFillColor(FOOTER_COLOUR)
+        for name, text in runs:
+            canvas.setFont(name, FOOTER_SIZE)
+            canvas.drawString(x, FOOTER_BASELINE, text)
+            x += stringWidth(text, name, FOOTER_SIZE)
+        canvas.showPage()
+    canvas.save()
+    writer = PdfWriter(clone_from=reader)
+    for page, stamp in zip(writer.pages, PdfReader(stamps).pages, strict=True):
+        _draw_on_top(writer, page, stamp)
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
+def _draw_on_top(writer: PdfWriter, page: PageObject, stamp: PageObject) -> None:
+    """Draw ``stamp`` over ``page`` as a form XObject: the stamp keeps its own resources (so its font names
+    cannot clash with the page's) and neither content stream is decoded, parsed or re-written."""
+    content = stamp.get_contents()
+    if content is None:
+        return
+    form = DecodedStreamObject()
+    form.set_data(content.get_data())
+    form.update({
+        NameObject("/Type"): NameObject("/XObject"),
+        NameObject("/Subtype"): NameObject("/Form"),
+        NameObject("/BBox"): ArrayObject([FloatObject(v) for v in stamp.mediabox]),
+        NameObject("/Resources"): stamp["/Resources"].clone(writer),
+    })
+    form_ref = writer._add_object(form.flate_encode())
+    resources = page.setdefault(NameObject("/Resources"), DictionaryObject()).get_object()
+    xobjects = resources.setdefault(NameObject("/XObject"), DictionaryObject()).get_object()
+    xobjects[NameObject(FOOTER_XOBJECT)] = form_ref
+    draw = DecodedStreamObject()
+    draw.set_data(f"q {FOOTER_XOBJECT} Do Q".encode())
+    existing = page["/Contents"]
+    target = existing.get_object()
+    streams = list(target) if isinstance(target, ArrayObject) else [existing]
+    page[NameObject("/Contents")] = ArrayObject([*streams, writer._add_object(draw)])
+
+
 @lru_cache(maxsize=4)
 def _pdf_css(web_css: str) -> str:
     """The web stylesheet plus what differs on paper (no page padding, no max width, fallback font)."""
@@ -248,5 +345,4 @@ def _pdf_css(web_css: str) -> str:
     return web_css + (
         "\n.bi-invoice { padding: 0; max-width: none; }\n"
         f".bi-fb {{ font-family: \"{FALLBACK_FONT.css_family}\"; }}\n"
-        ".bi-page-footer { font-size: 7.5pt; color: #666; text-align: right; }\n"
     )
