@@ -12,9 +12,9 @@ from tests.integration.invoice_helpers import connected_tenant
 PHONE = {"width": 390, "height": 844}
 PAGES = ("/", "/invoices/", "/settings/users/", "/settings/connectwise/", "/settings/branding/", "/settings/sign-in/",
          "/settings/support-access/", "/account/sessions", "/review/", "/settings/review/", "/settings/sending/",
-         "/settings/audit-log/")
+         "/settings/audit-log/", "/settings/workspace/")
 # Every entry an owner sees in the phone menu, in order.
-MENU = ["Dashboard", "Invoices", "Review", "ConnectWise", "Branding", "Sending", "Review rules", "Users",
+MENU = ["Dashboard", "Invoices", "Review", "Workspace", "ConnectWise", "Branding", "Sending", "Review rules", "Users",
         "Support access", "Sign-in", "Audit log"]
 
 
