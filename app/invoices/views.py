@@ -140,11 +140,12 @@ def pdf_download(key: str):
 # -- public links ----------------------------------------------------------------------------------------------
 
 
-def _links_context(invoice_id: int, new_url: str | None = None, error: str | None = None) -> dict[str, Any]:
+def _links_context(invoice_id: int, new_url: str | None = None, error: str | None = None,
+                   stable_url: str | None = None) -> dict[str, Any]:
     links = public_links.links_for_invoice(db_session(), invoice_id) if _can_share() else []
     now = datetime.now(UTC)
     return {"invoice_id": invoice_id, "links": [(link, link.status(now)) for link in links], "new_url": new_url,
-            "link_error": error, "max_expiry": public_links.MAX_EXPIRY_DAYS}
+            "link_error": error, "max_expiry": public_links.MAX_EXPIRY_DAYS, "stable_url": stable_url}
 
 
 @bp.post("/<int:invoice_id>/links")
@@ -172,8 +173,11 @@ def _copy_current(invoice_id: int):
     except public_links.LinkError as exc:
         abort(400, description=str(exc))
     # The list names the row's invoice beside the link (its number came with the click: shown escaped, cut short).
+    if request.form.get("place") == "card":  # the whole card again: the new link shows in its list too
+        return render_template("invoices/_links.html", can_share=True,
+                               **_links_context(invoice_id, stable_url=url))
     number = request.form.get("number", "")[:64]
-    return render_template("invoices/_copy_link.html", url=url, invoice_id=invoice_id, number=number)
+    return render_template("invoices/_copy_link.html", url=url, invoice_id=invoice_id, number=number, place="list")
 
 
 @bp.post("/<int:invoice_id>/links/<link_id>/copy")
@@ -189,7 +193,7 @@ def link_copy(invoice_id: int, link_id: str):
     if link is None or link.invoice_id != invoice_id or token is None or link.status(datetime.now(UTC)) != "active":
         abort(404, description="That link cannot be copied: it was revoked, has expired, or was shown only once.")
     return render_template("invoices/_copy_link.html", url=base_url() + public_links.public_path(token),
-                           invoice_id=invoice_id)
+                           invoice_id=invoice_id, place="card")
 
 
 @bp.post("/<int:invoice_id>/links/<link_id>/revoke")

@@ -278,6 +278,12 @@ def test_the_links_card_copies_the_same_stable_link_and_a_listed_link_again(app,
     assert again.status_code == 200 and url in again.get_data(as_text=True)
     assert client.post(f"/invoices/4/links/{link_id}/copy", headers=htmx(client)).status_code == 404
     assert client.post("/invoices/3/links/not-a-uuid/copy", headers=htmx(client)).status_code == 404
+    # The card's own button answers the whole card: the link shown whole (it wraps) and listed, the same link.
+    card = client.post("/invoices/3/links", data={"compact": "1", "place": "card"}, headers=htmx(client))
+    html = card.get_data(as_text=True)
+    assert card.status_code == 200 and 'id="public-links"' in html and "No links yet" not in html
+    assert re.search(r"<textarea[^>]*data-focus-after-swap[^>]*>" + re.escape(url) + "</textarea>", html)
+    assert html.count("Active") == 1
 
 
 # -- badges, statuses, sorting, page total --------------------------------------------------------------------------
