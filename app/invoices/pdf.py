@@ -337,11 +337,19 @@ def _draw_on_top(writer: PdfWriter, page: PageObject, stamp: PageObject) -> None
     page[NameObject("/Contents")] = ArrayObject([*streams, writer._add_object(draw)])
 
 
+# Classes that _body.html puts on table rows (never on a table or tbody) and that invoice.css styles cells under.
+ROW_CELL = re.compile(r"(\.bi-(?:t-total|t-balance|subtotal|group|section-title|colheads)) (t[dh])\b")
+
+
 @lru_cache(maxsize=4)
 def _pdf_css(web_css: str) -> str:
     """The web stylesheet plus what differs on paper (no page padding, no max width, fallback font)."""
     # xhtml2pdf warns on every render about properties it does not implement; paper does not need them.
     web_css = re.sub(r"\s*(border-collapse|box-sizing)\s*:[^;]+;", "", web_css)
+    # xhtml2pdf tests a descendant selector by walking every ancestor up to <html> whenever it fails, for every
+    # cell; these classes sit on the cells' own <tr>, so "row > cell" matches the same cells (and weighs the same)
+    # with one step. About a tenth of a long invoice's layout.
+    web_css = ROW_CELL.sub(r"\1 > \2", web_css)
     return web_css + (
         "\n.bi-invoice { padding: 0; max-width: none; }\n"
         f".bi-fb {{ font-family: \"{FALLBACK_FONT.css_family}\"; }}\n"
