@@ -55,6 +55,13 @@ def test_the_invoices_list_fits_1366_and_390_px_and_its_controls_work(app, serve
             page.context.close()
             assert problems == []
             continue
+        # Paging: focus lands on the first new row (G's data-focus-after-swap), not left on a vanished link.
+        first = page.locator("table.invoices-table tbody tr a").first.inner_text()
+        page.click("#page-older")
+        page.wait_for_url("**page=2**")
+        page.locator("table.invoices-table tbody tr a", has_text=first).wait_for(state="detached")
+        page.wait_for_timeout(200)
+        assert page.evaluate("() => document.activeElement === document.querySelector('table.invoices-table tbody tr')")
         # Sort by total, highest first: the header's link, swapped in by htmx.
         page.locator("th a.sort-link", has_text="Total").click()
         page.wait_for_url("**sort=total**")
