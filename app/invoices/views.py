@@ -24,12 +24,16 @@ from app.invoices.html import render_document_html
 from app.invoices.listing import FILTER_TYPES, InvoiceQuery, billing_statuses, list_invoices
 from app.invoices.models import PublicLink
 from app.invoices.pdf_jobs import pdf_file, pdf_state, request_pdf
+from app.invoices.view_model import document_state
 from app.services import current_services
 from app.tenancy import db_session, required_tenant_id
 from app.views.errors import render_error
 from app.views.htmx import wants_partial
 
 bp = Blueprint("invoices", __name__, url_prefix="/invoices")
+# The document's state (view_model.document_state) as the list's badge colours (lists.css .badge.inv-*).
+STATE_BADGES = {"credit": "credit", "void": "void", "paid": "paid", "nothing_due": "paid", "overdue": "overdue",
+                "partly_paid": "open", "open": "open"}
 # Sharing an invoice with a client is sending it: the same people who may send emails may make and revoke links.
 LINK_PERMISSION = "send_emails"
 
@@ -92,7 +96,9 @@ def preview(invoice_id: int):
     html = render_document_html(doc, stored.branding, logo_url=logo_url, pdf_url=None)
     public_links.record_view(db_session(), required_tenant_id(), invoice_id, doc.totals.total, kind="page",
                              viewer="staff")
-    return render_template("invoices/preview.html", doc=doc, document=html, stored=stored,
+    state = document_state(doc)
+    return render_template("invoices/preview.html", doc=doc, document=html, stored=stored, state=state,
+                           state_badge=STATE_BADGES.get(state.kind, "open"),
                            brand_css_url=url_for("branding.brand_css", tenant_id=required_tenant_id(),
                                                  version=stored.version),
                            can_share=_can_share(), **_links_context(invoice_id))

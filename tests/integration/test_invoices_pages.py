@@ -422,3 +422,12 @@ def test_pdf_progress_has_one_slot_that_a_second_click_replaces(app, client, mak
     preview = client.get("/invoices/3").get_data(as_text=True)
     form = re.search(r'<form[^>]*hx-post="/invoices/3/pdf"[^>]*>', preview).group(0)
     assert preview.count('id="pdf-jobs"') == 1 and 'hx-swap="innerHTML"' in form
+
+
+def test_the_preview_head_says_what_the_invoice_is_with_the_lists_colours(app, client, make_tenant, sim):
+    connected_tenant(client, make_tenant, sim)
+    credit = _rows(client.get("/invoices/?type=CreditMemo").get_data(as_text=True))[0][0]
+    void = _rows(client.get("/invoices/?status=8").get_data(as_text=True))[0][0]
+    assert '<span class="badge inv-state inv-credit">Credit memo</span>' in client.get(f"/invoices/{credit}").get_data(
+        as_text=True)
+    assert '<span class="badge inv-state inv-void">Void</span>' in client.get(f"/invoices/{void}").get_data(as_text=True)
