@@ -238,6 +238,9 @@ def test_the_branding_save_bar_never_covers_the_field_with_focus(app, served, br
                                viewport={"width": 1366, "height": 700})
     page.goto(served + "/settings/branding/")
     page.wait_for_selector("#preview .bi-invoice")
+    # The preview is not a live region (it would read the whole invoice on each keystroke); one status line is.
+    assert page.locator("#preview").get_attribute("aria-live") is None
+    assert page.locator("#preview-status[role=status]").inner_text().startswith("Preview updated: invoice ")
     covered = []
     page.focus("#branding-form select[name=preview_invoice]")
     for _ in range(40):  # every control of the form, from the keyboard
