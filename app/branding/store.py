@@ -73,7 +73,7 @@ def check_page_size(value: Any) -> str:
         return "Letter"
     if value.upper() == "A4":
         return "A4"
-    raise ValueError("Choose A4, Letter or by the remit-to country")
+    raise ValueError("Choose A4 or Letter, or the paper of the remit-to country")
 
 
 def _audit_view(branding: Branding, page_size: str, logo_sha256: str | None) -> dict[str, Any]:
