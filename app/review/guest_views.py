@@ -35,6 +35,7 @@ from app.branding import store as branding_store
 from app.invoices.html import branding_css, render_document_html
 from app.invoices.pdf import render_pdf
 from app.invoices.pdf_jobs import pdf_filename
+from app.invoices.templating import page_size_for
 from app.review import comments, decisions, guests, invoice_page, reviewers, timeline
 from app.review.comments import CommentError
 from app.review.decisions import DecisionError
@@ -221,7 +222,8 @@ def pdf() -> Any:
     if stored.document is None:
         raise _Stop(not_valid())
     branding = branding_store.load(db_session(), guest.tenant_id)
-    data = render_pdf(stored.document, branding.branding, logo=branding.logo, page_size=branding.page_size)
+    size = page_size_for(stored.document, branding.page_size_choice)
+    data = render_pdf(stored.document, branding.branding, logo=branding.logo, page_size=size)
     return send_file(io.BytesIO(data), mimetype="application/pdf", as_attachment=True,
                      download_name=pdf_filename(stored.document.number, guest.invoice_id), max_age=0)
 

@@ -32,6 +32,7 @@ from app.invoices.errors import InvoiceUnavailable
 from app.invoices.hints import ReferenceHints
 from app.invoices.pdf import render_pdf
 from app.invoices.pdf_jobs import pdf_filename
+from app.invoices.templating import page_size_for
 from app.jobs.runtime import job
 from app.mail.send import Attachment, MailError, Message, send
 from app.sending import service
@@ -108,12 +109,11 @@ def perform(services: Services, tenant_id: str, send_id: str, *, retries_left: i
                 final = isinstance(exc, InvoiceUnavailable) and exc.reason == "not_found"
                 return _failed(services, tenant_id, sid, str(exc), 0 if final else retries_left, attempt)
             with tenant_session(tenant_id, factory) as session:
-                token = service.public_token(session, services.keyring, tenant_id, invoice_id, actor=SYSTEM)
+                _, link = public_links.current_link(services, session, tenant_id, invoice_id, actor=SYSTEM)
                 row = session.get(InvoiceSend, sid)
                 if row is not None:
                     row.invoice_number = doc.number[:64]
                     service.set_recipients(services.keyring, row, to, cc)
-            link = services.config.BASE_URL.rstrip("/") + public_links.public_path(token)
             tokens = service.tokens_for(doc, sender=sender, link=link).as_dict()
             reminder = kind == "reminder"
             subject_t, body_t = custom or (
@@ -121,7 +121,7 @@ def perform(services: Services, tenant_id: str, send_id: str, *, retries_left: i
                 cfg.reminder_body_template if reminder else cfg.body_template)
             attachments: tuple[Attachment, ...] = ()
             if cfg.attach_pdf:
-                data = render_pdf(doc, stored.branding, logo=stored.logo, page_size=stored.page_size)
+                data = render_pdf(doc, stored.branding, logo=stored.logo, page_size=page_size_for(doc, stored.page_size_choice))
                 attachments = (Attachment(pdf_filename(doc.number, invoice_id), "application/pdf", data),)
             message = Message(to=", ".join(to), cc=tuple(cc), subject=render_message(subject_t, tokens)[:250],
                               text=render_message(body_t, tokens), html=render_html(body_t, tokens, link),

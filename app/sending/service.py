@@ -20,9 +20,7 @@ from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
 from app.audit.log import Actor, Origin, record
-from app.invoices import links as public_links
 from app.invoices.document import InvoiceDocument, format_money
-from app.invoices.models import PublicLink
 from app.jobs.queue import enqueue
 from app.security.crypto import FieldRef, Keyring
 from app.sending.models import InvoiceSend
@@ -151,24 +149,6 @@ def sender_name(session: Session, tenant_id: uuid.UUID | str) -> str:
 
 
 # --- the invoice's public link ----------------------------------------------------------------------------------
-
-def public_token(session: Session, keyring: Keyring, tenant_id: uuid.UUID | str, invoice_id: int, *,
-                 actor: Actor) -> str:
-    """The invoice's current public link token: its newest live link kept with its token, else a new one (created
-    once, kept encrypted, so the next send and the links panel reuse it)."""
-    now = dt.datetime.now(dt.UTC)
-    live = session.execute(select(PublicLink).where(
-        PublicLink.invoice_id == int(invoice_id), PublicLink.revoked_at.is_(None), PublicLink.token_enc.is_not(None),
-        (PublicLink.expires_at.is_(None)) | (PublicLink.expires_at > now))
-        .order_by(PublicLink.created_at.desc()).limit(1)).scalar_one_or_none()
-    if live is not None and live.token_enc:
-        return keyring.decrypt(live.token_enc, FieldRef(str(live.tenant_id), "public_links", str(live.id), "token"))
-    new = public_links.create_link(session, tenant_id, int(invoice_id), actor=actor)
-    new.link.token_enc = keyring.encrypt(new.token, FieldRef(str(new.link.tenant_id), "public_links",
-                                                             str(new.link.id), "token"))
-    session.flush()
-    return new.token
-
 
 # --- the cover message's tokens ---------------------------------------------------------------------------------
 
