@@ -173,10 +173,13 @@ def _register_blueprints(app: Flask, cfg: Config) -> None:
     from app.auth.policy import bp as sign_in_policy_bp
     from app.auth.sso import bp as sso_bp
     from app.auth.views import bp as auth_bp
+    from app.billing.views import bp as billing_bp
+    from app.billing.webhook_views import bp as billing_hooks_bp
     from app.branding.views import bp as branding_bp
     from app.connectwise.views import bp as connectwise_bp
     from app.invoices.public import bp as public_invoices_bp
     from app.invoices.views import bp as invoices_bp
+    from app.onboarding.signup_views import bp as signup_bp
     from app.review.callback_views import bp as review_callbacks_bp
     from app.review.comment_views import bp as review_comments_bp
     from app.review.decision_views import bp as review_decisions_bp
@@ -211,6 +214,9 @@ def _register_blueprints(app: Flask, cfg: Config) -> None:
     app.register_blueprint(sending_bp)
     app.register_blueprint(sending_settings_bp)
     app.register_blueprint(sending_hooks_bp)
+    app.register_blueprint(billing_bp)
+    app.register_blueprint(billing_hooks_bp)
+    app.register_blueprint(signup_bp)
     app.register_blueprint(workspace_bp)
     if cfg.is_development:
         from app.auth.dev import bp as dev_bp

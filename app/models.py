@@ -2,6 +2,7 @@
 
 from app.audit.models import AuditEntry, RetentionBoundary
 from app.auth.models import SsoIdentity
+from app.billing.models import StripeEvent, TenantBilling
 from app.branding.models import BrandingSettings
 from app.connectwise.models import Connection, MemberSync, OnPremHost
 from app.invoices.models import LinkView, PublicLink
@@ -15,5 +16,5 @@ from app.users.models import User
 
 __all__ = ["AuditEntry", "BrandingSettings", "Connection", "LinkView", "MemberSync", "OnPremHost", "PublicLink", "SsoIdentity",
            "CallbackRegistration", "CallbackState", "Flag", "GuestLink", "ReviewSettings", "Snapshot", "Sweep",
-           "SupportGrant", "InvoiceSend", "MailWebhookEvent", "SendBatch", "SendSettings",
+           "SupportGrant", "InvoiceSend", "MailWebhookEvent", "SendBatch", "SendSettings", "StripeEvent", "TenantBilling",
            "Tenant", "TenantSettings", "User", "RetentionBoundary"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from dataclasses import dataclass
 
@@ -9,6 +10,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.audit.log import Actor, record
+from app.billing.models import TenantBilling
+from app.billing.plans import TRIAL_DAYS
 from app.connectwise.models import Connection
 from app.db import set_session_tenant
 from app.tenants.models import Tenant, TenantSettings
@@ -23,8 +26,10 @@ class SetupStatus:
 
 
 def create_tenant(session: Session, name: str, owner_email: str, owner_name: str = "",
-                  actor: Actor | None = None) -> Tenant:
-    """Create a tenant with its settings and its first user (the owner). ``session`` must be unbound."""
+                  actor: Actor | None = None, *, trial: bool = False) -> Tenant:
+    """Create a tenant with its settings, its billing row and its first user (the owner). ``session`` must be
+    unbound. A workspace made by sign-up starts the Pro trial (``trial``); one made by us from the CLI is comped
+    (Pro without a subscription)."""
     name, owner_email = name.strip(), owner_email.strip().lower()
     if not name:
         raise ValueError("the tenant needs a name")
@@ -36,6 +41,11 @@ def create_tenant(session: Session, name: str, owner_email: str, owner_name: str
     session.add(tenant)
     session.flush()
     session.add(TenantSettings(tenant_id=tenant_id))
+    if trial:
+        trial_ends = dt.datetime.now(dt.UTC) + dt.timedelta(days=TRIAL_DAYS)
+        session.add(TenantBilling(tenant_id=tenant_id, plan="pro", status="trialing", trial_ends_at=trial_ends))
+    else:
+        session.add(TenantBilling(tenant_id=tenant_id, plan="pro", status="comped"))
     owner = User(id=uuid.uuid4(), tenant_id=tenant_id, email=owner_email, name=owner_name, role="owner")
     session.add(owner)
     session.flush()

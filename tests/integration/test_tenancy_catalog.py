@@ -20,7 +20,8 @@ PRE_TENANT_FUNCTIONS = {"bi_tenant_ids", "bi_audit_purge_expired", "bi_user_memb
                         "bi_tenant_directory", "bi_support_grants_for",
                         "bi_public_link_lookup", "bi_link_views_purge_expired",
                         "bi_review_callback_tenant",
-                        "bi_review_guest_link", "bi_invoice_send_tenant"}
+                        "bi_review_guest_link", "bi_invoice_send_tenant",
+                        "bi_billing_customer_tenant"}
 
 
 def test_every_table_with_tenant_id_has_rls_enabled_and_forced(owner_engine):

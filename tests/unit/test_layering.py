@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 # Low to high; a package may import only those before it (and itself).
 ORDER = ("config", "db", "security", "observability", "services", "tenancy", "jobs", "mail", "audit", "users", "connectwise",
-         "tenants", "branding", "invoices", "review", "sending", "support", "auth", "views")
+         "billing", "tenants", "branding", "invoices", "review", "sending", "onboarding", "support", "auth", "views")
 # Modules that wire everything, so they may import anything, also inside functions.
 WIRING = {"app", "app.cli", "app.models", "app.dbadmin", "app.dbcheck", "app.jobs.runtime"}
 

@@ -1,0 +1,1 @@
+"""Plans, limits and subscriptions: what each plan allows, the workspace's billing state, Stripe."""
