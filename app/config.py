@@ -133,6 +133,12 @@ class Config:
     MAILGUN_API_URL: str = "https://api.mailgun.net"
     MAILGUN_WEBHOOK_SIGNING_KEY: str = ""  # verifies Mailgun's delivery webhook (Mailgun: Sending > Webhooks)
     SUPPORT_STAFF_EMAILS: str = ""
+    # Stripe (issue 15): secret key, webhook signing secret, the Pro prices; the API base is for tests (localstripe).
+    STRIPE_SECRET_KEY: str = ""
+    STRIPE_WEBHOOK_SECRET: str = ""
+    STRIPE_PRICE_PRO_MONTHLY: str = ""
+    STRIPE_PRICE_PRO_YEARLY: str = ""
+    STRIPE_API_BASE: str = "https://api.stripe.com"
     # Single sign-on: a provider is offered only when both its client id and secret are set.
     GOOGLE_CLIENT_ID: str = ""
     GOOGLE_CLIENT_SECRET: str = ""
