@@ -163,7 +163,7 @@ def main() -> None:
         if not args.skip_before:
             before = measure_before(lines, args.runs, args.page_size)
             line += (f"   before: {before.wall:6.3f} s (cpu {before.cpu:6.3f} s, {before.pages} pages)"
-                     f"   after/before = {now.wall / before.wall:.2f}")
+                     f"   after/before = {now.wall / before.wall:.2f} (cpu {now.cpu / before.cpu:.2f})")
         print(line, flush=True)
     for lines, goal in GOALS.items():
         if lines in ours:

@@ -118,3 +118,19 @@ def test_the_footer_sits_inside_the_bottom_margin_right_aligned(page_size):
     x, y = found[0]
     assert abs(y - pdf.FOOTER_BASELINE) < 0.5
     assert x < float(page.mediabox.width) - pdf.FOOTER_RIGHT
+
+
+def test_the_fallback_font_is_declared_only_for_a_document_that_uses_it():
+    plain = pdf.html_for(sample_document(2, "USD"), default_branding(), logo=None)
+    assert pdf.FALLBACK_FONT.regular not in plain
+    cjk_doc = replace(sample_document(2, "USD"), top_comment="消費税")
+    cjk = pdf.html_for(cjk_doc, default_branding(), logo=None)
+    assert cjk.count(pdf.FALLBACK_FONT.regular) == 2 and 'class="bi-fb"' in cjk
+    assert "消費税" in _pages(pdf.render_pdf(cjk_doc, default_branding(), logo=None))[0]
+
+
+def test_text_that_spells_out_the_fallback_declaration_stays_in_the_document():
+    # Escaping turns its quotes into entities, so it can never be what the unused declaration's removal matches.
+    typed = str(pdf.FALLBACK_FACES)
+    html = pdf.html_for(replace(sample_document(1, "USD"), top_comment=typed), default_branding(), logo=None)
+    assert pdf.FALLBACK_FONT.regular in html.split("</style>", 1)[1]
