@@ -342,7 +342,7 @@ def _draw_on_top(writer: PdfWriter, page: PageObject, stamp: PageObject) -> None
     xobjects[NameObject(FOOTER_XOBJECT)] = form_ref
     draw = DecodedStreamObject()
     draw.set_data(f"q {FOOTER_XOBJECT} Do Q".encode())
-    existing = page["/Contents"]
+    existing = page.raw_get("/Contents")  # the reference: a stream put in directly would be written twice
     target = existing.get_object()
     streams = list(target) if isinstance(target, ArrayObject) else [existing]
     page[NameObject("/Contents")] = ArrayObject([*streams, writer._add_object(draw)])

@@ -134,3 +134,11 @@ def test_text_that_spells_out_the_fallback_declaration_stays_in_the_document():
     typed = str(pdf.FALLBACK_FACES)
     html = pdf.html_for(replace(sample_document(1, "USD"), top_comment=typed), default_branding(), logo=None)
     assert pdf.FALLBACK_FONT.regular in html.split("</style>", 1)[1]
+
+
+def test_drawing_the_footers_adds_one_small_font_not_a_copy_of_the_pages():
+    html, footer = pdf._prepare(sample_document(200, "USD"), default_branding(), logo=None, page_size="A4")
+    body = pdf.html_to_pdf(html)
+    stamped = pdf.stamp_footers(body, footer)
+    assert len(PdfReader(io.BytesIO(stamped)).pages) == len(PdfReader(io.BytesIO(body)).pages) > 5
+    assert len(stamped) - len(body) < 30_000, (len(body), len(stamped))
