@@ -20,8 +20,8 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 ROOT = Path(__file__).resolve().parent.parent
 WEASY_VENV = ROOT / "var" / "bench-weasyprint"
@@ -51,8 +51,8 @@ print(json.dumps(out))
 """
 
 
-@dataclass(frozen=True)
-class Timing:
+# A NamedTuple, not a dataclass: bench/render.py loads this file without registering it in sys.modules.
+class Timing(NamedTuple):
     wall: float  # median seconds
     cpu: float
     pages: int
