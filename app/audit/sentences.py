@@ -192,6 +192,30 @@ def _signed_in(r: _Row) -> str:
     return f"{r.who} signed in {method}".rstrip()
 
 
+def _day(value: Any) -> str:
+    """An ISO timestamp from a billing row as its date ("2026-11-03"); anything else as a value."""
+    return value[:10] if isinstance(value, str) and len(value) >= 10 and value[4:5] == "-" else _value(value)
+
+
+def _plan_words(plan: Any, interval: Any) -> str:
+    name = {"pro": "Pro", "free": "Free"}.get(str(plan), _value(plan))
+    return f"{name} ({interval}ly)" if interval in ("month", "year") else name
+
+
+def _billing_details(r: _Row) -> tuple[str, ...]:
+    """"<field>: A → B" for a billing row, dates as dates."""
+    words = {"status": "status", "current_period_end": "current period ends", "trial_ends_at": "trial ends",
+             "cancel_at_period_end": "cancels at the period's end", "stripe_subscription_id": "Stripe subscription"}
+    return tuple(f"{words.get(k, _words(k))}: {_day(r.before.get(k))} → {_day(r.after.get(k))}"
+                 for k in dict.fromkeys([*r.before, *r.after]))
+
+
+def _plan_changed(r: _Row) -> Line:
+    was = _plan_words(r.before.get("plan", r.after.get("plan")), r.before.get("billing_interval"))
+    now = _plan_words(r.after.get("plan", r.before.get("plan")), r.after.get("billing_interval"))
+    return Line(f"{r.who} changed the plan from {was} to {now}")
+
+
 def _forbidden(r: _Row) -> Line:
     return Line(f"{r.who} was refused a page or action their role does not allow",
                 (f"needs: {_words(str(r.get('permission')))}", f"role: {_value(r.get('role'))}",
@@ -310,6 +334,12 @@ SENTENCES: dict[str, Sentence] = {
     "review.writeback_forced": _s("{who} wrote the decision on {invoice} over ConnectWise's change"),
     "review.writeback_kept_theirs": _s("{who} kept ConnectWise's change on {invoice} instead of the decision"),
     "review.writeback_retried": _s("{who} tried writing the decision on {invoice} back to ConnectWise again"),
+    # Billing
+    "billing.plan_changed": _plan_changed,
+    "billing.subscription_changed": lambda r: Line(f"{r.who} updated the subscription", _billing_details(r)),
+    "billing.payment_failed": lambda r: Line(f"A payment failed in Stripe: Pro stays until "
+                                             f"{_day(r.after.get('grace_ends_at'))}, then Free limits apply"),
+    "billing.payment_succeeded": _s("A payment went through in Stripe after a failed one: the grace period ended"),
     # Support access
     "settings.support_access": lambda r: r.changed("the support access settings"),
     "support.requested": _s("Better Invoice support ({staff}) asked for access"),
