@@ -1,6 +1,9 @@
 """The one ConnectWise PSA client: base URL discovery, auth, retries, paging, a per-tenant cache, a site ceiling.
 
 Services create it with explicit arguments (credentials, client id, tenant id, Redis); it never reads Flask.
+With ``note_health`` (the tenant client factory sets it) each call's outcome is the tenant's connection state
+(``app.connectwise.health``): an answer, or a failure that says the connection is broken (refused keys, no answer,
+a server error), so no page goes on reading "Connected" after any call found it broken.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import httpx
 from opentelemetry import trace
 
 from app.connectwise import deadline as call_deadline
-from app.connectwise import errors
+from app.connectwise import errors, health
 from app.connectwise.cache import ResponseCache, collection
 from app.connectwise.ratelimit import BudgetExhausted, RequestBudget
 from app.connectwise.sites import NameNotFound, PinnedTransport, SitePolicy, is_cloud_host, parse_site
@@ -86,7 +89,7 @@ class Client:
                  max_backoff: float = 20.0, transport: httpx.BaseTransport | None = None,
                  sleep: Callable[[float], None] = time.sleep, max_wait: float | None = None,
                  deadline: float = 120.0, site_policy: SitePolicy | None = None,
-                 verify: ssl.SSLContext | bool = True):
+                 verify: ssl.SSLContext | bool = True, note_health: bool = False):
         self.site = normalise_site(credentials.site, allow_loopback_http)
         # Checked again for every client (a host the owner removed stops working at once) and, by the pinned
         # transport, for every connection; without a policy any name passes but every address is still vetted.
@@ -106,6 +109,7 @@ class Client:
         # max_wait: how long one call may wait for a budget slot (None: the budget's own default); deadline: how
         # long one call may take in all, waits, retries and back-off included.
         self.rate_limiter, self.max_wait, self.deadline = rate_limiter, max_wait, deadline
+        self.note_health = note_health
         limits = httpx.Limits(max_connections=concurrency * 2)
         if transport is None:
             transport = PinnedTransport(policy, verify=verify, limits=limits)
@@ -284,6 +288,19 @@ class Client:
                  response_headers: dict[str, str] | None = None, repeatable: bool = True,
                  client_id: bool = False) -> Any:
         """One call with retries; ``repeatable=False`` retries only what never reached ConnectWise."""
+        try:
+            body = self._attempts(method, url, auth, json_body, response_headers, repeatable, client_id)
+        except errors.ConnectWiseError as exc:
+            verdict = _connection_verdict(exc)
+            if self.note_health and verdict is not None:
+                health.observe(self.redis, self.tenant_id, verdict, "" if verdict else str(exc))
+            raise
+        if self.note_health and auth:  # discovery answers without the keys: it says nothing of them
+            health.observe(self.redis, self.tenant_id, True)
+        return body
+
+    def _attempts(self, method: str, url: str, auth: bool, json_body: Any, response_headers: dict[str, str] | None,
+                  repeatable: bool, client_id: bool) -> Any:
         endpoint = _endpoint(url)
         deadline = time.monotonic() + self.deadline
         attempt = 0
@@ -372,6 +389,21 @@ class Client:
             return response.json()
         except ValueError as exc:
             raise errors.MalformedResponse("ConnectWise sent a response that is not valid JSON") from exc
+
+
+# Failures that still mean ConnectWise answered with these keys: a missing record, a refused value, a module the
+# API member lacks (the dashboard's test report names that one); 429 and our own budget say nothing either way.
+_ANSWERED = (errors.NotFound, errors.BadRequest, errors.PermissionMissing)
+_SAYS_NOTHING = (errors.Throttled, errors.Busy)
+
+
+def _connection_verdict(exc: errors.ConnectWiseError) -> bool | None:
+    """What a failed call says of the connection: True (it answered), False (broken), None (nothing)."""
+    if isinstance(exc, errors.WriteUncertain) and isinstance(exc.__cause__, errors.ConnectWiseError):
+        exc = exc.__cause__
+    if isinstance(exc, _SAYS_NOTHING):
+        return None
+    return isinstance(exc, _ANSWERED)
 
 
 def _unsent(exc: errors.ConnectWiseError, unsent: bool) -> errors.ConnectWiseError:

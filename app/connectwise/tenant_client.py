@@ -3,6 +3,8 @@
 Used by every caller that talks to a tenant's ConnectWise: the invoices pipeline and pages, member sync, the
 connection settings page's test and the CLI.
 
+Its clients record each call's outcome as the connection's state (``app.connectwise.health``).
+
 Two per-instance costs of the client matter to a page that makes one client per request, and both are paid once
 here instead: the API base discovery (one unauthenticated round trip, which would be a third sequential trip on
 every public render) is remembered per tenant and site in Redis for an hour; and the TLS context (loading the CA
@@ -69,6 +71,8 @@ def tenant_client(session: Session, keyring: Keyring, config: Config, redis: Any
     kwargs.update(options)
     # The client builds its own transport (it dials only vetted addresses); it shares the process's TLS context.
     kwargs.setdefault("verify", shared_ssl_context())
+    # Every call of the tenant's own connection is its connection state (keys it had before are not: client_for).
+    kwargs.setdefault("note_health", True)
     client = make_client(conn, keyring, config, redis, for_job=not for_page, **kwargs)
     key = _base_key(str(conn.tenant_id), client.site, client.company_id)
     cached = _redis_get(redis, key)

@@ -218,3 +218,45 @@ def test_every_call_is_traced_with_endpoint_and_status_and_never_the_credentials
     dump = str([(s.name, dict(s.attributes)) for s in memory.get_finished_spans()])
     assert fresh_sim.private_key not in dump and fresh_sim.public_key not in dump
     assert "Basic " not in dump
+
+
+class _CountingRedis:
+    """The real Redis, counting the SETs of the connection-state key (to see how often a call writes it)."""
+
+    def __init__(self, real) -> None:  # type: ignore[no-untyped-def]
+        self.real, self.health_sets = real, 0
+
+    def set(self, key, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if str(key).startswith("bi:cw:health:"):
+            self.health_sets += 1
+        return self.real.set(key, *args, **kwargs)
+
+    def __getattr__(self, name):  # type: ignore[no-untyped-def]
+        return getattr(self.real, name)
+
+
+def test_each_call_records_the_connection_state_cheaply_and_a_failure_at_once(fresh_sim, redis_conn):
+    import uuid
+
+    from app.connectwise import health
+
+    tenant = str(uuid.uuid4())
+    redis = _CountingRedis(redis_conn)
+    with make(fresh_sim, tenant_id=tenant, redis=redis, note_health=True) as cw:
+        for n in range(10):
+            cw.get("system/info", {"n": n}, cache=False)
+        assert health.last(redis_conn, tenant).ok and redis.health_sets == 1  # ten answers, one write
+        with pytest.raises(errors.NotFound):
+            cw.get("finance/invoices/999999", cache=False)
+        assert health.last(redis_conn, tenant).ok  # a missing record is an answer, not a broken connection
+        fresh_sim.configure(revoked=True)
+        with pytest.raises(errors.AuthRefused):
+            cw.get("system/info", cache=False)
+        broken = health.last(redis_conn, tenant)
+        assert not broken.ok and "refused the API keys" in broken.detail
+        fresh_sim.configure(revoked=False)
+        cw.get("system/info", cache=False)
+        assert health.last(redis_conn, tenant).ok  # answering again is written at once, not after the interval
+    with make(fresh_sim, tenant_id=str(uuid.uuid4()), redis=redis_conn) as other:  # not the tenant's own client
+        other.get("system/info", cache=False)
+        assert health.last(redis_conn, other.tenant_id) is None

@@ -182,3 +182,17 @@ def test_no_template_says_something_arrives_next():
     offenders = [str(p.relative_to(TEMPLATES)) for p in TEMPLATES.rglob("*.html")
                  if re.search(r"arrives? next|coming soon", p.read_text(), re.I)]
     assert offenders == []
+
+
+def test_a_page_read_that_finds_the_keys_revoked_makes_the_dashboard_say_not_answering(app, client, make_tenant, sim):
+    t = connected_tenant(client, make_tenant, sim)
+    redis = services_of(app).redis
+    assert "Answering" in _card(client.get("/").get_data(as_text=True), "dash-connection")
+    assert health.last(redis, t.id).ok  # just checked: the dashboard would not probe again for a minute
+    sim.configure(revoked=True)  # the API member's keys were revoked in ConnectWise
+    page = client.get("/invoices/3")  # an invoice page: its own read finds the keys refused
+    assert page.status_code >= 400 and "refused the API keys" in page.get_data(as_text=True)
+    recorded = health.last(redis, t.id)  # recorded by that read, before the dashboard asked anything
+    assert recorded is not None and not recorded.ok and "refused the API keys" in recorded.detail
+    connection = _card(client.get("/").get_data(as_text=True), "dash-connection")
+    assert "Not answering" in connection and "refused the API keys" in connection, connection
