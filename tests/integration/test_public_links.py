@@ -317,6 +317,34 @@ def test_the_cli_prints_a_working_public_url_with_an_expiry(app, client, make_te
     assert bad.exit_code != 0 and "UUID" in bad.output
 
 
+def test_the_cli_prints_the_invoices_stable_link_the_app_copies_too(app, client, make_tenant, sim):
+    t = connected_tenant(client, make_tenant, sim)
+    runner = app.test_cli_runner()
+    first = runner.invoke(args=["invoices", "link", str(t.id), str(INVOICE)])
+    assert first.exit_code == 0, first.output
+    url = first.output.strip()
+    assert TOKEN_IN_URL.search(url) and app.test_client().get(url[url.index("/i/"):]).status_code == 200
+    again = runner.invoke(args=["invoices", "link", str(t.id), str(INVOICE)])
+    assert again.output.strip() == url  # not a new link per run
+    copied = client.post(f"/invoices/{INVOICE}/links", data={"compact": "1"}, headers=htmx(client))
+    assert copied.status_code == 200 and url in copied.get_data(as_text=True)  # "Copy public link" agrees
+    link = _link_row(app, t.id)  # one link, kept so it can be copied again
+    assert link.token_enc is not None and link.expires_at is None
+    # An expiring one is an extra link, copyable from the links card too; the stable link stays the one printed.
+    extra = runner.invoke(args=["invoices", "link", str(t.id), str(INVOICE), "--expires", "3"])
+    assert extra.exit_code == 0 and extra.output.strip() != url
+    with tenant_session(t.id, app.extensions["session_factory"]) as session:
+        rows = session.execute(select(PublicLink).order_by(PublicLink.created_at)).scalars().all()
+        assert [r.token_enc is not None for r in rows] == [True, True] and rows[1].expires_at is not None
+    assert runner.invoke(args=["invoices", "link", str(t.id), str(INVOICE)]).output.strip() == url
+    # Revoked in the app: the next run makes the fresh stable link the app would.
+    assert client.post(f"/invoices/{INVOICE}/links/{link.id}/revoke", headers=htmx(client)).status_code == 200
+    fresh = runner.invoke(args=["invoices", "link", str(t.id), str(INVOICE)]).output.strip()
+    assert fresh != url and app.test_client().get(url[url.index("/i/"):]).status_code == 410  # the old one is gone
+    assert fresh in client.post(f"/invoices/{INVOICE}/links", data={"compact": "1"},
+                                headers=htmx(client)).get_data(as_text=True)
+
+
 def test_link_views_are_append_only_for_the_app_and_purged_after_90_days(app, make_tenant, owner_engine):
     from sqlalchemy.exc import DBAPIError
 
