@@ -84,7 +84,7 @@ def create_link(session: Session, tenant_id: uuid.UUID | str, invoice_id: int, *
                 created_by: uuid.UUID | None = None, expires_at: datetime | None = None,
                 origin: Origin | None = None, keyring: Keyring | None = None) -> NewLink:
     """A new link to ``invoice_id`` (audited without the token). With ``keyring`` the token is kept encrypted so
-    the link can be copied again; without one (the CLI) it is shown once."""
+    the link can be copied again; without one it is shown once (no caller does that any more)."""
     if int(invoice_id) <= 0:
         raise LinkError("That is not an invoice id.")
     token = new_token()
@@ -102,7 +102,7 @@ def create_link(session: Session, tenant_id: uuid.UUID | str, invoice_id: int, *
 
 
 def link_token(keyring: Keyring, link: PublicLink) -> str | None:
-    """The token of a link that kept it (links made before 0017, or by the CLI, did not)."""
+    """The token of a link that kept it (links made before 0017, or before the CLI kept them, did not)."""
     if link.token_enc is None:
         return None
     return keyring.decrypt(link.token_enc, _token_ref(link))
