@@ -6,7 +6,7 @@ aiohttp app is served on a loopback socket of our own and the dump is switched o
 localstripe's store and webhook list are module globals: one server per test session, ids are random, so tests
 do not see each other's customers. Drive it only through the official SDK (``app.billing.gateway.stripe_client``).
 
-Use with ``pytest_plugins = ["tests.billing_stripe"]`` (or import the fixtures) and ask for ``stripe_settings``.
+Loaded for every test by ``tests/conftest.py`` (``pytest_plugins``): ask for ``stripe_settings`` (or ``localstripe``).
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
-pytest_plugins = ["tests.oidc_fixtures"]
+pytest_plugins = ["tests.oidc_fixtures", "tests.billing_stripe"]
 
 TEST_KEYS = "k2:" + base64.b64encode(b"\x22" * 32).decode() + ",k1:" + base64.b64encode(b"\x11" * 32).decode()
 # Not the development default, so tests that switch a copy of the config to production can start it.
