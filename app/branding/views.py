@@ -36,6 +36,7 @@ from app.invoices.errors import InvoiceUnavailable
 from app.invoices.hints import ReferenceHints
 from app.invoices.html import branding_css, render_document_html
 from app.invoices.listing import recent_invoices
+from app.invoices.samples import sample_document
 from app.services import current_services
 from app.tenancy import current_tenant_id, db_session, required_tenant_id
 from app.views.errors import render_error
@@ -43,6 +44,9 @@ from app.views.errors import render_error
 bp = Blueprint("branding", __name__)
 PREVIEW_CSS_TTL = 900
 ASSET_MAX_AGE = 7 * 86400  # the version in the URL changes on every save
+SAMPLE_LINES = 6
+SAMPLE_NOTE = ("A sample invoice, not one of yours: with ConnectWise connected, the preview shows your newest "
+               "invoice.")
 
 
 def _redis() -> Any:
@@ -142,16 +146,14 @@ def save():
 def preview():
     """The unsaved form, rendered on the picked invoice (htmx swaps it beside the settings)."""
     stored = store.load(db_session(), required_tenant_id())
-    context: dict[str, Any] = {"document": None, "message": None, "logo_note": None, "css_url": None}
+    context: dict[str, Any] = {"document": None, "message": None, "logo_note": None, "css_url": None,
+                               "sample_note": None}
     try:
         branding = branding_from_form(request.form)
     except BrandingError as exc:
         context["message"] = f"Preview paused: {exc.message}."
         return render_template("branding/_preview.html", **context)
     invoice_id = _invoice_arg(request.form.get("preview_invoice"))
-    if invoice_id is None:
-        context["message"] = "Pick an invoice to preview on."
-        return render_template("branding/_preview.html", **context)
     logo, logo_error = _uploaded_logo()
     if logo_error:
         context["logo_note"] = f"Logo not used: {logo_error}"
@@ -163,15 +165,20 @@ def preview():
     else:
         logo_url = url_for(".logo", tenant_id=required_tenant_id(), version=stored.version)
     redis = _redis()
-    try:
-        with service.open_client(db_session(), current_services().keyring, current_services().config,
-                                 redis) as client:
-            doc = service.load_document(client, invoice_id, hints=ReferenceHints(redis))
-    except InvoiceUnavailable as exc:
-        if exc.reason == "busy":  # the app's 503 "busy" answer with Retry-After (a toast), not an inline note
-            return render_error(exc.status, str(exc), {"Retry-After": str(exc.retry_after)})
-        context["message"] = str(exc)
-        return render_template("branding/_preview.html", **context)
+    if invoice_id is None:
+        # No invoice of theirs to pick (not connected, none yet, or ConnectWise unreadable): a sample, said so.
+        doc = sample_document(SAMPLE_LINES)
+        context["sample_note"] = SAMPLE_NOTE
+    else:
+        try:
+            with service.open_client(db_session(), current_services().keyring, current_services().config,
+                                     redis) as client:
+                doc = service.load_document(client, invoice_id, hints=ReferenceHints(redis))
+        except InvoiceUnavailable as exc:
+            if exc.reason == "busy":  # the app's 503 "busy" answer with Retry-After (a toast), not an inline note
+                return render_error(exc.status, str(exc), {"Retry-After": str(exc.retry_after)})
+            context["message"] = str(exc)
+            return render_template("branding/_preview.html", **context)
     nonce = secrets.token_urlsafe(12)
     _redis().set(_preview_css_key(nonce), branding_css(branding), ex=PREVIEW_CSS_TTL)
     # The form carries the look; the dates follow the workspace's locale as on the saved documents.

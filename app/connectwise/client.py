@@ -29,6 +29,7 @@ from opentelemetry import trace
 from app.connectwise import deadline as call_deadline
 from app.connectwise import errors, health
 from app.connectwise.cache import ResponseCache, collection
+from app.connectwise.permissions import modules as permission_modules
 from app.connectwise.ratelimit import BudgetExhausted, RequestBudget
 from app.connectwise.sites import NameNotFound, PinnedTransport, SitePolicy, is_cloud_host, parse_site
 
@@ -39,16 +40,9 @@ IN_CHUNK = 200  # ids per `invoice/id in (...)`: keeps URLs well under ConnectWi
 _COMPANY_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 _NEXT_LINK = re.compile(r'<([^>]+)>\s*;\s*rel="?next"?')
 
-# Which ConnectWise security-role module a path needs, for "the API member lacks ..." messages.
-MODULES = {
-    "finance/invoices": "Finance › Invoicing", "finance/billingStatuses": "Finance › Invoicing",
-    "finance/billingSetups": "Finance › Billing Setup", "finance/taxCodes": "Finance › Tax Codes",
-    "finance/agreements": "Finance › Agreements", "procurement/products": "Procurement › Products",
-    "time/entries": "Time & Expense › Time Entry", "expense/entries": "Time & Expense › Expense Entry",
-    "company/companies": "Companies › Company Maintenance", "company/contacts": "Companies › Contacts",
-    "system/members": "System › Member Maintenance", "service/tickets": "Service Desk › Service Tickets",
-    "project/projects": "Project › Projects", "system/info": "System",
-}
+# Which ConnectWise security-role permission a path needs, for "the API member lacks ..." messages: the same table
+# the connection form lists and "Test connection" checks.
+MODULES = {**permission_modules(), "system/info": "System"}
 
 
 @dataclass(frozen=True)

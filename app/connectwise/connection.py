@@ -17,24 +17,15 @@ from app.connectwise import errors
 from app.connectwise.client import Client, Credentials, check_company_id, normalise_site
 from app.connectwise.models import Connection
 from app.connectwise.onprem import site_policy
+from app.connectwise.permissions import checks as permission_checks
 from app.connectwise.ratelimit import RequestBudget
 from app.connectwise.sites import Resolver
 from app.security.crypto import FieldRef, Keyring
 
 TABLE = "connectwise_connections"
-# What "Test connection" checks: (label, endpoint whose /count needs the permission).
-CHECKS = (
-    ("Invoices", "finance/invoices"),
-    ("Billing statuses", "finance/billingStatuses"),
-    ("Products", "procurement/products"),
-    ("Time entries", "time/entries"),
-    ("Expense entries", "expense/entries"),
-    ("Companies", "company/companies"),
-    ("Agreements", "finance/agreements"),
-    ("Service tickets", "service/tickets"),
-    ("Projects", "project/projects"),
-    ("Members", "system/members"),
-)
+# What "Test connection" checks: (label, endpoint whose /count needs the permission), from the one table the
+# connection form lists too.
+CHECKS = permission_checks()
 
 
 class FormError(ValueError):

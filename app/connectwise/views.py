@@ -22,6 +22,7 @@ from app.connectwise.connection import (
 )
 from app.connectwise.members import new_member_role, request_sync, sync_state
 from app.connectwise.onprem import add_host, list_hosts, remove_host
+from app.connectwise.permissions import by_module
 from app.connectwise.tenant_client import tenant_client
 from app.review.callback_jobs import request_sync_if_needed
 from app.services import current_services
@@ -48,7 +49,7 @@ def _form_context(form: dict | None = None, field_errors: dict | None = None, ho
             "hosts": list_hosts(db_session()), "host_form": host_form or {}, "host_errors": host_errors or {},
             "can_manage_hosts": can(current_user.role, "connectwise_hosts"),
             "can_manage_users": can(current_user.role, "users_and_roles"),
-            "new_member_role": new_member_role(db_session()),
+            "new_member_role": new_member_role(db_session()), "permission_groups": by_module(),
             "sync": sync_state(db_session(), required_tenant_id()) if conn else None}
 
 

@@ -4,8 +4,11 @@
 from __future__ import annotations
 
 from flask import Blueprint, render_template
-from flask_login import login_required
+from flask_login import current_user, login_required
+from sqlalchemy.orm import Session
 
+from app.auth.roles import can
+from app.onboarding.checklist import Checklist, checklist
 from app.services import current_services
 from app.tenancy import db_session, required_tenant_id, tenant_required
 from app.tenants.service import setup_status
@@ -21,4 +24,12 @@ def dashboard():
     session = db_session()
     return render_template("dashboard/page.html", status=setup_status(session),
                            figures=figures(current_services(), session, required_tenant_id()),
-                           failed_days=FAILED_SENDS_DAYS)
+                           failed_days=FAILED_SENDS_DAYS, onboarding=_onboarding(session))
+
+
+def _onboarding(session: Session) -> Checklist | None:
+    """The checklist for those who set the workspace up (owners, admins), until every step is done."""
+    if not (can(current_user.role, "connect_connectwise") or can(current_user.role, "users_and_roles")):
+        return None
+    steps = checklist(session)
+    return None if steps.complete else steps
