@@ -46,7 +46,8 @@ FIELD_WORDS = {
 }
 # The system actors by the labels the code gives them.
 _SYSTEM_NAMES = {"system": "The system", "cli": "An operator (command line)", "connectwise member sync": "Member sync",
-                 "review write-back": "Review write-back", "sign-in": "Sign-in", "support access": "Support access"}
+                 "review write-back": "Review write-back", "sign-in": "Sign-in", "support access": "Support access",
+                 "sign-up": "Sign-up"}
 # Keys that identify rather than change something: left out of the "changed X from A to B" details.
 _QUIET = {"invoice_id", "invoice_number", "send_id", "batch_id", "event_id", "link_ids", "saved"}
 
@@ -192,6 +193,13 @@ def _signed_in(r: _Row) -> str:
     return f"{r.who} signed in {method}".rstrip()
 
 
+def _signed_up(r: _Row) -> Line:
+    method = {"email_code": "with an emailed code", "sso_google": "with Google",
+              "sso_microsoft": "with Microsoft"}.get(str(r.get("method")), "")
+    details = ("a personal email address",) if r.get("free_mail") else ()
+    return Line(f"{r.who} signed up {method} and started the Pro trial".replace("  ", " "), details)
+
+
 def _day(value: Any) -> str:
     """An ISO timestamp from a billing row as its date ("2026-11-03"); anything else as a value."""
     return value[:10] if isinstance(value, str) and len(value) >= 10 and value[4:5] == "-" else _value(value)
@@ -262,6 +270,7 @@ SENTENCES: dict[str, Sentence] = {
     "settings.sign_in_policy": lambda r: r.changed("the sign-in policy"),
     # The workspace
     "tenant.created": _s("{who} created the account {name}"),
+    "tenant.signed_up": _signed_up,
     "workspace.settings_changed": lambda r: r.changed("the workspace settings"),
     "branding.saved": lambda r: (Line(f"{r.who} saved the branding") if r.after.get("saved")
                                  else r.changed("the branding")),

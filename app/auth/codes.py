@@ -133,6 +133,8 @@ def code_decision(services: Services, email: str, purpose: str) -> str:
     A link code only proves the address of someone their provider already signed in, so workspace policy does not
     apply to it; a break-glass code is for owners of a workspace that requires SSO.
     """
+    if purpose == "sign_up":  # anyone may start a workspace; an existing account is only told after the code
+        return "code"
     found = memberships(services.session_factory, email)
     if purpose == "link":
         return "code" if found else "none"
@@ -175,7 +177,8 @@ def _send_code(services: Services, found: Attempt, code: str) -> None:
     context = {"code": code, "ip": found.ip, "browser": _browser(found.user_agent), "when": when,
                "minutes": CODE_TTL_SECONDS // 60, "purpose": found.purpose}
     subject = {"sign_in": "Your Better Invoice sign-in code", "link": "Confirm your sign-in link",
-               "break_glass": "Your Better Invoice break-glass sign-in code"}[found.purpose]
+               "break_glass": "Your Better Invoice break-glass sign-in code",
+               "sign_up": "Your Better Invoice sign-up code"}[found.purpose]
     send(services, Message(found.email, subject, render_template("mail/sign_in_code.txt", **context),
                  render_template("mail/sign_in_code.html", **context)))
 

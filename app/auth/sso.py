@@ -7,6 +7,7 @@ address once with an emailed code before the link is made. Nothing is ever linke
 
 from __future__ import annotations
 
+import time
 import uuid
 
 from flask import Blueprint, current_app, redirect, render_template, request, session, url_for
@@ -20,6 +21,7 @@ from app.auth.directory import Membership, identity_memberships, memberships
 from app.auth.models import SsoIdentity
 from app.auth.oidc import PROVIDERS, SsoError, VerifiedIdentity, begin, complete, enabled_providers
 from app.auth.signin import finish, safe_next
+from app.onboarding.signup import INTENT_SECONDS, SSO_IDENTITY_KEY, SSO_INTENT_KEY, mark_sso_intent, take_sso_intent
 from app.security.limits import SSO_CALLBACK_PER_IP, limiter
 from app.services import current_services
 from app.tenancy import tenant_session
@@ -45,6 +47,10 @@ def _failed(message: str, status: int = 400) -> tuple[str, int]:
 def start(provider: str):
     if provider not in PROVIDERS or provider not in enabled_providers(current_app):
         return _failed("That sign-in option is not available.", 404)
+    if request.args.get("intent") == "sign_up":  # "Start free" with a provider: the callback hands over to sign-up
+        mark_sso_intent(session, provider)
+    else:
+        session.pop(SSO_INTENT_KEY, None)
     next_path = safe_next(request.args.get("next"))
     if next_path:
         session["next"] = next_path
@@ -63,6 +69,10 @@ def callback(provider: str):
         identity = complete(provider, _redirect_uri(provider))
     except SsoError as exc:
         return _failed(exc.message, 503 if exc.reason == "provider_unavailable" else 400)
+    if take_sso_intent(session, provider):
+        session[SSO_IDENTITY_KEY] = {"provider": provider, "email": identity.email, "vouched": identity.email_vouched,
+                                     "name": identity.name, "until": time.time() + INTENT_SECONDS}
+        return redirect(url_for("signup.from_provider"))
     factory = current_services().session_factory
     linked = identity_memberships(factory, identity.issuer, identity.tenant_id, identity.subject)
     if identity.email_vouched:

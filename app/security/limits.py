@@ -20,6 +20,12 @@ CODE_REQUEST_PER_EMAIL = "5/15 minutes"
 CODE_CHECK_PER_IP = "30/10 minutes"
 CODE_CHECK_PER_ATTEMPT = "10/10 minutes"
 SSO_CALLBACK_PER_IP = "30/10 minutes"
+# Sign-up (issue 15): code requests and checks count like sign-in's, on their own counters; new workspaces per IP
+SIGNUP_CODE_PER_IP = CODE_REQUEST_PER_IP
+SIGNUP_CODE_PER_EMAIL = CODE_REQUEST_PER_EMAIL
+SIGNUP_CHECK_PER_IP = CODE_CHECK_PER_IP
+SIGNUP_CHECK_PER_ATTEMPT = CODE_CHECK_PER_ATTEMPT
+SIGNUP_WORKSPACE_PER_IP = "10/hour"
 # Public invoice links (issue 5)
 PUBLIC_LINK_PER_TOKEN = "60/minute"  # noqa: S105 (a limit, not a secret)
 PUBLIC_LINK_PER_IP = "120/minute"
@@ -47,6 +53,11 @@ def email_key() -> str:
 def attempt_key() -> str:
     """The browser's pending sign-in attempt (one per code request)."""
     return "attempt:" + hashed(str(session.get("signin_attempt") or client_ip()))
+
+
+def signup_attempt_key() -> str:
+    """The browser's pending sign-up attempt (one per code request)."""
+    return "signup-attempt:" + hashed(str(session.get("signup_attempt") or client_ip()))
 
 
 def view_arg_key(name: str):

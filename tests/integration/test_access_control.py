@@ -26,6 +26,9 @@ PUBLIC = {
     "public_invoices.pdf_status", "public_invoices.pdf_file",
     "review_hooks.receive_callback",  # ConnectWise calls it; its signature is the proof (issue 11)
     "signup.start",  # "Start free": a new workspace is made from here (issue 15)
+    "signup.request_code", "signup.enter_code", "signup.check_code",  # same answer for every email (issue 15)
+    "signup.from_provider",  # needs the identity the SSO callback proved, in the session
+    "signup.workspace", "signup.create", "signup.existing",  # need a proven email in the session
     "sending_hooks.mailgun",  # Mailgun's delivery events; the signature in the body is the proof (issue 14)
     # Guest reviewer links (issue 13): the token opens a guest session; the rest need that session's live link.
     "review_guest.open_link", "review_guest.page", "review_guest.pdf", "review_guest.brand_css", "review_guest.logo",
