@@ -30,6 +30,7 @@ PUBLIC = {
     "signup.from_provider",  # needs the identity the SSO callback proved, in the session
     "signup.workspace", "signup.create", "signup.existing",  # need a proven email in the session
     "sending_hooks.mailgun",  # Mailgun's delivery events; the signature in the body is the proof (issue 14)
+    "billing_hooks.stripe",  # Stripe's subscription events; its signature over the raw body is the proof (issue 15)
     # Guest reviewer links (issue 13): the token opens a guest session; the rest need that session's live link.
     "review_guest.open_link", "review_guest.page", "review_guest.pdf", "review_guest.brand_css", "review_guest.logo",
     "review_guest.comment", "review_guest.approve", "review_guest.reject",
