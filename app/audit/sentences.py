@@ -349,6 +349,9 @@ SENTENCES: dict[str, Sentence] = {
     "billing.payment_failed": lambda r: Line(f"A payment failed in Stripe: Pro stays until "
                                              f"{_day(r.after.get('grace_ends_at'))}, then Free limits apply"),
     "billing.payment_succeeded": _s("A payment went through in Stripe after a failed one: the grace period ended"),
+    "billing.checkout_started": lambda r: Line(f"{r.who} went to Stripe Checkout to upgrade to Pro, billed "
+                                               f"{'yearly' if r.get('interval') == 'year' else 'monthly'}"),
+    "billing.portal_opened": _s("{who} opened Stripe's billing portal"),
     # Support access
     "settings.support_access": lambda r: r.changed("the support access settings"),
     "support.requested": _s("Better Invoice support ({staff}) asked for access"),
