@@ -156,7 +156,8 @@ class Config:
     # a wrong guess either trusts a forged X-Forwarded-For or records the proxy's address as everyone's.
     REQUIRED_IN_PRODUCTION = ("SECRET_KEY", "DATABASE_URL", "REDIS_URL", "ENCRYPTION_KEYS", "BASE_URL",
                               "CONNECTWISE_CLIENT_ID", "MAILGUN_API_KEY", "MAILGUN_DOMAIN", "TRUSTED_PROXY_COUNT",
-                              "AUDIT_CHAIN_KEYS", "MAILGUN_WEBHOOK_SIGNING_KEY")
+                              "AUDIT_CHAIN_KEYS", "MAILGUN_WEBHOOK_SIGNING_KEY", "STRIPE_SECRET_KEY",
+                              "STRIPE_WEBHOOK_SECRET", "STRIPE_PRICE_PRO_MONTHLY", "STRIPE_PRICE_PRO_YEARLY")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Config:
@@ -252,5 +253,11 @@ class Config:
             raise ConfigError("AUDIT_CHAIN_KEYS: the development key cannot be used in production")
         if not self.BASE_URL.startswith("https://"):
             raise ConfigError("BASE_URL: must be an https:// URL in production")
+        if not self.STRIPE_SECRET_KEY.startswith(("sk_", "rk_")):
+            raise ConfigError("STRIPE_SECRET_KEY: must be a Stripe secret (sk_...) or restricted (rk_...) key")
+        if not self.STRIPE_WEBHOOK_SECRET.startswith("whsec_"):
+            raise ConfigError("STRIPE_WEBHOOK_SECRET: must be the endpoint's signing secret (whsec_...)")
+        if not self.STRIPE_API_BASE.startswith("https://"):
+            raise ConfigError("STRIPE_API_BASE: must be an https:// URL in production")
         if not self.DATABASE_URL.startswith(("postgresql://", "postgresql+psycopg://", "postgres://")):
             raise ConfigError("DATABASE_URL: must be a postgresql:// URL")

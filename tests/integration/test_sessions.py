@@ -47,7 +47,9 @@ def test_production_cookies_are_secure_and_host_prefixed(config, make_tenant):
 
     prod = create_app(replace(config, APP_ENV="production", BASE_URL="https://bi.example",
                               MAILGUN_API_KEY="k" * 20, MAILGUN_DOMAIN="mg.bi.example",
-                              MAILGUN_WEBHOOK_SIGNING_KEY="w" * 32))
+                              MAILGUN_WEBHOOK_SIGNING_KEY="w" * 32, STRIPE_SECRET_KEY="sk_live_" + "s" * 24,
+                              STRIPE_WEBHOOK_SECRET="whsec_" + "h" * 32, STRIPE_PRICE_PRO_MONTHLY="price_m",
+                              STRIPE_PRICE_PRO_YEARLY="price_y"))
     try:
         c = prod.test_client()
         response = c.post("/sign-in", base_url="https://bi.example",

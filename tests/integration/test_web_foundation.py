@@ -86,7 +86,9 @@ def test_production_sends_hsts_and_secure_cookies(config):
     from app import create_app
 
     prod = create_app(replace(config, APP_ENV="production", BASE_URL="https://bi.example", MAILGUN_API_KEY="k" * 20,
-                               MAILGUN_DOMAIN="mg.bi.example", MAILGUN_WEBHOOK_SIGNING_KEY="w" * 32))
+                               MAILGUN_DOMAIN="mg.bi.example", MAILGUN_WEBHOOK_SIGNING_KEY="w" * 32,
+                               STRIPE_SECRET_KEY="sk_live_" + "s" * 24, STRIPE_WEBHOOK_SECRET="whsec_" + "h" * 32,
+                               STRIPE_PRICE_PRO_MONTHLY="price_m", STRIPE_PRICE_PRO_YEARLY="price_y"))
     assert prod.config["SESSION_COOKIE_SECURE"] is True
     assert prod.config["SESSION_COOKIE_NAME"].startswith("__Host-")
     response = prod.test_client().get("/sign-in", base_url="https://bi.example")

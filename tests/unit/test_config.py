@@ -24,6 +24,10 @@ GOOD = {
     "MAILGUN_API_KEY": "key-" + "m" * 32,
     "MAILGUN_DOMAIN": "mg.betterinvoice.example",
     "MAILGUN_WEBHOOK_SIGNING_KEY": "whk-" + "w" * 32,
+    "STRIPE_SECRET_KEY": "sk_live_" + "s" * 24,
+    "STRIPE_WEBHOOK_SECRET": "whsec_" + "h" * 32,
+    "STRIPE_PRICE_PRO_MONTHLY": "price_1ProMonthly",
+    "STRIPE_PRICE_PRO_YEARLY": "price_1ProYearly",
     "TRUSTED_PROXY_COUNT": "1",
 }
 
@@ -47,6 +51,9 @@ def test_missing_production_secret_stops_start_up_naming_the_variable(missing):
     ("DATABASE_URL", "mysql://x"),
     ("APP_ENV", "staging"),
     ("TRUSTED_PROXY_COUNT", "two"),
+    ("STRIPE_SECRET_KEY", "pk_live_publishable_is_not_secret"),
+    ("STRIPE_WEBHOOK_SECRET", "not-a-signing-secret"),
+    ("STRIPE_API_BASE", "http://localstripe.example"),
 ])
 def test_malformed_settings_are_refused_naming_the_variable(name, value):
     with pytest.raises(ConfigError, match=name):
