@@ -21,6 +21,7 @@ from app.invoices.errors import InvoiceUnavailable
 from app.invoices.hints import ReferenceHints
 from app.invoices.links import record_view
 from app.invoices.pdf import render_pdf
+from app.invoices.templating import page_size_for
 from app.jobs.queue import enqueue
 from app.jobs.runtime import job
 from app.services import Services
@@ -99,7 +100,8 @@ def _set(redis: Any, tenant_id: str, key: str, **values: Any) -> None:
 def pdf_job(services: Services, tenant_id: str, invoice_id: int, page_size: str, key: str) -> str:
     """Reconstruct from ConnectWise, render, keep the bytes in Redis; record a staff PDF view."""
     redis, factory = services.redis, services.session_factory
-    page_size = page_size if page_size in branding_store.PAGE_SIZES else branding_store.DEFAULT_PAGE_SIZE
+    # "auto" (the branding's "by the remit-to country") is settled once the invoice is read.
+    choice = page_size if page_size in branding_store.PAGE_SIZE_CHOICES else branding_store.AUTO_PAGE_SIZE
     _set(redis, tenant_id, key, status="fetching")
     try:
         with tenant_session(tenant_id, factory) as session:
@@ -110,7 +112,7 @@ def pdf_job(services: Services, tenant_id: str, invoice_id: int, page_size: str,
             doc = service.load_document(client, int(invoice_id), hints=ReferenceHints(redis))
         filename = pdf_filename(doc.number, invoice_id)
         _set(redis, tenant_id, key, status="rendering", filename=filename)
-        data = render_pdf(doc, stored.branding, logo=stored.logo, page_size=page_size)
+        data = render_pdf(doc, stored.branding, logo=stored.logo, page_size=page_size_for(doc, choice))
         redis.set(_file_key(tenant_id, key), data, ex=PDF_TTL_SECONDS)
         with tenant_session(tenant_id, factory) as session:
             record_view(session, tenant_id, int(invoice_id), doc.totals.total, kind="pdf", viewer="staff")

@@ -24,16 +24,14 @@ from app.invoices.html import render_document_html
 from app.invoices.listing import FILTER_TYPES, InvoiceQuery, billing_statuses, list_invoices
 from app.invoices.models import PublicLink
 from app.invoices.pdf_jobs import pdf_file, pdf_state, request_pdf
-from app.invoices.view_model import document_state
+from app.invoices.templating import page_size_for
+from app.invoices.view_model import document_state, state_badge
 from app.services import current_services
 from app.tenancy import db_session, required_tenant_id
 from app.views.errors import render_error
 from app.views.htmx import wants_partial
 
 bp = Blueprint("invoices", __name__, url_prefix="/invoices")
-# The document's state (view_model.document_state) as the list's badge colours (lists.css .badge.inv-*).
-STATE_BADGES = {"credit": "credit", "void": "void", "paid": "paid", "nothing_due": "paid", "overdue": "overdue",
-                "partly_paid": "open", "open": "open"}
 # Sharing an invoice with a client is sending it: the same people who may send emails may make and revoke links.
 LINK_PERMISSION = "send_emails"
 
@@ -98,7 +96,8 @@ def preview(invoice_id: int):
                              viewer="staff")
     state = document_state(doc)
     return render_template("invoices/preview.html", doc=doc, document=html, stored=stored, state=state,
-                           state_badge=STATE_BADGES.get(state.kind, "open"),
+                           paper=page_size_for(doc, stored.page_size_choice),
+                           state_badge=state_badge(state),
                            brand_css_url=url_for("branding.brand_css", tenant_id=required_tenant_id(),
                                                  version=stored.version),
                            can_share=_can_share(), **_links_context(invoice_id))
@@ -117,7 +116,7 @@ def pdf_start(invoice_id: int):
         except ValueError:
             abort(400, description="Choose A4 or Letter.")
     else:
-        size = branding_store.load(db_session(), required_tenant_id()).page_size
+        size = branding_store.load(db_session(), required_tenant_id()).page_size_choice
     state = request_pdf(current_services().redis, required_tenant_id(), invoice_id, size)
     return render_template("invoices/_pdf_job.html", state=state)
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import re
 
 import pytest
+from pypdf import PdfReader
 from rq import SimpleWorker
 from sqlalchemy import select, text
 
@@ -288,17 +290,23 @@ def test_the_links_card_copies_the_same_stable_link_and_a_listed_link_again(app,
 
 # -- badges, statuses, sorting, page total --------------------------------------------------------------------------
 
-BADGE = re.compile(r'<a href="/invoices/(\d+)">[^<]+</a>.*?<span class="badge inv-state inv-(\w+)">(\w+)</span>', re.S)
+BADGE = re.compile(r'<a href="/invoices/(\d+)">[^<]+</a>.*?<span class="badge inv-state inv-(\w+)">([^<]+)</span>', re.S)
+HEAD_BADGE = re.compile(r'<span class="badge inv-state inv-(\w+)">([^<]+)</span>')
 
 
-def _expected_state(inv: dict, today) -> str:  # type: ignore[no-untyped-def]
+def _expected_state(inv: dict, today) -> tuple[str, str]:  # type: ignore[no-untyped-def]
+    """(badge colour, label) as the invoice's document reads it: paid or credited against it, balance, due date."""
+    settled = (inv.get("payments") or 0) + (inv.get("credits") or 0)
+    late = bool(inv.get("dueDate")) and inv["dueDate"][:10] < today.isoformat()
     if inv["type"] == "CreditMemo":
-        return "credit"
+        return "credit", "Credit memo"
     if "void" in inv["status"]["name"].lower():
-        return "void"
+        return "void", "Void"
     if inv["balance"] <= 0:
-        return "paid"
-    return "overdue" if inv.get("dueDate") and inv["dueDate"][:10] < today.isoformat() else "open"
+        return "paid", "Paid" if settled > 0 else "Nothing due"  # a $0 invoice was never paid: nothing was due
+    if settled > 0:
+        return "overdue" if late else "open", "Partly paid"
+    return ("overdue", "Overdue") if late else ("open", "Open")
 
 
 def test_status_badges_say_what_each_invoice_means_for_money(app, client, make_tenant, fresh_sim, request):
@@ -317,9 +325,7 @@ def test_status_badges_say_what_each_invoice_means_for_money(app, client, make_t
                 "/invoices/?sort=due&dir=desc"):
         for invoice_id, state, label in BADGE.findall(client.get(url).get_data(as_text=True)):
             inv = invoices.get(int(invoice_id))
-            assert state == _expected_state(inv, today), (invoice_id, inv["status"], inv["balance"])
-            assert label == {"open": "Open", "overdue": "Overdue", "paid": "Paid", "void": "Void",
-                             "credit": "Credit"}[state]
+            assert (state, label) == _expected_state(inv, today), (invoice_id, inv["status"], inv["balance"])
             seen[state] = seen.get(state, 0) + 1
     assert set(seen) == {"open", "overdue", "paid", "void", "credit"}, seen
     css = client.get("/static/css/lists.css").get_data(as_text=True)
@@ -431,3 +437,39 @@ def test_the_preview_head_says_what_the_invoice_is_with_the_lists_colours(app, c
     assert '<span class="badge inv-state inv-credit">Credit memo</span>' in client.get(f"/invoices/{credit}").get_data(
         as_text=True)
     assert '<span class="badge inv-state inv-void">Void</span>' in client.get(f"/invoices/{void}").get_data(as_text=True)
+
+
+def test_the_list_and_the_preview_say_the_same_of_each_kind_of_invoice(app, client, make_tenant, fresh_sim, request):
+    import datetime as dt
+
+    sim = fresh_sim
+    rebuild_afterwards(request, sim)
+    connected_tenant(client, make_tenant, sim)
+    invoices, today = sim.state.data["invoices"], dt.date.today()
+    invoices.set_fields(2, {"dueDate": f"{today + dt.timedelta(days=10)}T00:00:00Z"})  # owed, due ahead
+    invoices.set_fields(17, {"dueDate": f"{today + dt.timedelta(days=10)}T00:00:00Z"})  # partly paid, due ahead
+    # The simulator's own examples: credit memo, paid, partly paid (late and not), void, a $0 one, overdue, open.
+    examples = {11: ("credit", "Credit memo"), 15: ("paid", "Paid"), 16: ("overdue", "Partly paid"),
+                17: ("open", "Partly paid"), 121: ("void", "Void"), 27: ("paid", "Nothing due"),
+                148: ("paid", "Nothing due"), 3: ("overdue", "Overdue"), 2: ("open", "Open")}
+    for invoice_id, expected in examples.items():
+        inv = invoices.get(invoice_id)
+        assert _expected_state(inv, today) == expected, (invoice_id, inv)  # the example is what it is said to be
+        listed = {int(i): (badge, label) for i, badge, label in BADGE.findall(
+            client.get("/invoices/", query_string={"q": inv["invoiceNumber"]}).get_data(as_text=True))}
+        preview = client.get(f"/invoices/{invoice_id}").get_data(as_text=True)
+        head = preview[preview.index("<h1>"):preview.index("</h1>") + 400]
+        assert listed.get(invoice_id) == expected, (invoice_id, listed)
+        assert HEAD_BADGE.search(head).groups() == expected, (invoice_id, head)
+
+
+def test_a_staff_pdf_without_a_chosen_size_takes_the_remit_to_countrys_paper(app, client, make_tenant, sim,
+                                                                              redis_conn):
+    connected_tenant(client, make_tenant, sim)
+    page = client.get("/invoices/3").get_data(as_text=True)
+    assert '<option value="Letter" selected>' in page  # the simulator's seller is in the US; branding never saved
+    html = client.post("/invoices/3/pdf", headers=htmx(client)).get_data(as_text=True)
+    key = re.search(r"/invoices/pdf/([A-Za-z0-9_-]+)", html).group(1)
+    _run_jobs(app, redis_conn)
+    box = PdfReader(io.BytesIO(client.get(f"/invoices/pdf/{key}/file").data)).pages[0].mediabox.upper_right
+    assert (round(float(box[0])), round(float(box[1]))) == (612, 792)
