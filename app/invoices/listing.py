@@ -9,7 +9,9 @@ still listed, marked (``InvoiceRow.degraded``), with "—" where an amount could
 The type shown is ``display_types.display_type``, the same one the invoice's own page shows; for that the page's
 projects and tickets are asked how they bill, in one parallel round after the rows.
 
-Each row also says what it means for money (``InvoiceRow.state``: open, overdue, paid, void, credit), the page
+Each row also says what it is (``InvoiceRow.state``): the document's own reading (``view_model.invoice_state``:
+credit memo, void, paid, nothing due, partly paid, overdue, open) from the row's type, status, balance, payments,
+credits and due date, so the list's badge and the invoice's preview never disagree; the page
 sums its totals and balances per currency, and the list sorts server-side by a whitelisted column (``SORTS``).
 ``receivables`` reads every invoice with a balance for the dashboard's open and overdue figures.
 """
@@ -28,6 +30,7 @@ from app.connectwise.client import Client
 from app.connectwise.records import USD, BillingStatusRecord, Currency, InvalidRecord, InvoiceHeader, billing_method
 from app.invoices.display_types import deciding_project, deciding_ticket, display_type
 from app.invoices.document import format_money
+from app.invoices.view_model import DocumentState, invoice_state, state_badge
 
 PAGE_SIZE = 25
 MAX_PAGE = 400  # 10,000 invoices deep is as far as a person pages; beyond that, search
@@ -41,7 +44,8 @@ FIXED_FEE = "FixedFee"
 FILTER_TYPES = {**TYPES, **APPLIED_TYPES, FIXED_FEE: "Fixed Fee"}
 FIXED_FEE_PROJECTS_MAX = 200  # one `in (...)` condition; more fixed-fee projects than this are not filtered
 LIST_FIELDS = ("id", "invoiceNumber", "type", "applyToType", "applyToId", "status/id", "status/name", "company/id",
-               "company/name", "date", "dueDate", "total", "balance", "currency", "project/id", "phase/id",
+               "company/name", "date", "dueDate", "total", "balance", "payments", "credits", "currency", "project/id",
+               "phase/id",
                "salesOrder/id", "ticket/id", "_info/lastUpdated")
 UNREADABLE = "\u2014"  # shown instead of an amount ConnectWise sent in a form we cannot read
 # Letters (any script), digits, space and the punctuation company names and invoice numbers use. Quotes,
@@ -52,8 +56,6 @@ _MAX_SEARCH = 60
 SORTS = {"number": "invoiceNumber", "company": "company/name", "date": "date", "due": "dueDate", "total": "total",
          "balance": "balance"}
 DEFAULT_SORT, DEFAULT_DIR = "date", "desc"
-# What a row means for money, as the badge says it: (label, the badge's class).
-STATES = {"open": "Open", "overdue": "Overdue", "paid": "Paid", "void": "Void", "credit": "Credit"}
 
 
 @dataclass(frozen=True)
@@ -146,14 +148,12 @@ class InvoiceRow:
     balance: str
     open: bool
     degraded: tuple[str, ...] = ()  # fields of this row ConnectWise sent in a form we could not read
-    state: str = "open"  # a key of STATES
+    state: str = "open"  # view_model.DocumentState.kind
+    state_label: str = "Open"  # what the badge says, as the invoice's preview says it
+    badge: str = "open"  # the badge's colour (view_model.state_badge)
     currency: Currency = USD
     total_amount: Decimal | None = None  # None when unreadable
     balance_amount: Decimal | None = None
-
-    @property
-    def state_label(self) -> str:
-        return STATES[self.state]
 
 
 @dataclass(frozen=True)
@@ -243,7 +243,7 @@ def receivables(client: Client, today: dt.date) -> Receivables:
     open_count = overdue_count = 0
     for r in raw:
         h = _header(r)
-        if h is None or "balance" in h.degraded or h.balance <= 0 or _state(h, today) in ("credit", "void"):
+        if h is None or "balance" in h.degraded or h.balance <= 0 or _state(h, today).kind in ("credit", "void"):
             continue
         open_count += 1
         _add(open_sum, h.currency, h.balance)
@@ -301,23 +301,17 @@ def _lookup(client: Client, path: str, ids: list[int]) -> Callable[[], dict[int,
     return run
 
 
-def _state(h: InvoiceHeader, today: dt.date) -> str:
-    """What the invoice means for money (the badge): the same reading as the document's own state."""
-    if h.type == "CreditMemo":
-        return "credit"
-    # ConnectWise has no void flag; a void invoice carries a billing status named so (as the document reads it).
-    if "void" in h.status.casefold():
-        return "void"
-    if "balance" not in h.degraded and h.balance <= 0:
-        return "paid"
-    if h.due_date is not None and h.due_date < today:
-        return "overdue"
-    return "open"
+def _state(h: InvoiceHeader, today: dt.date) -> DocumentState:
+    """What the invoice is, read as its document reads it (``view_model.invoice_state``)."""
+    return invoice_state(credit_memo=h.type == "CreditMemo", status=h.status,
+                         balance=None if "balance" in h.degraded else h.balance, settled=h.payments + h.credits,
+                         due_date=h.due_date, today=today)
 
 
 def _row(h: InvoiceHeader, project_billing: dict[int, str], ticket_billing: dict[int, str],
          today: dt.date | None = None) -> InvoiceRow:
     project, ticket = deciding_project(h), deciding_ticket(h)
+    state = _state(h, today or dt.date.today())
     label = display_type(h, project_billing.get(project, "") if project is not None else "",
                          ticket_billing.get(ticket, "") if ticket is not None else "")
     return InvoiceRow(
@@ -327,7 +321,7 @@ def _row(h: InvoiceHeader, project_billing: dict[int, str], ticket_billing: dict
         balance=UNREADABLE if "balance" in h.degraded else format_money(h.balance, h.currency),
         # An unreadable balance counts as open: better a second look than a missed unpaid invoice.
         open=h.balance != 0 or "balance" in h.degraded, degraded=h.degraded,
-        state=_state(h, today or dt.date.today()), currency=h.currency,
+        state=state.kind, state_label=state.label, badge=state_badge(state), currency=h.currency,
         total_amount=None if "total" in h.degraded else h.total,
         balance_amount=None if "balance" in h.degraded else h.balance,
     )

@@ -66,25 +66,48 @@ def _paid_on(doc: InvoiceDocument) -> dt.date | None:
 
 def document_state(doc: InvoiceDocument, today: dt.date | None = None) -> DocumentState:
     """What the document tells the client it is (credit memo, void, paid, partly paid, overdue, open)."""
-    if doc.cw_type == "CreditMemo" or doc.display_type == "Credit Memo":
+    t = doc.totals
+    return invoice_state(credit_memo=doc.cw_type == "CreditMemo" or doc.display_type == "Credit Memo",
+                         status=doc.status, balance=t.balance, settled=t.payments + t.credits,
+                         due_date=doc.due_date, today=today, paid_on=_paid_on(doc))
+
+
+def invoice_state(*, credit_memo: bool, status: str, balance: Decimal | None, settled: Decimal,
+                  due_date: dt.date | None, today: dt.date | None = None,
+                  paid_on: dt.date | None = None) -> DocumentState:
+    """The one reading of what an invoice is, from its header alone: the document's and the invoices list's.
+
+    ``settled`` is what was paid or credited against it (ConnectWise's payments + credits); ``balance`` None when it
+    could not be read (counted as owed: better a second look than a missed unpaid invoice)."""
+    if credit_memo:
         return DocumentState("credit", "Credit memo")
     # ConnectWise has no void flag: a void invoice is one whose billing status is named so (cwsim and the
     # shipped status list call it "Void").
-    if "void" in doc.status.casefold():
+    if "void" in status.casefold():
         return DocumentState("void", "Void", stamp="VOID")
-    t = doc.totals
-    settled = t.payments + t.credits
-    if t.balance <= 0:
+    if balance is not None and balance <= 0:
         if settled > 0:
-            return DocumentState("paid", "Paid", stamp="PAID", paid_on=_paid_on(doc))
+            return DocumentState("paid", "Paid", stamp="PAID", paid_on=paid_on)
         return DocumentState("nothing_due", "Nothing due")
     today = today or dt.date.today()
-    late = (today - doc.due_date).days if doc.due_date and doc.due_date < today else 0
+    late = (today - due_date).days if due_date and due_date < today else 0
     if settled > 0:
-        return DocumentState("partly_paid", "Partly paid", paid_on=_paid_on(doc), days_overdue=late, payable=True)
+        return DocumentState("partly_paid", "Partly paid", paid_on=paid_on, days_overdue=late, payable=True)
     if late:
         return DocumentState("overdue", "Overdue", days_overdue=late, payable=True)
     return DocumentState("open", "Open", payable=True)
+
+
+# Each state's badge colour (lists.css .badge.inv-*): nothing due reads as settled, a partly paid one as owed.
+_BADGES = {"credit": "credit", "void": "void", "paid": "paid", "nothing_due": "paid", "overdue": "overdue",
+           "open": "open"}
+
+
+def state_badge(state: DocumentState) -> str:
+    """The badge colour of a state, the same in the invoices list and on the invoice's preview."""
+    if state.kind == "partly_paid":
+        return "overdue" if state.days_overdue else "open"
+    return _BADGES.get(state.kind, "open")
 
 
 def babel_locale(tag: str) -> Locale:
