@@ -96,6 +96,13 @@ def test_every_page_has_no_wcag_21_aa_violation(app, served, browser, client, ma
     guest.wait_for_url(re.compile(r".*/sign-in/code$"))
     run_jobs(app)
     found["/sign-in/code"] = axe_violations(guest, axe_source)
+    # Sign-up ("Start free"): the email form and its code page.
+    guest.goto(served + "/start")
+    found["/start"] = axe_violations(guest, axe_source)
+    guest.fill("input[name=email]", "new-msp" + chr(64) + "example.com")
+    guest.click("button[type=submit]")
+    guest.wait_for_url(re.compile(r".*/start/code$"))
+    found["/start/code"] = axe_violations(guest, axe_source)
 
     page = _context(browser, served, client)
     page.goto(served + "/invoices/")
@@ -133,7 +140,7 @@ def test_every_page_has_no_wcag_21_aa_violation(app, served, browser, client, ma
     found["/g/review"] = axe_violations(guest_page, axe_source)
 
     report = "\n".join(f"{path}: {line}" for path, lines in found.items() for line in lines)
-    assert len(found) == 19 and not report, "axe-core found:\n" + report
+    assert len(found) == 21 and not report, "axe-core found:\n" + report
 
 
 # The colour behind an element: its own background or the first ancestor's that is not transparent.
