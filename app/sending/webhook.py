@@ -4,7 +4,9 @@ is about (``user-variables.bi_send`` -> tenant through ``bi_invoice_send_tenant`
 Mailgun signs each POST in the body: ``signature.signature`` = hex HMAC-SHA256(key = the webhook signing key,
 message = timestamp + token). Mailgun stops retrying on 200 and on 406 and retries anything else, so a forgery, a
 stale or replayed signature gets 406 (nothing changes), an event about no send of ours gets 200 (ignored) and our
-own failure a 5xx (Mailgun tries again). Nothing here logs the payload: it holds the recipients' addresses.
+own failure a 5xx (Mailgun tries again); with no signing key configured (never in production, which refuses to start
+without one) every event gets 406 and a logged reason. Nothing here logs the payload: it holds the recipients'
+addresses.
 """
 
 from __future__ import annotations
@@ -135,8 +137,12 @@ def receive(services: Services, body: bytes, *, now: float | None = None) -> Out
         return Outcome(400, "The body is not the JSON Mailgun sends.")
     key = services.config.MAILGUN_WEBHOOK_SIGNING_KEY
     if not key:
-        log.warning("mailgun webhook refused: no signing key configured", extra={"event": "sending.hook_no_key"})
-        return Outcome(503, "Delivery events cannot be verified here yet.")
+        # Production refuses to start without the key, so this is a development or test setup: a 503 would have
+        # Mailgun retry for 8 hours what can never be verified here; 406 tells it to stop.
+        status = 503 if services.config.is_production else 406
+        log.warning("mailgun webhook refused (%d): MAILGUN_WEBHOOK_SIGNING_KEY is not set, so no event can be "
+                    "verified", status, extra={"event": "sending.hook_no_key"})
+        return Outcome(status, "Delivery events cannot be verified here: no webhook signing key is configured.")
     verified = _verify(services, key, payload["signature"], now)
     if isinstance(verified, Outcome):
         log.info("mailgun webhook refused", extra={"event": "sending.hook_refused"})

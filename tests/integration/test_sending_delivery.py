@@ -185,11 +185,17 @@ def test_a_malformed_body_is_refused_with_400(client, tenant, signing_key, body)
     assert post(client, body).status_code == 400
 
 
-def test_without_a_signing_key_events_are_refused_so_mailgun_retries(app, client, tenant, monkeypatch):
+def test_without_a_signing_key_events_are_refused_with_406_so_mailgun_stops_and_the_log_says_why(
+        app, client, tenant, monkeypatch, caplog):
     monkeypatch.setattr(services_of(app).config, "MAILGUN_WEBHOOK_SIGNING_KEY", "")
     send_id = make_send(app, tenant)
-    assert post(client, {"signature": signature(), "event-data": event(send_id)}).status_code == 503
+    with caplog.at_level(logging.WARNING, logger="app.sending.webhook"):
+        response = post(client, {"signature": signature(), "event-data": event(send_id)})
+    # Not a 5xx: Mailgun would retry for 8 hours what this setup can never verify (production needs the key).
+    assert response.status_code == 406 and "no webhook signing key" in response.get_json()["message"]
     assert row_of(app, tenant, send_id).delivery == "accepted"
+    reasons = [r.getMessage() for r in caplog.records if getattr(r, "event", "") == "sending.hook_no_key"]
+    assert reasons and "MAILGUN_WEBHOOK_SIGNING_KEY is not set" in reasons[0]
 
 
 def test_our_own_failure_is_a_5xx_and_mailguns_retry_of_the_same_post_gets_through(
