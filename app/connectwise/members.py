@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -32,6 +33,7 @@ from app.services import Services
 from app.tenancy import tenant_session
 from app.users.email_changes import proposals_by_user, reconcile, withdraw
 from app.users.models import PRIVILEGED_ROLES, User
+from app.users.service import seats_used
 
 log = logging.getLogger(__name__)
 ACTOR = Actor.system("connectwise member sync")
@@ -79,6 +81,7 @@ class SyncOutcome:
     updated: int = 0
     deactivated: int = 0
     proposed: int = 0
+    no_seat: int = 0  # new members who arrived with no access because the plan's seats were taken
     deactivated_keys: list[str] = field(default_factory=list)
 
 
@@ -92,10 +95,15 @@ def sync_state(session: Session, tenant_id: uuid.UUID | str) -> MemberSync:
     return state
 
 
-def apply_members(session: Session, tenant_id: uuid.UUID | str, members: list[Member]) -> SyncOutcome:
-    """Create, link, rename and (de)activate users from ``members``; never an email, never an owner or admin."""
+def apply_members(session: Session, tenant_id: uuid.UUID | str, members: list[Member],
+                  seat_limit: int | None = None) -> SyncOutcome:
+    """Create, link, rename and (de)activate users from ``members``; never an email, never an owner or admin.
+
+    A new member would get the default role only while the plan has a seat for them (``seat_limit``, from the
+    sync's caller: billing sits above us); beyond it they arrive as ``no_access``, noted in their audit row."""
     tid = uuid.UUID(str(tenant_id))
     outcome = SyncOutcome()
+    seats = seats_used(session) if seat_limit is not None else 0
     users = session.execute(select(User)).scalars().all()
     proposals = proposals_by_user(session)
     by_member = {u.cw_member_id: u for u in users if u.cw_member_id is not None}
@@ -108,14 +116,22 @@ def apply_members(session: Session, tenant_id: uuid.UUID | str, members: list[Me
         if user is None:
             if not m.email or not m.active or m.email in by_email:
                 continue  # no way to sign in, gone already, or the address is someone else's: nothing to create
-            user = User(id=uuid.uuid4(), tenant_id=tid, email=m.email, name=m.name, role=role, active=True,
+            given, note = role, None
+            if role != NO_ACCESS and seat_limit is not None:
+                if seats >= seat_limit:
+                    given, note = NO_ACCESS, f"no access: the plan's {seat_limit} seats are taken"
+                    outcome.no_seat += 1
+                else:
+                    seats += 1
+            user = User(id=uuid.uuid4(), tenant_id=tid, email=m.email, name=m.name, role=given, active=True,
                         cw_member_id=m.id, cw_identifier=m.identifier or None)
             session.add(user)
             session.flush()
             by_email[m.email] = user
             outcome.created += 1
+            after = {"email": user.email, "name": user.name, "role": user.role, "cw_member_id": m.id}
             record(session, tid, ACTOR, "connectwise.member_created", target_type="user", target_id=user.id,
-                   after={"email": user.email, "name": user.name, "role": user.role, "cw_member_id": m.id})
+                   after={**after, "note": note} if note else after)
             continue
         if user.role in PRIVILEGED_ROLES:
             # Not its name, email, active flag or member link: ConnectWise data must not reach the account's keys.
@@ -182,8 +198,9 @@ def _audit_change(session: Session, tid: uuid.UUID, user: User, before: dict, ou
     record(session, tid, ACTOR, action, target_type="user", target_id=user.id, before=old, after=new)
 
 
-def sync_members(services: Services, tenant_id: str) -> SyncOutcome:
-    """Fetch every member, then apply in one transaction; record progress and the outcome on the sync row."""
+def sync_members(services: Services, tenant_id: str, seat_limit: int | None = None) -> SyncOutcome:
+    """Fetch every member, then apply in one transaction; record progress and the outcome on the sync row.
+    ``seat_limit``: the plan's, from the caller (None: unlimited)."""
     factory = services.session_factory
     with tenant_session(tenant_id, factory) as session:
         state = sync_state(session, tenant_id)
@@ -201,7 +218,7 @@ def sync_members(services: Services, tenant_id: str) -> SyncOutcome:
                                  on_page=lambda n: _progress(factory, tenant_id, n))
         members = [m for m in (Member.from_api(r) for r in raw) if m is not None]
         with tenant_session(tenant_id, factory) as session:
-            outcome = apply_members(session, tenant_id, members)
+            outcome = apply_members(session, tenant_id, members, seat_limit)
             state = sync_state(session, tenant_id)
             state.status, state.finished_at = "ok", datetime.now(UTC)
             state.created, state.updated, state.deactivated = outcome.created, outcome.updated, outcome.deactivated
@@ -210,7 +227,8 @@ def sync_members(services: Services, tenant_id: str) -> SyncOutcome:
             if outcome.created or outcome.updated or outcome.proposed:  # a sync that changed nothing is no event
                 record(session, tenant_id, ACTOR, "connectwise.members_synced", target_type="users",
                        after={"members": len(members), "created": outcome.created, "updated": outcome.updated,
-                              "deactivated": outcome.deactivated, "proposed": outcome.proposed})
+                              "deactivated": outcome.deactivated, "proposed": outcome.proposed,
+                              **({"no_seat": outcome.no_seat} if outcome.no_seat else {})})
         for key in outcome.deactivated_keys:  # an inactive member's sessions end with the sync, not at next use
             end_user_sessions(services.redis, key)
         log.info("member sync: %d members, %d created, %d updated, %d deactivated", len(members),
@@ -236,38 +254,45 @@ def _fail(factory, tenant_id: str, message: str) -> None:
 
 
 @job
-def run_sync(services: Services, tenant_id: str) -> SyncOutcome:
+def run_sync(services: Services, tenant_id: str, seat_limit: int | None = None) -> SyncOutcome:
     """A sync now, as the worker runs it (the app's services, the job's log context), returning its outcome."""
-    return sync_members(services, tenant_id)
+    return sync_members(services, tenant_id, seat_limit)
 
 
 @job
-def sync_members_job(services: Services, tenant_id: str) -> dict:
-    outcome = sync_members(services, tenant_id)
-    return {"created": outcome.created, "updated": outcome.updated, "deactivated": outcome.deactivated}
+def sync_members_job(services: Services, tenant_id: str, seat_limit: int | None = None) -> dict:
+    outcome = sync_members(services, tenant_id, seat_limit)
+    return {"created": outcome.created, "updated": outcome.updated, "deactivated": outcome.deactivated,
+            "no_seat": outcome.no_seat}
 
 
-def request_sync(session: Session, redis, tenant_id: uuid.UUID | str) -> MemberSync:
-    """Queue a sync unless one is already queued or running; the page polls the sync row."""
+def request_sync(session: Session, redis, tenant_id: uuid.UUID | str, seat_limit: int | None = None) -> MemberSync:
+    """Queue a sync unless one is already queued or running; the page polls the sync row. ``seat_limit`` is the
+    plan's when queued (the caller's: billing sits above us)."""
     state = sync_state(session, tenant_id)
     stale = state.started_at is not None and datetime.now(UTC) - state.started_at > STALE_AFTER
     if state.status in ("queued", "running") and state.job_id and not stale:
         return state
-    queued = enqueue(redis, sync_members_job, str(tenant_id), queue="connectwise", job_timeout=600,
+    limit = () if seat_limit is None else (seat_limit,)  # a job's arguments are ids: no None
+    queued = enqueue(redis, sync_members_job, str(tenant_id), *limit, queue="connectwise", job_timeout=600,
                      failure_ttl=7 * 86400)
     state.status, state.job_id, state.error, state.progress = "queued", queued.id, None, 0
     return state
 
 
+SeatLimitOf = Callable[[Session], int | None]  # the tenant's seat limit, read in its session (billing's)
+
+
 @job
-def sync_all_tenants(services: Services) -> int:
-    """The periodic fan-out: one queued sync per tenant that has a connection."""
+def sync_all_tenants(services: Services, seat_limit_of: SeatLimitOf | None = None) -> int:
+    """The periodic fan-out: one queued sync per tenant that has a connection, with the tenant's seat limit as
+    ``seat_limit_of`` reads it (the schedule runs ``app.billing.jobs``'s fan-out, which passes billing's)."""
     redis = services.redis
 
     def queue_sync(session: Session, tenant_id: str) -> bool:
         if get_connection(session) is None:
             return False
-        request_sync(session, redis, tenant_id)
+        request_sync(session, redis, tenant_id, seat_limit_of(session) if seat_limit_of is not None else None)
         return True
 
     return fan_out(queue_sync, services.session_factory)

@@ -10,6 +10,7 @@ from flask_login import current_user
 
 from app.audit.web import current_actor, request_origin
 from app.auth.roles import can, permission_page
+from app.billing.limits import seat_limit_now
 from app.connectwise import errors
 from app.connectwise.connection import (
     FormError,
@@ -113,7 +114,8 @@ def test():
 def sync_members():
     if get_connection(db_session()) is None:
         return render_template("connectwise/_member_sync.html", sync=None), 422
-    state = request_sync(db_session(), current_services().redis, required_tenant_id())
+    state = request_sync(db_session(), current_services().redis, required_tenant_id(),
+                         seat_limit_now(db_session()))
     return render_template("connectwise/_member_sync.html", sync=state)
 
 

@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 # name -> (dotted path of a job that takes no ids, interval: seconds, or the Config setting that gives it in minutes)
 PERIODIC: dict[str, tuple[str, int | str]] = {
     "audit_retention": ("app.audit.retention.purge_expired", 24 * 3600),
-    "member_sync": ("app.connectwise.members.sync_all_tenants", 6 * 3600),
+    "member_sync": ("app.billing.jobs.sync_members_all_tenants", 6 * 3600),
     "link_view_retention": ("app.invoices.retention.purge_expired_views", 24 * 3600),
     "review_sweep": ("app.review.jobs.sweep_all_tenants", "REVIEW_SWEEP_INTERVAL_MINUTES"),
     "send_reminders": ("app.sending.reminders.remind_all_tenants", 6 * 3600),

@@ -24,6 +24,7 @@ from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
 from app.audit.log import Actor
+from app.billing.limits import review_limit_now
 from app.connectwise.connection import credentials, get_connection
 from app.jobs.queue import enqueue, fetch_job
 from app.jobs.runtime import job
@@ -201,9 +202,10 @@ def rescan_deleted_line_job(services: Services, tenant_id: str, kind: str, line_
     """Rescan the invoice a deleted line was on, found among the stored snapshots."""
     with tenant_session(tenant_id, services.session_factory) as session:
         invoice_id = invoice_holding(session, services.keyring, kind, int(line_id))
+        limit = review_limit_now(session)
     if invoice_id is None:
         return {"outcome": "skipped", "reason": "no stored invoice holds that line"}
-    return rescan_invoice(services, tenant_id, invoice_id).as_json()
+    return rescan_invoice(services, tenant_id, invoice_id, review_limit=limit).as_json()
 
 
 def request_line_rescan(services: Services, tenant_id: str, kind: str, line_id: int) -> None:

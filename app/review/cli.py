@@ -42,11 +42,15 @@ def _tenant(raw: str) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print the sweep's record as JSON.")
 def sweep(tenant_id: str, full: bool, as_json: bool) -> None:
     """Sweep a tenant's open invoices now, in the foreground, and print the sweep's record."""
+    from app.billing.limits import review_limit_now
     from app.review.details import fill_details
     from app.review.sweep import run_sweep
+    from app.tenancy import tenant_session
 
     services, tid = _services(), _tenant(tenant_id)
-    result = run_sweep(services, tid, kind="full" if full else "incremental")
+    with tenant_session(tid, services.session_factory) as session:
+        limit = review_limit_now(session)  # the plan's limit holds here as in the job
+    result = run_sweep(services, tid, kind="full" if full else "incremental", review_limit=limit)
     # As the sweep job does: what ConnectWise serves only per parent is read once the flags are written.
     details = fill_details(services, tid) if result.kind == "full" and result.outcome == "ok" else None
     if as_json:

@@ -16,17 +16,33 @@ from flask_login import current_user
 
 from app.audit.web import current_actor, request_origin
 from app.auth.roles import permission_page
+from app.billing.limits import review_limit
+from app.billing.state import billing_state
 from app.connectwise import errors as cw_errors
 from app.connectwise.records import InvalidRecord
 from app.connectwise.tenant_client import NotConnected, tenant_client
-from app.review import bulk, decisions, reviewers, status_map, timeline, writeback
+from app.review import bulk, decisions, plan_limits, reviewers, status_map, timeline, writeback
 from app.review.decisions import DecisionError, Done
 from app.review.writeback import WriteBackError
 from app.services import current_services
-from app.tenancy import db_session, required_tenant_id
+from app.tenancy import current_tenant_id, db_session, required_tenant_id
 from app.views.htmx import wants_partial
 
 bp = Blueprint("review_decisions", __name__, url_prefix="/review")
+
+
+@bp.before_request
+def _within_plan() -> None:
+    """Decisions on an invoice beyond the plan's review limit are refused: it is read-only."""
+    if request.method != "POST" or not getattr(current_user, "is_authenticated", False) or not current_tenant_id():
+        return  # the route's own checks answer first (sign-in, permission, tenant)
+    session = db_session()
+    bulk_ids = (request.form.getlist(n) for n in ("invoice_id", "approve_id", "confirm_id"))
+    ids = plan_limits.posted_invoice_ids(request.view_args, bulk_ids)
+    try:
+        plan_limits.check_reviewable(session, ids, review_limit(billing_state(session)))
+    except plan_limits.BeyondLimit as exc:
+        abort(409, description=str(exc))
 
 
 def _page(invoice_id: int) -> str:

@@ -17,16 +17,32 @@ from flask_login import current_user
 
 from app.audit.web import current_actor, request_origin
 from app.auth.roles import permission_page
+from app.billing.limits import review_limit
+from app.billing.state import billing_state
 from app.branding import store as branding_store
-from app.review import edits, invoice_page, timeline
+from app.review import edits, invoice_page, plan_limits, timeline
 from app.review.edits import Conflict, EditError, EditRefused, NotEditable
 from app.review.invoice_views import _document_html, _flags_panel, _head, _zone
 from app.services import current_services
-from app.tenancy import db_session, required_tenant_id
+from app.tenancy import current_tenant_id, db_session, required_tenant_id
 from app.views.htmx import wants_partial
 
 bp = Blueprint("review_edits", __name__, url_prefix="/review")
 CELL = "/<int:invoice_id>/lines/<kind>/<int:record_id>/<name>"
+
+
+@bp.before_request
+def _within_plan() -> None:
+    """An invoice beyond the plan's review limit is read-only: its editor does not open and nothing is saved."""
+    if request.endpoint == "review_edits.show" or not getattr(current_user, "is_authenticated", False) \
+            or not current_tenant_id():
+        return  # the value itself stays visible; the route's own checks answer first (sign-in, permission)
+    session = db_session()
+    ids = plan_limits.posted_invoice_ids(request.view_args, ())
+    try:
+        plan_limits.check_reviewable(session, ids, review_limit(billing_state(session)))
+    except plan_limits.BeyondLimit as exc:
+        abort(409, description=str(exc))
 
 
 def _tenant() -> uuid.UUID:

@@ -79,6 +79,7 @@ class OpenInvoices:
     headers: dict[int, InvoiceHeader] = field(default_factory=dict)
     failures: list[Failure] = field(default_factory=list)
     deferred: dict[int, tuple[str, ...]] = field(default_factory=dict)  # per-parent references left to the job
+    held: list[int] = field(default_factory=list)  # open, but beyond the plan's review limit: not read
 
 
 @dataclass(frozen=True)
@@ -105,17 +106,39 @@ def open_status_ids(client: Client) -> list[int]:
 
 
 def fetch_open_invoices(client: Client, stored: StoredLoader | None = None,
-                        today: dt.date | None = None) -> OpenInvoices:
+                        today: dt.date | None = None, limit: int | None = None) -> OpenInvoices:
     """Payloads of every open invoice; agreement additions and payments carried from ``stored`` where they may be,
     and left out (``deferred``) where no snapshot holds them yet. An invoice whose header does not read is a
-    ``Failure``; a ConnectWise failure or an unreadable status raises (``ConnectWiseError``, ``InvalidRecord``)."""
+    ``Failure``; a ConnectWise failure or an unreadable status raises (``ConnectWiseError``, ``InvalidRecord``).
+
+    ``limit`` (the plan's review limit): only the most recent that many are read; the rest are listed ``held``."""
     status_ids = open_status_ids(client)
     if not status_ids:
         return OpenInvoices()
     space = request_room(client, "finance/invoices", None, "id")
     rows = _header_rows(client, id_conditions("status/id", status_ids, space))
+    held: list[int] = []
+    if limit is not None and len(rows) > limit:
+        ranked = most_recent_first(rows)
+        held = sorted(ranked[limit:])
+        rows = {iid: rows[iid] for iid in ranked[:limit]}
     reuse = Reuse(stored, today=today or dt.date.today(), defer=True) if stored is not None else None
-    return read_invoices(client, rows, reuse)
+    found = read_invoices(client, rows, reuse)
+    found.held = held
+    return found
+
+
+def most_recent_first(rows: Mapping[int, dict]) -> list[int]:
+    """Invoice ids by invoice date, newest first, then id; a header whose date does not read ranks last (it is
+    the oldest we can say anything about)."""
+    def key(iid: int) -> tuple[dt.date, int]:
+        try:
+            date = parse_header(rows[iid]).date
+        except InvalidInvoiceData:
+            date = None
+        return (date or dt.date.min, iid)
+
+    return sorted(rows, key=key, reverse=True)
 
 
 def fetch_invoices(client: Client, invoice_ids: Sequence[int], stored: StoredLoader | None = None) -> OpenInvoices:

@@ -16,19 +16,34 @@ from sqlalchemy import select
 
 from app.audit.web import current_actor, current_user_row_id, request_origin
 from app.auth.roles import can, permission_page
+from app.billing.limits import review_limit
+from app.billing.state import billing_state
 from app.branding import store as branding_store
 from app.branding.store import StoredBranding
 from app.invoices.document import format_money
 from app.invoices.html import render_document_html
-from app.review import comments, decisions, edits, guests, invoice_page, reads, reviewers, timeline
+from app.review import comments, decisions, edits, guests, invoice_page, plan_limits, reads, reviewers, timeline
 from app.review.settings import settings_of
 from app.review.times import when, zone
 from app.services import current_services
-from app.tenancy import db_session, required_tenant_id
+from app.tenancy import current_tenant_id, db_session, required_tenant_id
 from app.tenants.models import TenantSettings
 from app.views.htmx import wants_partial
 
 bp = Blueprint("review_invoice", __name__, url_prefix="/review")
+
+
+@bp.before_request
+def _within_plan() -> None:
+    """Marking a flag OK or reading again an invoice beyond the plan's review limit is refused: it is read-only."""
+    if request.method != "POST" or not getattr(current_user, "is_authenticated", False) or not current_tenant_id():
+        return  # the page itself stays visible; the route's own checks answer first (sign-in, permission)
+    session = db_session()
+    try:
+        plan_limits.check_reviewable(session, plan_limits.posted_invoice_ids(request.view_args, ()),
+                                     review_limit(billing_state(session)))
+    except plan_limits.BeyondLimit as exc:
+        abort(409, description=str(exc))
 NOT_IN_REVIEW = "This invoice is not in review. Open invoices appear here after a sweep."
 
 
@@ -102,7 +117,14 @@ def page(invoice_id: int):
         timeline_panel=_timeline_panel(invoice_id),
         lines_panel=edits.panel(session, services, tenant_id, invoice_id, current_user),
         comment_panel=comments.panel(session, services, tenant_id, invoice_id, current_user),
-        guest_panel=guests.panel(session, services, tenant_id, invoice_id, current_user))
+        guest_panel=guests.panel(session, services, tenant_id, invoice_id, current_user),
+        read_only=_read_only(session, invoice_id))
+
+
+def _read_only(session: Any, invoice_id: int) -> str:
+    """Why the invoice is read-only (beyond the plan's review limit), or ""."""
+    limit = review_limit(billing_state(session))
+    return "" if plan_limits.is_reviewable(session, invoice_id, limit) else plan_limits.READ_ONLY.format(limit=limit)
 
 
 @bp.post("/<int:invoice_id>/flags/<uuid:flag_id>/ok")

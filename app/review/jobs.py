@@ -9,6 +9,7 @@ from redis import Redis
 from rq.job import JobStatus
 from sqlalchemy.orm import Session
 
+from app.billing.limits import review_limit_now
 from app.connectwise.connection import get_connection
 from app.jobs.fanout import fan_out
 from app.jobs.queue import enqueue, fetch_job
@@ -20,6 +21,7 @@ from app.review.routing import request_routing
 from app.review.settings import settings_of
 from app.review.sweep import run_sweep
 from app.services import Services
+from app.tenancy import tenant_session
 
 _PENDING = (JobStatus.SCHEDULED, JobStatus.QUEUED, JobStatus.DEFERRED, JobStatus.STARTED)
 
@@ -32,10 +34,12 @@ def sweep_job_id(tenant_id: str) -> str:
 def sweep_tenant(services: Services, tenant_id: str, kind: str = "incremental") -> dict[str, Any]:
     """One tenant's sweep, as the worker runs it (incremental unless it must be full, or ``kind`` is "full"),
     reporting its progress to the "Sweep now" panel; returns the sweep's record."""
+    with tenant_session(tenant_id, services.session_factory) as session:
+        limit = review_limit_now(session)  # the plan's, now: a trial that ended an hour ago reviews like Free
     progress.started(services.redis, tenant_id)
     try:
         result = run_sweep(services, tenant_id, kind="full" if kind == "full" else "incremental",
-                           progress=progress.reporter(services.redis, tenant_id))
+                           progress=progress.reporter(services.redis, tenant_id), review_limit=limit)
     finally:
         progress.finished(services.redis, tenant_id)
     request_routing(services, tenant_id)  # reviewers of invoices new to review, from their ConnectWise routing

@@ -16,11 +16,13 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from app.billing.limits import review_limit_now
 from app.connectwise import errors as cw_errors
 from app.connectwise.records import InvalidRecord
 from app.connectwise.tenant_client import NotConnected, tenant_client
 from app.jobs.queue import enqueue, fetch_job
 from app.jobs.runtime import job
+from app.review import plan_limits
 from app.review.fetch import fetch_invoices
 from app.review.incremental import stored_loader
 from app.review.routing import request_routing
@@ -30,18 +32,22 @@ from app.services import Services
 from app.tenancy import tenant_session
 
 log = logging.getLogger(__name__)
+BEYOND_LIMIT = "Beyond the plan's review limit: the invoice is read-only and was not read again."
 _PENDING = ("queued", "deferred", "scheduled")
 
 
 def rescan_invoice(services: Services, tenant_id: str, invoice_id: int, *, evaluate: Evaluate | None = None,
-                   client_options: Mapping[str, Any] | None = None) -> SweepResult:
-    """Rescan one invoice now; the result counts like a sweep's (``kind`` "rescan", never stored as a sweep)."""
+                   client_options: Mapping[str, Any] | None = None, review_limit: int | None = None) -> SweepResult:
+    """Rescan one invoice now; the result counts like a sweep's (``kind`` "rescan", never stored as a sweep).
+    An invoice beyond the plan's ``review_limit`` (read-only) is skipped: it keeps what it had."""
     evaluate = evaluate or default_evaluate()
     result, started = SweepResult("rescan", "running"), time.monotonic()
     try:
         with tenant_session(tenant_id, services.session_factory) as session:
             if not settings_of(session, tenant_id).storage_enabled:
                 return SweepResult("rescan", "skipped", STORAGE_OFF)
+            if not plan_limits.is_reviewable(session, int(invoice_id), review_limit):
+                return SweepResult("rescan", "skipped", BEYOND_LIMIT)
             client = tenant_client(session, services.keyring, services.config, services.redis, for_page=False,
                                    **dict(client_options or {}))
         with client:
@@ -72,7 +78,9 @@ def _failed(result: SweepResult, reason: str, started: float) -> SweepResult:
 @job
 def rescan_invoice_job(services: Services, tenant_id: str, invoice_id: int) -> dict[str, Any]:
     """The worker's rescan of one invoice; returns the result's record."""
-    result = rescan_invoice(services, tenant_id, int(invoice_id))
+    with tenant_session(tenant_id, services.session_factory) as session:
+        limit = review_limit_now(session)
+    result = rescan_invoice(services, tenant_id, int(invoice_id), review_limit=limit)
     request_routing(services, tenant_id)  # an invoice new to review gets its reviewers from ConnectWise routing
     return result.as_json()
 

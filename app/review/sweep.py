@@ -99,18 +99,24 @@ def rules_digest(evaluate: Evaluate, rule_settings: Mapping[str, Any]) -> str:
 
 
 def run_sweep(services: Services, tenant_id: str, *, kind: str = "full", evaluate: Evaluate | None = None,
-              client_options: Mapping[str, Any] | None = None, progress: Progress | None = None) -> SweepResult:
+              client_options: Mapping[str, Any] | None = None, progress: Progress | None = None,
+              review_limit: int | None = None) -> SweepResult:
     """Sweep one tenant now, in the foreground; returns its record (also stored unless storage is off).
 
     ``kind="incremental"`` reads only what changed since the last successful sweep, and is full whenever
-    ``incremental.baseline`` says it must be; ``progress(done, total)`` hears of each invoice written."""
+    ``incremental.baseline`` says it must be; ``progress(done, total)`` hears of each invoice written.
+    ``review_limit`` (the plan's, from the job entry point; None: unlimited): the sweep is full, reviews the most
+    recent that many open invoices (``app.review.plan_limits``) and says so in its record; the others keep what
+    they had."""
     evaluate = evaluate or default_evaluate()
     factory, started = services.session_factory, time.monotonic()
     with tenant_session(tenant_id, factory) as session:
         settings = settings_of(session, tenant_id)
         if not settings.storage_enabled:
             return SweepResult(kind, "skipped", STORAGE_OFF)
-        base = incremental.baseline(session, dt.datetime.now(dt.UTC)) if kind == "incremental" else None
+        # Under a limit every sweep is full: which invoices are the most recent is a question about all of them.
+        incremental_ok = kind == "incremental" and review_limit is None
+        base = incremental.baseline(session, dt.datetime.now(dt.UTC)) if incremental_ok else None
         kind = "incremental" if base is not None else "full"
         sweep = Sweep(id=uuid.uuid4(), tenant_id=uuid.UUID(str(tenant_id)), kind=kind, outcome="running")
         session.add(sweep)
@@ -126,7 +132,8 @@ def run_sweep(services: Services, tenant_id: str, *, kind: str = "full", evaluat
         with client:
             try:
                 if base is None:
-                    fetched = fetch_open_invoices(client, incremental.stored_loader(services, tenant_id))
+                    fetched = fetch_open_invoices(client, incremental.stored_loader(services, tenant_id),
+                                                  limit=review_limit)
                 else:
                     changed = incremental.fetch_changed(client, base, incremental.stored_loader(services, tenant_id))
                     fetched, scope = changed.fetched, changed.touched
@@ -222,7 +229,8 @@ def _write(session: Session, services: Services, tid: uuid.UUID, fetched: OpenIn
         rechecked.add(snap.invoice_id)
         result.flags_raised += counts.raised
         result.flags_cleared += counts.cleared
-    still_open = {p.invoice_id for p in fetched.payloads} | {f.invoice_id for f in failures}
+    # Held invoices (beyond the plan's limit) are still open: whatever they had stays, read-only.
+    still_open = {p.invoice_id for p in fetched.payloads} | {f.invoice_id for f in failures} | set(fetched.held)
     gone = (set(existing) if scope is None else set(existing) & scope) - still_open
     # Snapshots the inbox has never listed (stored before it existed): one query, nearly always empty.
     read_now = {p.invoice_id: p for p in fetched.payloads}
@@ -235,8 +243,12 @@ def _write(session: Session, services: Services, tid: uuid.UUID, fetched: OpenIn
     result.flags_cleared += flag_store.clear_invoices(session, gone, now)
     summary.refresh_flags(session, rechecked)
     summary.mark_left(session, gone, now)
-    result.invoices_seen = len(fetched.payloads) + len(fetched.failures)
+    result.invoices_seen = len(fetched.payloads) + len(fetched.failures) + len(fetched.held)
     result.invoices_failed = len(failures)
+    if fetched.held:
+        reviewed = result.invoices_seen - len(fetched.held)
+        result.reason = (f"Plan limit: {reviewed} of {result.invoices_seen} open invoices reviewed (the most recent); "
+                         f"the other {len(fetched.held)} were not read.")
     result.failures = [{"invoice_id": f.invoice_id, "invoice_number": f.invoice_number, "reason": f.reason}
                        for f in failures]
     result.outcome = "ok"

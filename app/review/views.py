@@ -11,8 +11,11 @@ from flask import Blueprint, current_app, make_response, render_template, reques
 
 from app.audit.web import current_user_row_id
 from app.auth.roles import permission_page
+from app.billing.limits import review_limit
+from app.billing.notices import plan_notice
+from app.billing.state import billing_state
 from app.connectwise.connection import get_connection
-from app.review import inbox, progress
+from app.review import inbox, plan_limits, progress
 from app.review.failures import last_sweep_failures
 from app.review.flags import SEVERITIES
 from app.review.jobs import request_sweep, sweep_status
@@ -59,12 +62,15 @@ def index():
     query = inbox.InboxQuery.from_args(request.args)
     context: dict[str, Any] = {**state, "query": query, "result": None, "panel": None, "first_sweep": False,
                                "tabs": inbox.TABS, "sorts": inbox.SORTS, "row_url": _row_url(),
-                               "bulk": _has_route(BULK_ENDPOINT)}
+                               "bulk": _has_route(BULK_ENDPOINT), "read_only": set()}
     if state["connected"] and state["storage"]:
         settings = session.get(TenantSettings, required_tenant_id())
         result = inbox.load(session, services.redis, services.keyring, query, current_user_row_id(),
                             tz=zone(settings.timezone if settings is not None else None))
         context["result"], context["query"] = result, result.query
+        # Rows beyond the plan's review limit: shown, flags and decisions kept, but not selectable.
+        context["read_only"] = plan_limits.read_only_ids(session, (r.invoice_id for r in result.rows),
+                                                         review_limit(billing_state(session)))
         if result.empty_everywhere and not query.filtered:
             context["panel"] = _panel()
             context["first_sweep"] = context["panel"].last is None
@@ -79,6 +85,9 @@ def index():
     if state["connected"] and state["storage"]:
         context.update(options=inbox.options(session), severities=SEVERITIES,
                        last_failures=last_sweep_failures(session))
+    billing = billing_state(session)
+    context.update(plan_notice=plan_notice(billing), plan_name=billing.plan.name,
+                   review_usage=plan_limits.usage(session, review_limit(billing)))
     return render_template("review/page.html", **context)
 
 

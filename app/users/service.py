@@ -1,4 +1,7 @@
-"""Changing users: roles, deactivation, adding one by hand. Every change is audited; the last owner stays."""
+"""Changing users: roles, deactivation, adding one by hand. Every change is audited; the last owner stays.
+
+A seat is an active user who can sign in (any role but ``no_access``). Changes that would give one more seat take
+the plan's ``seat_limit`` (None: unlimited) from their page, as billing sits above users."""
 
 from __future__ import annotations
 
@@ -16,6 +19,23 @@ from app.users.models import ROLES, User
 
 class UserChangeError(ValueError):
     """A change that is not allowed; the message says why, for the person who tried."""
+
+
+class SeatLimitReached(UserChangeError):
+    """One more user with access would go past the plan's seat limit (the page offers the upgrade)."""
+
+
+def seats_used(s: Session) -> int:
+    """Active users who can sign in: what the plan's seat limit counts."""
+    return s.execute(select(func.count()).select_from(User)
+                     .where(User.active, User.role != "no_access")).scalar_one()
+
+
+def check_seat(s: Session, seat_limit: int | None) -> None:
+    """Raise SeatLimitReached when no seat is left under ``seat_limit``."""
+    if seat_limit is not None and seats_used(s) >= seat_limit:
+        raise SeatLimitReached(f"This workspace's plan includes up to {seat_limit} users with access, and they are "
+                               "all taken. Upgrade to Pro to add more.")
 
 
 def _active_owners(s: Session) -> int:
@@ -40,12 +60,15 @@ def check_role_change(s: Session, actor_role: str, user: User, role: str) -> Non
 
 
 def change_role(s: Session, actor: Actor, actor_role: str, user_id: uuid.UUID, role: str, origin: Origin,
-                redis: Redis | None = None) -> User:
-    """Set ``user_id``'s role; moved to ``no_access``, their sessions end (when ``redis`` is given) as if deactivated."""
+                redis: Redis | None = None, *, seat_limit: int | None = None) -> User:
+    """Set ``user_id``'s role; moved to ``no_access``, their sessions end (when ``redis`` is given) as if deactivated.
+    Moving an active user from ``no_access`` to a role takes a seat."""
     user = s.get(User, user_id, with_for_update=True)
     if user is None:
         raise UserChangeError("That user no longer exists.")
     check_role_change(s, actor_role, user, role)
+    if user.active and user.role == "no_access" and role != "no_access":
+        check_seat(s, seat_limit)
     before = {"role": user.role}
     user.role = role
     s.flush()
@@ -56,10 +79,13 @@ def change_role(s: Session, actor: Actor, actor_role: str, user_id: uuid.UUID, r
 
 
 def set_active(s: Session, redis: Redis, actor: Actor, actor_role: str, user_id: uuid.UUID, active: bool,
-               origin: Origin) -> User:
+               origin: Origin, *, seat_limit: int | None = None) -> User:
+    """Deactivate or reactivate; reactivating someone with a role takes a seat."""
     user = s.get(User, user_id, with_for_update=True)
     if user is None:
         raise UserChangeError("That user no longer exists.")
+    if active and not user.active and user.role != "no_access":
+        check_seat(s, seat_limit)
     if user.role == "owner" and actor_role != "owner":
         raise UserChangeError("Only an owner can deactivate an owner.")
     if not active and user.role == "owner" and user.active and _active_owners(s) <= 1:
@@ -77,7 +103,7 @@ def set_active(s: Session, redis: Redis, actor: Actor, actor_role: str, user_id:
 
 
 def add_user(s: Session, actor: Actor, actor_role: str, tenant_id: uuid.UUID, email: str, name: str, role: str,
-             origin: Origin) -> User:
+             origin: Origin, *, seat_limit: int | None = None) -> User:
     email = normalise_email(email)
     if role not in ROLES:
         raise UserChangeError("Choose one of the listed roles.")
@@ -85,6 +111,8 @@ def add_user(s: Session, actor: Actor, actor_role: str, tenant_id: uuid.UUID, em
         raise UserChangeError("Only an owner can add an owner.")
     if s.execute(select(User.id).where(func.lower(User.email) == email)).first():
         raise UserChangeError("Someone with that email is already a user here.")
+    if role != "no_access":
+        check_seat(s, seat_limit)
     user = User(id=uuid.uuid4(), tenant_id=tenant_id, email=email, name=name.strip()[:200], role=role, active=True)
     s.add(user)
     s.flush()

@@ -13,13 +13,16 @@ from sqlalchemy import select
 
 from app.audit.web import current_actor, current_user_row_id, request_origin
 from app.auth.roles import ROLE_LABELS, can, lost_permissions, permission_page, role_sentence
+from app.billing.limits import seat_limit
+from app.billing.notices import plan_notice
+from app.billing.state import billing_state
 from app.connectwise.members import DEFAULT_ROLES, DefaultRoleError, new_member_role, set_new_member_role
 from app.services import current_services
 from app.tenancy import db_session, required_tenant_id
 from app.users import email_changes
 from app.users.emails import is_valid_email, normalise_email
 from app.users.models import ROLES, User
-from app.users.service import UserChangeError, add_user, change_role, check_role_change, set_active
+from app.users.service import UserChangeError, add_user, change_role, check_role_change, seats_used, set_active
 from app.views.htmx import wants_partial
 
 bp = Blueprint("users", __name__, url_prefix="/settings/users")
@@ -35,7 +38,12 @@ def _user_id(raw: str) -> uuid.UUID:
 def _page(status: int = 200, errors: dict | None = None, form: dict | None = None,
           proposal_errors: dict | None = None, confirm: dict | None = None):
     users = db_session().execute(select(User).order_by(User.active.desc(), User.name, User.email)).scalars().all()
+    state = billing_state(db_session())
+    seats = {"used": seats_used(db_session()), "limit": seat_limit(state), "plan": state.plan.name,
+             "can_upgrade": can(current_user.role, "billing")}
+    plan_banner = plan_notice(state)
     return render_template("users/page.html", users=users, roles=ROLES, errors=errors or {}, form=form or {},
+                           seats=seats, plan_notice=plan_banner,
                            confirm=confirm, role_sentences=[(r, role_sentence(r)) for r in ROLES],
                            default_roles=DEFAULT_ROLES, new_member_role=new_member_role(db_session()),
                            can_set_default=current_user.role == "owner",
@@ -91,6 +99,11 @@ def _change(user_id: str, apply: Callable[[uuid.UUID], User], saved: Callable[[U
     return _row(user, saved=saved(user) if saved else None)
 
 
+def _seat_limit() -> int | None:
+    """The plan's seat limit now (the users service sits below billing, so it is handed over)."""
+    return seat_limit(billing_state(db_session()))
+
+
 def _is_self(user: User) -> bool:
     return str(user.id) == str(getattr(current_user, "id", ""))
 
@@ -113,9 +126,10 @@ def role(user_id: str):
         if wants_partial():
             return render_template("users/_row.html", u=target, roles=ROLES, error=None, confirm=confirm), 200
         return _page(confirm=confirm)
-    actor_role = current_user.role
+    actor_role, limit = current_user.role, _seat_limit()
     response = _change(user_id, lambda uid: change_role(db_session(), current_actor(), actor_role, uid, new_role,
-                                                        request_origin(), current_services().redis),
+                                                        request_origin(), current_services().redis,
+                                                        seat_limit=limit),
                        saved=lambda u: f"Saved: {u.email} is now {role_label(u.role)}.")
     if _is_self(target) and target.role == new_role and not can(new_role, "users_and_roles"):
         # Their own change took this page away from them: land where they still may be.
@@ -147,9 +161,10 @@ def new_members():
 @bp.post("/<user_id>/active")
 @permission_page("users_and_roles")
 def active(user_id: str):
+    limit = _seat_limit()
     return _change(user_id, lambda uid: set_active(db_session(), current_services().redis, current_actor(),
                                                    current_user.role, uid, request.form.get("active") == "true",
-                                                   request_origin()))
+                                                   request_origin(), seat_limit=limit))
 
 
 @bp.post("/")
@@ -160,7 +175,7 @@ def add():
         return _page(422, {"email": "Enter an email address, like name@company.com."}, form)
     try:
         added = add_user(db_session(), current_actor(), current_user.role, uuid.UUID(g.tenant_id), form["email"],
-                         form["name"], form["role"] or "viewer", request_origin())
+                         form["name"], form["role"] or "viewer", request_origin(), seat_limit=_seat_limit())
     except UserChangeError as exc:
         return _page(422, {"email": str(exc)}, form)
     flash(f"Added {added.email} as {role_label(added.role)}.", "success")
