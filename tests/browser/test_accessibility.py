@@ -114,7 +114,8 @@ def test_every_page_has_no_wcag_21_aa_violation(app, served, browser, client, ma
     assert review_path
     paths = ["/", "/invoices/", invoice_path, "/settings/connectwise/", "/settings/branding/", "/settings/users/",
              "/settings/audit-log/", "/account/sessions", "/settings/support-access/", "/settings/sign-in/",
-             "/review/", review_path, "/settings/review/", "/settings/sending/", "/settings/workspace/"]
+             "/review/", review_path, "/settings/review/", "/settings/sending/", "/settings/workspace/",
+             "/settings/billing/"]
     for path in paths:
         response = page.goto(served + path)
         assert response is not None and response.status == 200, path
@@ -140,7 +141,7 @@ def test_every_page_has_no_wcag_21_aa_violation(app, served, browser, client, ma
     found["/g/review"] = axe_violations(guest_page, axe_source)
 
     report = "\n".join(f"{path}: {line}" for path, lines in found.items() for line in lines)
-    assert len(found) == 21 and not report, "axe-core found:\n" + report
+    assert len(found) == 22 and not report, "axe-core found:\n" + report
 
 
 # The colour behind an element: its own background or the first ancestor's that is not transparent.
@@ -277,7 +278,7 @@ def test_the_open_menus_and_the_phone_layout_have_no_wcag_violation(app, served,
     page.click("details.usermenu > summary")
     found["desktop, account menu open"] = axe_violations(page, axe_source)
     phone = _context(browser, served, client, {"width": 390, "height": 844})
-    for path in ("/", "/invoices/", "/settings/branding/"):
+    for path in ("/", "/invoices/", "/settings/branding/", "/settings/billing/"):
         phone.goto(served + path)
         phone.wait_for_load_state("networkidle")
         found[f"phone {path}"] = axe_violations(phone, axe_source)
