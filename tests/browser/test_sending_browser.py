@@ -57,6 +57,7 @@ def test_send_one_invoice_and_bulk_send_three_in_chromium(app, served, browser, 
     line = page.locator(".send-line[data-status=sent]")
     line.wait_for(timeout=15_000)
     assert line.inner_text().startswith(f"Sent to {to}, Boss@client.example")
+    assert page.locator(".send-queued").count() == 0  # the progress note replaced itself: only "Sent" shows
     _fits(page, width)
     panel.screenshot(path=str(SHOTS / f"send-panel-sent-{width}.png"))
 
