@@ -311,3 +311,21 @@ def test_grace_ending_tomorrow_is_pro_and_yesterday_is_free(app, client, make_te
         assert seat_limit_now(s) == 3
     assert post_add(client, f"sixth{AT}x.example").status_code == 422
     assert "the grace period has ended" in client.get("/settings/users/").get_data(as_text=True)
+
+
+# --- shown where they bite -------------------------------------------------------------------------------------
+
+
+def test_the_dashboard_says_the_plan_in_one_line_on_free_and_in_a_trial_only(app, client, make_tenant):
+    t = make_tenant()
+    sign_in(client, t)
+    assert 'id="dash-plan"' not in client.get("/").get_data(as_text=True)  # comped: nothing to say
+    free(app, t)
+    page = " ".join(client.get("/").get_data(as_text=True).split())
+    assert "Free plan: 1 of 3 users with access · up to 25 open invoices reviewed per sweep." in page
+    set_billing(app, t, status="trialing", trial_ends_at=NOW + 10 * DAY + dt.timedelta(hours=1))
+    page = " ".join(client.get("/").get_data(as_text=True).split())
+    assert "Pro trial: 11 days left." in page and 'id="plan-banner"' not in page
+    set_billing(app, t, trial_ends_at=NOW + 2 * DAY - dt.timedelta(hours=1))
+    page = " ".join(client.get("/").get_data(as_text=True).split())
+    assert "Your trial ends in 2 days." in page and "Pro trial: 2 days left." in page
