@@ -114,14 +114,15 @@ def perform(services: Services, tenant_id: str, send_id: str, *, retries_left: i
                 if row is not None:
                     row.invoice_number = doc.number[:64]
                     service.set_recipients(services.keyring, row, to, cc)
-            tokens = service.tokens_for(doc, sender=sender, link=link).as_dict()
+            tokens = service.tokens_for(doc, sender=sender, link=link, locale=stored.branding.locale).as_dict()
             reminder = kind == "reminder"
             subject_t, body_t = custom or (
                 cfg.reminder_subject_template if reminder else cfg.subject_template,
                 cfg.reminder_body_template if reminder else cfg.body_template)
             attachments: tuple[Attachment, ...] = ()
             if cfg.attach_pdf:
-                data = render_pdf(doc, stored.branding, logo=stored.logo, page_size=page_size_for(doc, stored.page_size_choice))
+                size = page_size_for(doc, stored.page_size_choice)
+                data = render_pdf(doc, stored.branding, logo=stored.logo, page_size=size)
                 attachments = (Attachment(pdf_filename(doc.number, invoice_id), "application/pdf", data),)
             message = Message(to=", ".join(to), cc=tuple(cc), subject=render_message(subject_t, tokens)[:250],
                               text=render_message(body_t, tokens), html=render_html(body_t, tokens, link),

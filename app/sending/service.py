@@ -16,11 +16,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from babel.dates import format_date
 from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
 from app.audit.log import Actor, Origin, record
 from app.invoices.document import InvoiceDocument, format_money
+from app.invoices.view_model import babel_locale
 from app.jobs.queue import enqueue
 from app.security.crypto import FieldRef, Keyring
 from app.sending.models import InvoiceSend
@@ -169,11 +171,13 @@ class Tokens:
         return values
 
 
-def tokens_for(doc: InvoiceDocument, *, sender: str, link: str = "") -> Tokens:
+def tokens_for(doc: InvoiceDocument, *, sender: str, link: str = "", locale: str = "en-US") -> Tokens:
+    """The cover message's tokens; the due date reads as on the document (the workspace's locale)."""
     due = doc.due_date
     return Tokens(client_name=doc.bill_to.name or doc.company_name, number=doc.number,
                   amount_due=format_money(doc.totals.balance, doc.currency),
-                  due_date=f"{due.day} {due:%b %Y}" if due is not None else "on receipt",
+                  due_date=format_date(due, "medium", locale=babel_locale(locale)) if due is not None
+                  else "upon receipt",
                   link=link, sender=sender)
 
 

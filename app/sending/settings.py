@@ -16,12 +16,12 @@ from app.sending.models import SendSettings
 
 DEFAULT_SUBJECT = "Invoice {number} from {sender}"
 DEFAULT_BODY = ("Hello {client_name},\n\n"
-                "Your invoice {number} for {amount_due} is due on {due_date}.\n"
+                "Your invoice {number} for {amount_due} is due {due_date}.\n"
                 "You can view and download it here: {link}\n\n"
                 "Thank you,\n{sender}")
 DEFAULT_REMINDER_SUBJECT = "Reminder: invoice {number} from {sender}"
 DEFAULT_REMINDER_BODY = ("Hello {client_name},\n\n"
-                         "This is a reminder that invoice {number} has {amount_due} outstanding, due on {due_date}.\n"
+                         "This is a reminder that invoice {number} has {amount_due} outstanding, due {due_date}.\n"
                          "You can view and download it here: {link}\n\n"
                          "Thank you,\n{sender}")
 

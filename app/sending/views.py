@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from app.audit.web import current_actor, request_origin
 from app.auth.roles import permission_page
+from app.branding import store as branding_store
 from app.connectwise import errors as cw_errors
 from app.invoices import service as invoices
 from app.invoices.errors import InvoiceUnavailable
@@ -58,7 +59,8 @@ def invoice_panel(invoice_id: int) -> tuple[str, int]:
         return _panel(invoice_id, unavailable=str(exc))
     except cw_errors.ConnectWiseError as exc:
         return _panel(invoice_id, unavailable=f"ConnectWise could not be read: {exc}. Try again in a minute.")
-    tokens = service.tokens_for(doc, sender=sender).as_dict(with_link=False)
+    locale = branding_store.load(session, required_tenant_id()).branding.locale
+    tokens = service.tokens_for(doc, sender=sender, locale=locale).as_dict(with_link=False)
     form = {"to": ", ".join(found.to), "cc": ", ".join(found.cc),
             "subject": render_message(cfg.subject_template, tokens), "body": render_message(cfg.body_template, tokens)}
     return _panel(invoice_id, form=form, found=found, number=doc.number, attach_pdf=cfg.attach_pdf)
