@@ -1,6 +1,6 @@
 """axe-core (WCAG 2.1 A and AA) in Chromium on every page a person meets: signed out (sign-in, code entry, the public
-invoice, the guest review), signed in (dashboard, invoices, an invoice, every settings page, review), at 1366 px
-(and the header's menus open, and phone pages);
+invoice, the guest review), signed in (dashboard, invoices, an invoice, every settings page, review), each at 1366 px
+and at 390 px (a phone), and the header's menus open;
 plus the keyboard: focus after htmx swaps (data-focus-after-swap), Escape closes the account menu, the focus ring
 reaches 3:1 against what is behind it. axe-core comes from npm (devtools/axe, `npm ci`), injected by Playwright
 into the page under test only; it is never served by the app."""
@@ -30,6 +30,7 @@ AXE_JS = AXE_DIR / "node_modules" / "axe-core" / "axe.min.js"
 AXE_STAMP = AXE_DIR / "node_modules" / ".installed"  # the Makefile's stamp too
 WCAG = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
 DESKTOP = {"width": 1366, "height": 900}
+PHONE = {"width": 390, "height": 844}
 
 
 def _axe_source() -> str:
@@ -78,7 +79,9 @@ def axe_violations(page, axe_source: str) -> list[str]:  # type: ignore[no-untyp
     return found
 
 
-def test_every_page_has_no_wcag_21_aa_violation(app, served, browser, client, make_tenant, sim, axe_source):  # noqa: F811
+@pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["1366px", "390px"])
+def test_every_page_has_no_wcag_21_aa_violation(app, served, browser, client, make_tenant, sim, axe_source,  # noqa: F811
+                                                 viewport):
     with app.app_context():
         reset_limits()
     sim.reset()
@@ -88,7 +91,7 @@ def test_every_page_has_no_wcag_21_aa_violation(app, served, browser, client, ma
     found: dict[str, list[str]] = {}
 
     # Signed out: sign-in and code entry (a fresh context, the owner's address typed).
-    guest = _context(browser, served)
+    guest = _context(browser, served, viewport=viewport)
     guest.goto(served + "/sign-in")
     found["/sign-in"] = axe_violations(guest, axe_source)
     guest.fill("input[name=email]", tenant.owner_email)
@@ -104,7 +107,7 @@ def test_every_page_has_no_wcag_21_aa_violation(app, served, browser, client, ma
     guest.wait_for_url(re.compile(r".*/start/code$"))
     found["/start/code"] = axe_violations(guest, axe_source)
 
-    page = _context(browser, served, client)
+    page = _context(browser, served, client, viewport)
     page.goto(served + "/invoices/")
     invoice_path = page.locator("table tbody a[href*='/invoices/']").first.get_attribute("href")
     assert invoice_path
@@ -126,7 +129,7 @@ def test_every_page_has_no_wcag_21_aa_violation(app, served, browser, client, ma
 
     # The public invoice page and the guest review page, each in a context with no cookie of ours.
     token = make_link(client, invoice_id)
-    public = _context(browser, served)
+    public = _context(browser, served, viewport=viewport)
     public.goto(f"{served}/i/{token}")
     found["/i/<token>"] = axe_violations(public, axe_source)
     from app.review import guests
@@ -135,13 +138,13 @@ def test_every_page_has_no_wcag_21_aa_violation(app, served, browser, client, ma
     with session_of(app, tenant) as s:
         _link, url = guests.issue_link(s, services_of(app), tenant.id, review_invoice, email="ap" + chr(64) + "client.example",
                                        name="Ana Ruiz", member_id=None, created_by=None)
-    guest_page = _context(browser, served)
+    guest_page = _context(browser, served, viewport=viewport)
     guest_page.goto(served + url[url.index("/g/"):])
     guest_page.wait_for_url(re.compile(r".*/g/review$"))
     found["/g/review"] = axe_violations(guest_page, axe_source)
 
     report = "\n".join(f"{path}: {line}" for path, lines in found.items() for line in lines)
-    assert len(found) == 22 and not report, "axe-core found:\n" + report
+    assert len(found) == 22 and not report, f"axe-core found at {viewport['width']} px:\n" + report
 
 
 # The colour behind an element: its own background or the first ancestor's that is not transparent.
