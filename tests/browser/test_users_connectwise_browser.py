@@ -52,9 +52,10 @@ def test_users_page_toasts_a_role_change_and_asks_before_reducing_your_own(app, 
     own.locator("select[name=role]").select_option("viewer")
     own.get_by_text("You will lose:").wait_for()
     page.screenshot(path=str(SHOTS / "users-confirm-desktop.png"), full_page=True)
-    own.get_by_role("link", name="Cancel").click()
+    own.get_by_role("button", name="Cancel").click()  # a real button (issue 14's "looks like a button")
     own.locator("select[name=role]").wait_for()
     assert own.locator("select[name=role]").input_value() == "owner"
+    assert page.evaluate(f"() => document.activeElement.matches('#user-{tenant.owner_id} select[name=role]')")
 
 
 def test_connectwise_page_toasts_a_save_and_drops_the_outdated_report(app, served, browser, client,  # noqa: F811
