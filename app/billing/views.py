@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import uuid
 from typing import Any
+from urllib.parse import urlsplit
 
-from flask import Blueprint, redirect, render_template, request, url_for
+from flask import Blueprint, Response, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_login import current_user
 from sqlalchemy import select
@@ -23,12 +24,33 @@ from app.billing.models import TenantBilling
 from app.billing.state import billing_state
 from app.config import Config
 from app.review.models import Sweep
+from app.security.headers import CSP
 from app.services import current_services
 from app.tenancy import db_session, required_tenant_id
 from app.tenants.service import tenant_name
 from app.users.service import seats_used
 
 bp = Blueprint("billing", __name__)
+
+# Stripe's hosted pages: Checkout and the Customer Portal.
+STRIPE_PAGES = ("https://checkout.stripe.com", "https://billing.stripe.com")
+
+
+def _stripe_pages(cfg: Config) -> tuple[str, ...]:
+    """Where Upgrade and Manage billing send the owner. Where STRIPE_API_BASE is not Stripe's own (tests), its origin
+    serves the hosted pages too."""
+    api = urlsplit(cfg.STRIPE_API_BASE)
+    if cfg.is_production or api.netloc in ("", "api.stripe.com"):
+        return STRIPE_PAGES
+    return (*STRIPE_PAGES, f"{api.scheme}://{api.netloc}")
+
+
+@bp.after_request
+def _form_action_to_stripe(response: Response) -> Response:
+    # The page's forms answer with a 303 to Stripe, and browsers hold every redirect of a form post to form-action.
+    pages = " ".join(_stripe_pages(current_services().config))
+    response.headers["Content-Security-Policy"] = CSP.replace("form-action 'self'", f"form-action 'self' {pages}")
+    return response
 
 
 def _context(error: str | None = None) -> dict[str, Any]:

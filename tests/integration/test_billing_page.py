@@ -342,3 +342,14 @@ def test_manage_billing_without_a_customer_says_to_upgrade_first(app, client, ma
     assert response.status_code == 409
     assert "There is no Stripe billing account yet: upgrade first" in response.get_data(as_text=True)
     assert sessions_fake.portals == {}
+
+
+def test_the_billing_page_lets_its_forms_go_on_to_stripe_and_nowhere_else(app, client, make_tenant, sessions_fake):
+    t = make_tenant()
+    sign_in(client, t)
+    csp = client.get("/settings/billing/").headers["Content-Security-Policy"]
+    assert (f"form-action 'self' https://checkout.stripe.com https://billing.stripe.com {sessions_fake.url};"
+            in csp)  # the fake plays Stripe's hosted pages here, at STRIPE_API_BASE's origin
+    assert "script-src 'self';" in csp and "frame-ancestors 'none'" in csp
+    other = client.get("/settings/workspace/").headers["Content-Security-Policy"]
+    assert "form-action 'self';" in other and "stripe" not in other
