@@ -49,7 +49,7 @@ _SYSTEM_NAMES = {"system": "The system", "cli": "An operator (command line)", "c
                  "review write-back": "Review write-back", "sign-in": "Sign-in", "support access": "Support access",
                  "sign-up": "Sign-up"}
 # Keys that identify rather than change something: left out of the "changed X from A to B" details.
-_QUIET = {"invoice_id", "invoice_number", "send_id", "batch_id", "event_id", "link_ids", "saved"}
+_QUIET = {"invoice_id", "invoice_number", "send_id", "batch_id", "event_id", "link_ids", "saved", "changed_keys"}
 
 
 def _words(key: str) -> str:
@@ -160,6 +160,20 @@ class _Row:
 Sentence = Callable[[_Row], Line | str]
 
 
+def _connection_saved(r: _Row) -> Line | str:
+    """Which keys changed is a list of names ("public, private"), never values: it reads as words, not a change."""
+    keys = [k for k in str(r.after.get("changed_keys") or "").split(", ") if k]
+    replaced = " and ".join(keys)
+    if not any(k not in _QUIET and r.before.get(k) != v for k, v in r.after.items()):
+        if not keys:
+            return f"{r.who} saved the ConnectWise connection without changes"
+        return f"{r.who} replaced the ConnectWise {replaced} key{'s' if len(keys) > 1 else ''}"
+    line = r.changed("the ConnectWise connection")
+    if keys:
+        return Line(f"{line.sentence}, and replaced the {replaced} key{'s' if len(keys) > 1 else ''}", line.details)
+    return line
+
+
 def _s(template: str) -> Sentence:
     """A sentence from a template with {who}, {invoice}, {user}, {target} and the row's own keys as {key}."""
     def build(r: _Row) -> str:
@@ -189,7 +203,7 @@ def _synced(r: _Row) -> Line:
 
 def _signed_in(r: _Row) -> str:
     method = {"email_code": "with an emailed code", "break_glass": "with a break-glass code",
-              "google": "with Google", "microsoft": "with Microsoft"}.get(str(r.get("method")), "")
+              "sso_google": "with Google", "sso_microsoft": "with Microsoft"}.get(str(r.get("method")), "")
     return f"{r.who} signed in {method}".rstrip()
 
 
@@ -286,7 +300,7 @@ SENTENCES: dict[str, Sentence] = {
     "tenant.new_member_role_changed": lambda r: r.changed("the role for new members"),
     # ConnectWise
     "connectwise.connected": _s("{who} connected ConnectWise"),
-    "connectwise.connection_saved": lambda r: r.changed("the ConnectWise connection"),
+    "connectwise.connection_saved": lambda r: _connection_saved(r),
     "connectwise.site_changed": lambda r: r.changed("the ConnectWise site"),
     "connectwise.onprem_host_added": _s("{who} allowed the on-premises ConnectWise host {host}"),
     "connectwise.onprem_host_removed": _s("{who} removed the on-premises ConnectWise host {host}"),

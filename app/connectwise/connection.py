@@ -117,7 +117,7 @@ def save_connection(session: Session, keyring: Keyring, tenant_id: uuid.UUID | s
     after = _public_view(conn)
     # Which keys changed, never their values.
     after["changed_keys"] = ", ".join(name for name, changed in (("public", old_public != public_key),
-                                                                   ("private", private_key is not None)) if changed)
+                                                                   ("private", changed_private)) if changed)
     if moved:
         # Both sides in full: where the keys now go is the point of this row.
         b, a, action = before, after, "connectwise.site_changed"

@@ -145,3 +145,19 @@ def test_an_unknown_action_still_reads_with_person_action_words_and_target():
 
 def test_a_person_no_longer_in_the_lookup_is_named_by_the_label_the_row_kept():
     assert sentence(Row("auth.signed_out", actor_id="gone"), PEOPLE).sentence == "olive@acme.example signed out"
+
+
+def test_a_connectwise_key_replacement_names_the_keys_and_never_reads_as_a_changed_value():
+    keys_only = Row("connectwise.connection_saved", before={"changed_keys": ""}, after={"changed_keys": "private"})
+    assert sentence(keys_only, PEOPLE).sentence == "Olive Owner replaced the ConnectWise private key"
+    nothing = Row("connectwise.connection_saved", before={}, after={})
+    assert sentence(nothing, PEOPLE).sentence == "Olive Owner saved the ConnectWise connection without changes"
+    both = Row("connectwise.connection_saved", before={"company_id": "old", "changed_keys": ""},
+               after={"company_id": "new", "changed_keys": "public, private"})
+    assert sentence(both, PEOPLE).sentence == ("Olive Owner changed the company from old to new, and replaced the "
+                                               "public and private keys")
+
+
+def test_a_single_sign_on_sign_in_names_the_provider_as_sign_in_records_it():
+    assert sentence(Row("auth.signed_in", after={"method": "sso_google"}), PEOPLE).sentence == \
+        "Olive Owner signed in with Google"
