@@ -329,3 +329,19 @@ def test_the_dashboard_says_the_plan_in_one_line_on_free_and_in_a_trial_only(app
     set_billing(app, t, trial_ends_at=NOW + 2 * DAY - dt.timedelta(hours=1))
     page = " ".join(client.get("/").get_data(as_text=True).split())
     assert "Your trial ends in 2 days." in page and "Pro trial: 2 days left." in page
+
+
+def test_the_periodic_member_sync_queues_each_tenant_with_its_seat_limit(app, client, make_tenant, redis_conn, sim):
+    from app.billing.jobs import sync_members_all_tenants
+    from app.jobs.queue import get_queue
+    from app.jobs.schedule import PERIODIC
+
+    assert PERIODIC["member_sync"][0] == "app.billing.jobs.sync_members_all_tenants"
+    on_free = connected_tenant(client, make_tenant, sim, name="Free Sync Co")
+    free(app, on_free)
+    on_pro = connected_tenant(client, make_tenant, sim, name="Pro Sync Co")
+    redis_conn.flushdb()
+    with app.app_context():
+        sync_members_all_tenants()
+    queued = {job.args[0]: list(job.args[1:]) for job in get_queue(redis_conn, "connectwise").get_jobs()}
+    assert queued[str(on_free.id)] == [3] and queued[str(on_pro.id)] == []  # comped: no limit passed
