@@ -83,8 +83,9 @@ class Price:
 
 @dataclass
 class SessionsFake:
-    """The running server. ``checkouts`` and ``portals`` hold the sessions made, by id; while ``failing`` is set, session
-    requests answer with that HTTP status and Stripe's error shape (the SDK retries, so it stays until cleared); ``delivered`` lists (event type, status)."""
+    """The running server. ``checkouts`` and ``portals`` hold the sessions made, by id; while ``failing`` is set,
+    session requests answer with that HTTP status and Stripe's error shape (the SDK retries, so it stays until
+    cleared); ``delivered`` lists (event type, webhook status); ``requests`` every (method, path) received."""
 
     localstripe_url: str
     secret_key: str

@@ -2,7 +2,7 @@
 dev outbox), walks the onboarding checklist against the ConnectWise simulator (connect and test, sync members, save
 branding, run the first sweep, add a colleague), upgrades through Stripe Checkout (the session fake in front of
 localstripe: paying makes the subscription there and its signed events reach the live app's webhook) and sees Pro on
-the billing page; then the billing page at 390 px, no page wider than the screen."""
+the billing page, opens the Customer Portal and comes back; then the billing page at 390 px, no page wider than the screen."""
 
 from __future__ import annotations
 
@@ -158,6 +158,9 @@ def test_a_new_msp_signs_up_walks_the_checklist_and_upgrades_to_pro(stack, sim):
             assert page.get_by_role("button", name="Manage billing").is_enabled()
             assert page.get_by_role("button", name=re.compile("Upgrade to Pro")).count() == 0
             look("4-billing-pro-1366")
+            page.get_by_role("button", name="Manage billing").click()  # the portal fake sends the owner straight back
+            page.wait_for_url(base + "/settings/billing/")
+            assert len(fake.portals) == 1
 
             # The same page on a phone.
             phone_context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)
