@@ -15,12 +15,19 @@ from app.connectwise.client import _module
 from app.connectwise.permissions import PERMISSIONS, checks
 from app.jobs.queue import get_queue
 from tests.conftest import csrf_of, sign_in
-from tests.integration.invoice_helpers import add_user, connect, htmx
+from tests.integration.invoice_helpers import add_user, connect, htmx, sim_knobs_at_defaults  # noqa: F401 (fixture)
 
 STEPS = ("connect", "members", "branding", "sweep", "colleague")
 LINKS = {"connect": 'href="/settings/connectwise/"', "members": 'href="/settings/connectwise/#members"',
          "branding": 'href="/settings/branding/"', "sweep": 'href="/review/"',
          "colleague": 'href="/settings/users/#add-user"'}
+
+
+@pytest.fixture(autouse=True)
+def _permissions_back_afterwards(sim):  # type: ignore[no-untyped-def]
+    """The refusals set here must not reach later tests (the shared knob reset leaves ``forbidden`` alone)."""
+    yield
+    sim.configure(forbidden="", forbidden_writes="")
 
 
 def _dashboard(client) -> str:  # type: ignore[no-untyped-def]
