@@ -350,6 +350,12 @@ def _draw_on_top(writer: PdfWriter, page: PageObject, stamp: PageObject) -> None
 
 # Classes that _body.html puts on table rows (never on a table or tbody) and that invoice.css styles cells under.
 ROW_CELL = re.compile(r"(\.bi-(?:t-total|t-balance|subtotal|group|section-title|colheads)) (t[dh])\b")
+# Classes that _body.html puts on tables holding no other table: their cells are always table > row group > row >
+# cell (html5lib adds the <tbody> where the markup has none). Two "*" steps weigh nothing, so "table > * > * > td"
+# matches the same cells as "table td" with the same weight, and a cell of another table fails after three steps
+# instead of a walk up to <html>.
+TABLE_CELL = re.compile(r"(\.bi-(?:lines|meta|totals|parties)) ((?:t[dh]|\.c-[a-z]+)\b)")
+TABLE_TBODY_CELL = re.compile(r"\.bi-lines tbody (td\b|\.bi-subtotal >)")
 
 
 @lru_cache(maxsize=4)
@@ -361,6 +367,9 @@ def _pdf_css(web_css: str) -> str:
     # cell; these classes sit on the cells' own <tr>, so "row > cell" matches the same cells (and weighs the same)
     # with one step. About a tenth of a long invoice's layout.
     web_css = ROW_CELL.sub(r"\1 > \2", web_css)
+    web_css = TABLE_TBODY_CELL.sub(lambda m: ".bi-lines > tbody > " + ("* > td" if m[1] == "td" else ".bi-subtotal >"),
+                                   web_css)
+    web_css = TABLE_CELL.sub(r"\1 > * > * > \2", web_css)
     return web_css + (
         "\n.bi-invoice { padding: 0; max-width: none; }\n"
         f".bi-fb {{ font-family: \"{FALLBACK_FONT.css_family}\"; }}\n"
