@@ -59,7 +59,8 @@ def make_link(client, invoice_id: int, expires_days: str = "") -> str:  # type: 
 
 
 KNOB_DEFAULTS = {"latency_ms": 0.0, "budget": None, "error_rate": 0.0, "error_next": 0, "timeout_next": 0,
-                 "malformed_next": 0, "revoked": False}
+                 "malformed_next": 0, "revoked": False, "forbidden": "", "forbidden_writes": "",
+                 "write_refusal_next": 0}
 
 
 @pytest.fixture(autouse=True)
