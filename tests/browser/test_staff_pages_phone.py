@@ -12,10 +12,10 @@ from tests.integration.invoice_helpers import connected_tenant
 PHONE = {"width": 390, "height": 844}
 PAGES = ("/", "/invoices/", "/settings/users/", "/settings/connectwise/", "/settings/branding/", "/settings/sign-in/",
          "/settings/support-access/", "/account/sessions", "/review/", "/settings/review/", "/settings/sending/",
-         "/settings/audit-log/", "/settings/workspace/")
+         "/settings/audit-log/", "/settings/workspace/", "/settings/billing/")
 # Every entry an owner sees in the phone menu, in order.
 MENU = ["Dashboard", "Invoices", "Review", "Workspace", "ConnectWise", "Branding", "Sending", "Review rules", "Users",
-        "Support access", "Sign-in", "Audit log"]
+        "Billing", "Support access", "Sign-in", "Audit log"]
 
 
 def _phone_page(browser, base: str, cookie_client):  # type: ignore[no-untyped-def]  # noqa: F811
