@@ -5,7 +5,8 @@ metrics, the description takes what is left), a fallback font for characters the
 the logo as a data URI (only PNG or JPEG bytes are accepted), and the "Page X of Y" footer: xhtml2pdf can only
 print a page count by laying the whole document out twice (``<pdf:pagecount />`` forces a second pass, about
 half the render), so the body is laid out once and each page's footer is drawn afterwards with ReportLab,
-where the count is known, and merged onto its page.
+where the count is known, and merged onto its page. And a table cell holding one paragraph is given to the table
+as that paragraph, without the keep-in-frame xhtml2pdf puts around every cell (same page, a fifth less work).
 
 Every layout runs under one resource policy: ``data:`` URIs and the files of the shipped fonts folder, nothing
 else, so markup that slipped past escaping can never make a render fetch a URL or read a file.
@@ -18,6 +19,8 @@ import io
 import logging
 import re
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -34,7 +37,10 @@ from reportlab.pdfbase.pdfmetrics import stringWidth
 from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.pdfgen.canvas import Canvas
 from xhtml2pdf import pisa
+from xhtml2pdf import tables as xhtml2pdf_tables
 from xhtml2pdf.config.resources import ResourceAccessPolicy
+from xhtml2pdf.reportlab_paragraph import Paragraph
+from xhtml2pdf.xhtml2pdf_reportlab import PmlKeepInFrame
 
 from app.branding.model import FALLBACK_FONT, Branding, Font, check_colour
 from app.invoices.document import InvoiceDocument
@@ -268,11 +274,44 @@ def render_pdf(doc: InvoiceDocument, branding: Branding, *, logo: bytes | None,
 def html_to_pdf(html: str) -> bytes:
     """Lay out ``html`` under the resource policy (the one place the app calls xhtml2pdf)."""
     out = io.BytesIO()
-    result = pisa.CreatePDF(html, dest=out, encoding="utf-8", link_callback=link_callback,
-                            resource_policy=RESOURCE_POLICY)
+    with _cells_as_their_paragraph():
+        result = pisa.CreatePDF(html, dest=out, encoding="utf-8", link_callback=link_callback,
+                                resource_policy=RESOURCE_POLICY)
     if result.err:
         raise PdfError(f"{result.err} layout errors")
     return out.getvalue()
+
+
+_TD_END = xhtml2pdf_tables.pisaTagTD.end
+_layout_lock = threading.Lock()
+
+
+def _td_end_bare_paragraph(tag: Any, c: Any) -> None:
+    """xhtml2pdf's end of a <td>/<th>, then a cell holding one paragraph given to the table as that paragraph."""
+    _TD_END(tag, c)
+    rows = c.tableData.data
+    if not rows or not rows[-1]:
+        return
+    row = rows[-1]
+    cell = row[-1]
+    # xhtml2pdf puts every cell in a shrink-to-fit keep-in-frame; around one paragraph (which wraps to the cell's
+    # width itself) it changes nothing on paper but costs a wrap and a draw of its own per cell, about a fifth
+    # of a long invoice. Anything else in a cell (images, nested tables, several blocks) keeps its frame.
+    if (type(cell) is PmlKeepInFrame and cell.mode == "shrink" and len(cell._content) == 1
+            and isinstance(cell._content[0], Paragraph)):
+        row[-1] = list(cell._content)
+
+
+@contextmanager
+def _cells_as_their_paragraph() -> Iterator[None]:
+    """xhtml2pdf's cell end swapped for ``_td_end_bare_paragraph`` during one layout (html_to_pdf is the app's
+    only xhtml2pdf call, and layouts take this lock, so no other layout sees the swap)."""
+    with _layout_lock:
+        xhtml2pdf_tables.pisaTagTD.end = _td_end_bare_paragraph
+        try:
+            yield
+        finally:
+            xhtml2pdf_tables.pisaTagTD.end = _TD_END
 
 
 # Where pdf.html's footer frame used to put its line: right-aligned on the 1.5 cm side margin, 7.5 pt grey.
