@@ -64,7 +64,10 @@ def receive(services: Services, body: bytes, signature: str | None) -> Outcome:
     cfg = services.config
     if not cfg.STRIPE_WEBHOOK_SECRET:
         log.warning("stripe webhook refused: no signing secret configured", extra={"event": "billing.hook_no_key"})
-        return Outcome(503, "Stripe events cannot be verified here yet.")
+        # Production refuses to start without the secret; elsewhere an unverifiable event is refused like a bad
+        # signature (400: nothing changes), not answered as an outage.
+        return Outcome(503 if cfg.is_production else 400, "Stripe events cannot be verified here: no webhook "
+                                                          "signing secret is configured.")
     try:
         stripe.WebhookSignature.verify_header(body, signature, cfg.STRIPE_WEBHOOK_SECRET, TOLERANCE_SECONDS)
     except stripe.SignatureVerificationError:

@@ -29,13 +29,17 @@ OVERRIDES: dict[str, dict[str, Any]] = {
     "review_events": {"actor_type": "user"},
     "review_writebacks": {"decision": "approved"},
     "review_guest_links": {"token_hash": lambda: secrets.token_bytes(32)},
+    "invoice_sends": {"kind": "invoice", "status": "sent", "delivery": "delivered", "writeback": "done"},
+    "send_batches": {"source": "invoices", "total": 1},
+    "send_settings": {"sent_status_id": 5, "remind_days_before": 3, "remind_every_days": 7},
+    "tenant_billing": {"plan": "pro", "status": "active", "billing_interval": "month"},
 }
-# Tables the app role may only read and append to (no UPDATE/DELETE grant at all).
-APPEND_ONLY_TABLES = {"audit_log", "link_views", "audit_retention_boundary"}
+# Tables the app role may not UPDATE (read and append; processed webhook ids may also be deleted with their tenant).
+APPEND_ONLY_TABLES = {"audit_log", "link_views", "audit_retention_boundary", "mail_webhook_events", "stripe_events"}
 # Tables only a SECURITY DEFINER function writes (the app role may only read them): tests seed them as the owner.
 DEFINER_WRITTEN_TABLES = {"audit_retention_boundary"}
 # Tables whose one row per tenant already exists once the tenant is created.
-CREATED_WITH_TENANT = {"tenants", "tenant_settings"}
+CREATED_WITH_TENANT = {"tenants", "tenant_settings", "tenant_billing"}
 
 
 def _value(column: Any) -> Any:

@@ -415,3 +415,12 @@ def test_localstripes_signed_deliveries_reach_a_live_app_and_drive_the_plan(
         assert events_kept(app, tenant) >= 2
     finally:
         unregister_webhook(hook)
+
+
+def test_without_a_signing_secret_outside_production_an_event_is_refused_as_unverifiable(app, client, caplog):
+    assert not app.config["BI"].STRIPE_WEBHOOK_SECRET
+    caplog.set_level(logging.WARNING)
+    response = client.post("/webhooks/stripe", data=b'{"id": "evt_1", "type": "invoice.paid"}',
+                           headers={"Stripe-Signature": "t=1,v1=00", "Content-Type": "application/json"})
+    assert response.status_code == 400  # not 503: nothing here is down, the event simply cannot be verified
+    assert "no signing secret configured" in caplog.text
