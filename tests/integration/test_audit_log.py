@@ -225,7 +225,7 @@ def test_an_invoice_named_only_by_id_takes_its_number_from_our_own_tables(app, c
     t = make_tenant()
     with tenant_session(t.id, app.extensions["session_factory"]) as s:
         s.add(InvoiceSend(tenant_id=t.id, invoice_id=555, invoice_number="INV-555", kind="invoice",
-                          status="sent", to_enc=b"x"))
+                          status="sent"))  # no recipients needed: a real ciphertext or none, never bytes
         s.flush()
         record(s, t.id, _owner(t), "invoices.public_link_revoked", target_type="public_link", target_id="l1",
                before={"status": "active"}, after={"status": "revoked", "invoice_id": 555})
