@@ -46,7 +46,7 @@ from app.tenancy import tenant_session
 from app.users.models import User
 
 log = logging.getLogger(__name__)
-RETRY_DELAYS = (30, 120, 600)  # seconds before the 2nd, 3rd and 4th try
+RETRY_DELAYS = service.RETRY_DELAYS
 SYSTEM = Actor.system("sending")
 
 

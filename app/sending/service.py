@@ -100,10 +100,11 @@ def _queue_after_commit(session: Session, services: Services, tenant_id: str, se
     queued.append((services, str(tenant_id), str(send_id)))
 
 
+RETRY_DELAYS = (30, 120, 600)  # seconds before the 2nd, 3rd and 4th try of a send job
+
+
 def _retry() -> Any:
     from rq import Retry
-
-    from app.sending.jobs import RETRY_DELAYS
 
     return Retry(max=len(RETRY_DELAYS), interval=list(RETRY_DELAYS))
 
